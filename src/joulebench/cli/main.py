@@ -1,0 +1,108 @@
+"""Thin click layer: parse, call joulebench.api, print. No torch on the --help path.
+
+Exit codes: 0 done, 1 some experiments failed, 2 user error, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def handle_errors(func: F) -> F:
+    """Library errors become one line and exit 2; anything else is a bug (exit 3)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from joulebench.errors import JoulebenchError
+
+        try:
+            return func(*args, **kwargs)
+        except JoulebenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_USER)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished batches are checkpointed; rerun the same "
+                       "command to resume.", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            log = Path("logs") / "joulebench-internal-error.log"
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(traceback.format_exc(), encoding="utf-8")
+                where = f"traceback in {log}"
+            except OSError:
+                where = "traceback not saved"
+            click.echo(f"Internal error: {type(exc).__name__}: {exc} ({where}); please report "
+                       "it", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def path_options(func: F) -> F:
+    for decorator in reversed([
+        click.option("--configs-dir", type=click.Path(path_type=Path), default=Path("configs"),
+                     show_default=True, help="Folder holding base.yaml, models.yaml, suites/."),
+        click.option("--tracker-dir", type=click.Path(path_type=Path),
+                     default=Path("persistent_progress_trackers"), show_default=True,
+                     help="Progress tracker folder."),
+        click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Where raw_results/ and the CSV go."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def make_paths(configs_dir: Path, tracker_dir: Path, results_dir: Path) -> Any:
+    from joulebench.api import Paths
+
+    return Paths(configs_dir, tracker_dir, results_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="joulebench")
+def cli() -> None:
+    """Run LLM-inference energy-efficiency experiment suites, locally or on Slurm.
+
+    \b
+    Example:
+      joulebench make-demo-model models/tiny-llama
+      joulebench submit-suite demo --cycles 2 --executor local
+      joulebench status
+    """
+
+
+def register(group: click.Group) -> None:
+    from joulebench.cli import commands
+
+    for command in commands.ALL:
+        group.add_command(command)
+
+
+register(cli)
+
+
+def main() -> None:
+    cli(prog_name="joulebench")
+
+
+def submit_suite_main() -> None:
+    from joulebench.cli.commands import submit_suite
+
+    submit_suite(prog_name="submit-suite")
+
+
+def resume_failed_main() -> None:
+    from joulebench.cli.commands import resume_failed
+
+    resume_failed(prog_name="resume-failed")

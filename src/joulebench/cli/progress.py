@@ -1,0 +1,99 @@
+"""Terminal output: a progress bar with done/total, rate and ETA; the status table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+STATE_ORDER = ["done", "running", "stale", "pending"]
+
+
+class SuiteProgress:
+    """Callbacks for api.submit_suite / resume_failed that drive one rich progress bar."""
+
+    def __init__(self) -> None:
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=self.console, transient=False)
+        self.task_id: Any = None
+        self.started = time.monotonic()
+        self.current_start = self.started
+
+    def __enter__(self) -> SuiteProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def plan(self, summary: Any) -> None:
+        for note in summary.notes:
+            self.console.print(note)
+        self.console.print(f"suite {summary.suite}: {summary.total} experiments, "
+                           f"{summary.already_done} already done, {len(summary.to_run)} to run "
+                           f"(executor: {summary.executor})")
+        self._add(len(summary.to_run))
+
+    def plan_keys(self, keys: list[str]) -> None:
+        self.console.print(f"resuming {len(keys)} keys")
+        self._add(len(keys))
+
+    def _add(self, total: int) -> None:
+        self.task_id = self.progress.add_task("experiments", total=total, rate="")
+        self.started = time.monotonic()
+
+    def start(self, spec: Any) -> None:
+        self.current_start = time.monotonic()
+        self.progress.update(self.task_id, description=f"running {spec.config_name} "
+                                                       f"(cycle {spec.cycle})")
+
+    def outcome(self, outcome: Any) -> None:
+        took = time.monotonic() - self.current_start
+        if outcome.status == "done":
+            fig = outcome.figures or {}
+            jpt = fig.get("energy_per_output_token_j")
+            energy = f"{jpt:.4g} J/token ({fig.get('energy_method')})" if jpt else "no energy"
+            resumed = f", resumed {outcome.resumed_batches} batches" if outcome.resumed_batches \
+                else ""
+            self.console.print(f"[green]done[/] {outcome.experiment_id} {outcome.key} "
+                               f"{took:.1f} s, {energy}{resumed}")
+        elif outcome.status == "failed":
+            self.console.print(f"[red]failed[/] [{outcome.cause}] {outcome.key}: "
+                               f"{outcome.message}")
+        else:
+            self.console.print(f"{outcome.status} {outcome.key}")
+        self.progress.advance(self.task_id)
+        task = self.progress.tasks[self.task_id]
+        per_min = task.completed / max(time.monotonic() - self.started, 1e-9) * 60
+        self.progress.update(self.task_id, rate=f"{per_min:.1f}/min")
+
+
+def render_status(rows: list[Any], tracker_dir: Path) -> None:
+    console = Console(highlight=False)
+    if not rows:
+        console.print(f"no experiments tracked in {tracker_dir}/")
+        return
+    states = STATE_ORDER + sorted({s for r in rows for s in r.counts if s not in STATE_ORDER})
+    table = Table(title=f"progress ({tracker_dir})")
+    for column in ["suite", "cycle", *states, "total"]:
+        table.add_column(column, justify="left" if column == "suite" else "right")
+    for row in rows:
+        table.add_row(row.suite, str(row.cycle), *(str(row.counts.get(s, 0)) for s in states),
+                      str(row.total))
+    console.print(table)

@@ -1,0 +1,108 @@
+"""Typed experiment configuration.
+
+Every field has a unit or an enumerated meaning; unknown keys are errors so a typo in
+a suite never silently runs the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Precision = Literal["float32", "float16", "bfloat16"]
+Quantization = Literal["none", "int8", "int4"]
+Device = Literal["auto", "cpu", "cuda"]
+MeterName = Literal["auto", "codecarbon", "nvml"]
+
+# Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecoderConfig(_Strict):
+    """How tokens are chosen. Greedy ignores the sampling knobs."""
+
+    mode: Literal["greedy", "sampling"] = "greedy"
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0, description="0 disables top-k")
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class DatasetConfig(_Strict):
+    """Where prompts come from: the bundled JSONL, a JSONL path or a HF dataset name."""
+
+    name: str = "bundled"
+    split: str = "train"
+    text_field: str = "text"
+    revision: str | None = None
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: a model under one set of inference settings."""
+
+    model: str = Field(..., min_length=1, description="hub id or local path")
+    device: Device = "auto"
+    precision: Precision = "float32"
+    quantization: Quantization = "none"
+    batch_size: int = Field(8, gt=0)
+    num_prompts: int = Field(32, gt=0)
+    max_input_tokens: int = Field(128, gt=0)
+    max_output_tokens: int = Field(32, gt=0)
+    min_output_tokens: int = Field(0, ge=0)
+    decoder: DecoderConfig = DecoderConfig()
+    num_processes: int = Field(1, gt=0)
+    warmup_iterations: int = Field(2, ge=0)
+    dataset: DatasetConfig = DatasetConfig()
+    energy_meter: MeterName = "auto"
+    task_type: str = "text_generation"
+    save_outputs: bool = True
+    count_flops: bool = True
+    seed: int = 1234
+    max_retries: int = Field(2, ge=0)
+    backoff_base_s: float = Field(2.0, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_no_separator(cls, value: str) -> str:
+        if "::" in value:
+            raise ValueError("must not contain '::' (it separates parts of a tracker key)")
+        return value
+
+    @field_validator("task_type")
+    @classmethod
+    def _task_type_is_file_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9_]+", value):
+            raise ValueError("use lower-case letters, digits and '_' (it names the CSV file)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.min_output_tokens > self.max_output_tokens:
+            raise ValueError(
+                f"min_output_tokens ({self.min_output_tokens}) exceeds max_output_tokens "
+                f"({self.max_output_tokens}): lower min_output_tokens or raise max_output_tokens"
+            )
+        if self.device == "cpu" and self.quantization != "none":
+            raise ValueError(
+                "quantization needs a CUDA GPU; set quantization: none for device: cpu"
+            )
+        if self.device == "cpu" and self.energy_meter == "nvml":
+            raise ValueError("energy_meter: nvml needs a GPU; use codecarbon or auto on CPU")
+        return self
+
+    def config_hash(self) -> str:
+        """Stable short hash of every setting; a checkpoint only resumes a matching one."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def config_fields() -> dict[str, Any]:
+    """Field name -> default, for the README's configs reference and error hints."""
+    return {name: f.default for name, f in ExperimentConfig.model_fields.items()}

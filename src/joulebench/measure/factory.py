@@ -1,0 +1,38 @@
+"""Build the energy meter named in an experiment config (``energy_meter:``)."""
+
+from __future__ import annotations
+
+from joulebench.errors import MeasureError
+from joulebench.measure.base import EnergyMeter
+from joulebench.measure.codecarbon_meter import CodecarbonMeter
+from joulebench.measure.nvml_meter import NvmlMeter
+
+_METER_NAMES: tuple[str, ...] = ("auto", "codecarbon", "nvml")
+
+
+def available_meter_names() -> tuple[str, ...]:
+    """Values accepted by :func:`make_meter` (and by the ``energy_meter`` config key)."""
+    return _METER_NAMES
+
+
+def make_meter(name: str, *, device: str) -> EnergyMeter:
+    """Return a fresh, not yet started meter.
+
+    ``"auto"`` picks NVML for CUDA runs, because codecarbon would only estimate the
+    CPU side while the GPU draws most of the power, and codecarbon otherwise.
+    Nothing vendor-specific is imported here: meters import their libraries on start().
+    """
+    if name not in _METER_NAMES:
+        raise MeasureError(
+            f"unknown energy meter {name!r}: use one of {', '.join(_METER_NAMES)}"
+        )
+    if name == "auto":
+        # "cuda:1" style device strings still mean an NVIDIA GPU run.
+        name = (
+            "nvml"
+            if device.split(":", 1)[0].strip().lower() == "cuda"
+            else "codecarbon"
+        )
+    if name == "nvml":
+        return NvmlMeter()
+    return CodecarbonMeter()

@@ -1,0 +1,30 @@
+"""Peak memory per process: CUDA's allocator on GPU, the OS high-water mark on CPU.
+
+``torch.cuda.max_memory_allocated()`` is 0 on CPU builds, so CPU runs read VmHWM.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+from typing import Any
+
+
+def peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def peak_memory(device: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"peak_rss_bytes": peak_rss_bytes()}
+    if device == "cuda":
+        import torch
+
+        out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
+        out["cuda_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+    return out

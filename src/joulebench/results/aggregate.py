@@ -1,0 +1,127 @@
+"""Combine per-process worker outputs into one experiment's metrics.
+
+Energy rule: each node is measured once, by its local rank 0, over a window that
+spans all of that node's processes. Nodes are summed; processes of one node never are.
+Throughput and energy cover the batches run in the measured window; batches restored
+from a checkpoint count for latency and token totals but were not inside the window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from joulebench.measure.base import EnergyMeasurement
+from joulebench.results.stats import latency_summary, ratio
+
+
+def _batches(rank: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(int(k), v) for k, v in rank["batches"].items()]
+
+
+def node_energies(ranks: list[dict[str, Any]]) -> dict[str, EnergyMeasurement]:
+    """host -> the measurement its local rank 0 took (one per node, by construction)."""
+    out: dict[str, EnergyMeasurement] = {}
+    for rank in ranks:
+        if rank.get("local_rank") == 0 and rank.get("energy"):
+            out[rank["host"]] = EnergyMeasurement.from_dict(rank["energy"])
+    return out
+
+
+def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    all_batches, measured = [], []
+    for rank in ranks:
+        resumed = set(rank.get("resumed_batches", []))
+        for index, batch in _batches(rank):
+            all_batches.append(batch)
+            if index not in resumed:
+                measured.append(batch)
+    window_s = max((r["window_s"] for r in ranks), default=0.0)
+    m_out = sum(b["output_tokens"] for b in measured)
+    m_in = sum(b["input_tokens"] for b in measured)
+    m_prompts = sum(b["num_prompts"] for b in measured)
+    return {
+        "num_prompts": sum(b["num_prompts"] for b in all_batches),
+        "num_batches": len(all_batches),
+        "batches_resumed": len(all_batches) - len(measured),
+        "batches_measured": len(measured),
+        "total_input_tokens": sum(b["input_tokens"] for b in all_batches),
+        "total_output_tokens": sum(b["output_tokens"] for b in all_batches),
+        "measured_input_tokens": m_in,
+        "measured_output_tokens": m_out,
+        "measured_prompts": m_prompts,
+        "window_s": window_s,
+        "throughput_output_tokens_per_s": ratio(m_out, window_s),
+        "throughput_total_tokens_per_s": ratio(m_in + m_out, window_s),
+        "throughput_queries_per_s": ratio(m_prompts, window_s),
+        "batch_latency": latency_summary([b["latency_s"] for b in all_batches]),
+        "throughput_scope": "batches run in the measured window (resumed ones excluded)",
+    }
+
+
+def compute_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any]) -> dict[str, Any]:
+    rank0 = next(r for r in ranks if r["rank"] == 0)
+    linear = rank0["flops"].get("linear_params", 0)
+    counted = {k: v for k, v in rank0["flops"].items()
+               if k.startswith(("counted", "analytic_prefill", "prefill", "attention"))}
+    peaks = {str(r["rank"]): r["memory"] for r in ranks}
+    return {
+        "flops": {
+            "analytic_total_flops": 2 * linear * (inference["total_input_tokens"]
+                                                  + inference["total_output_tokens"]),
+            "analytic_measured_flops": 2 * linear * (inference["measured_input_tokens"]
+                                                     + inference["measured_output_tokens"]),
+            "analytic_method": rank0["flops"].get("analytic_method"),
+            "linear_params": linear,
+            **counted,
+            "counted_method": "FlopCounterMode on one untimed prefill of the first batch"
+            if counted else None,
+        },
+        "memory_by_process": peaks,
+        "peak_memory_bytes_max": max(
+            max(m.get("cuda_max_allocated_bytes", 0), m["peak_rss_bytes"]) for m in peaks.values()),
+    }
+
+
+def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
+                   compute: dict[str, Any]) -> dict[str, Any]:
+    nodes = node_energies(ranks)
+    energy_j = sum(m.energy_j for m in nodes.values()) if nodes else None
+    by_device: dict[str, float] = defaultdict(float)
+    for host, m in nodes.items():
+        for device, joules in m.energy_j_by_device.items():
+            by_device[f"{host}/{device}"] += joules
+    emissions = [m.emissions_kg for m in nodes.values() if m.emissions_kg is not None]
+    methods = sorted({m.method for m in nodes.values()})
+    out_tokens = inference["measured_output_tokens"]
+    energy_kwh = energy_j / 3.6e6 if energy_j is not None else None
+    return {
+        "energy_j": energy_j,
+        "energy_kwh": energy_kwh,
+        "energy_j_by_device": dict(by_device),
+        "meter": ",".join(sorted({m.meter for m in nodes.values()})) or None,
+        "method": ",".join(methods) or None,
+        "is_estimate": any(m.is_estimate for m in nodes.values()) if nodes else None,
+        "emissions_kg": sum(emissions) if emissions else None,
+        "nodes_measured": sorted(nodes),
+        "aggregation": "one measurement per node by local rank 0; nodes summed",
+        "energy_per_output_token_j": ratio(energy_j, out_tokens),
+        "output_tokens_per_j": ratio(out_tokens, energy_j),
+        "flops_per_j": ratio(compute["flops"]["analytic_measured_flops"], energy_j),
+        "queries_per_kwh": ratio(inference["measured_prompts"], energy_kwh),
+        "per_node": {host: m.to_dict() for host, m in nodes.items()},
+    }
+
+
+def per_process_energy(rank: dict[str, Any]) -> dict[str, Any]:
+    """The seed's per-process file; only local rank 0 carries the node's energy."""
+    return {
+        "process_rank": rank["rank"], "local_rank": rank["local_rank"], "host": rank["host"],
+        "energy": rank.get("energy"),
+        "note": None if rank.get("energy") else "energy is measured once per node by local "
+        "rank 0; this process contributes tokens, timings and memory only",
+        "window_s": rank["window_s"],
+        "input_tokens": sum(b["input_tokens"] for b in rank["batches"].values()),
+        "output_tokens": sum(b["output_tokens"] for b in rank["batches"].values()),
+        "memory": rank["memory"],
+    }

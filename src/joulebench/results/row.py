@@ -1,0 +1,68 @@
+"""One flat CSV row per experiment, with a fixed column order.
+
+The order is a constant, not derived from dict iteration, so every row of every run
+lines up; new columns are only ever appended at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CSV_COLUMNS: list[str] = [
+    "experiment_id", "key", "suite", "model", "config_name", "cycle", "attempt",
+    "config_hash", "task_type", "started_at", "finished_at", "device", "num_processes",
+    "precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
+    "max_output_tokens", "min_output_tokens", "decoder_mode", "temperature", "top_k", "top_p",
+    "warmup_iterations", "dataset", "prompt_hash", "batches_total", "batches_resumed",
+    "total_input_tokens", "total_output_tokens", "measured_output_tokens", "window_s",
+    "throughput_output_tokens_per_s", "throughput_queries_per_s", "latency_mean_s",
+    "latency_p50_s", "latency_p95_s", "latency_p99_s", "flops_analytic_total",
+    "flops_counted_prefill", "flops_counted_over_analytic", "peak_memory_bytes_max",
+    "energy_meter", "energy_method", "energy_is_estimate", "energy_j", "energy_kwh",
+    "emissions_kg", "energy_per_output_token_j", "output_tokens_per_j", "flops_per_j",
+    "queries_per_kwh", "hosts", "slurm_job_id", "git_commit", "torch_version",
+    "transformers_version",
+]
+
+
+def flatten(sections: dict[str, Any]) -> dict[str, Any]:
+    setup, var = sections["setup"], sections["variables"]
+    inf, comp, energy = sections["inference"], sections["compute"], sections["energy"]
+    prov = setup["provenance"]
+    slurm = prov.get("slurm", {})
+    row = {
+        "experiment_id": setup["experiment_id"], "key": setup["key"], "suite": setup["suite"],
+        "model": setup["model"], "config_name": setup["config_name"], "cycle": setup["cycle"],
+        "attempt": setup["attempt"], "config_hash": setup["config_hash"],
+        "task_type": setup["task_type"], "started_at": setup["timing"].get("started_at"),
+        "finished_at": setup["timing"].get("finished_at"), "device": setup["device"],
+        "num_processes": setup["num_processes"], "dataset": setup["dataset"]["name"],
+        "prompt_hash": setup["dataset"]["prompt_hash"],
+        "decoder_mode": var["decoder"]["mode"], "temperature": var["decoder"]["temperature"],
+        "top_k": var["decoder"]["top_k"], "top_p": var["decoder"]["top_p"],
+        "batches_total": inf["num_batches"], "batches_resumed": inf["batches_resumed"],
+        "latency_mean_s": inf["batch_latency"]["mean_s"],
+        "latency_p50_s": inf["batch_latency"]["p50_s"],
+        "latency_p95_s": inf["batch_latency"]["p95_s"],
+        "latency_p99_s": inf["batch_latency"]["p99_s"],
+        "flops_analytic_total": comp["flops"]["analytic_total_flops"],
+        "flops_counted_prefill": comp["flops"].get("counted_prefill_flops"),
+        "flops_counted_over_analytic": comp["flops"].get("counted_over_analytic"),
+        "peak_memory_bytes_max": comp["peak_memory_bytes_max"],
+        "energy_meter": energy["meter"], "energy_method": energy["method"],
+        "energy_is_estimate": energy["is_estimate"],
+        "hosts": " ".join(setup["hosts"]), "slurm_job_id": slurm.get("slurm_job_id"),
+        "git_commit": prov.get("git_commit"),
+        "torch_version": prov["versions"].get("torch"),
+        "transformers_version": prov["versions"].get("transformers"),
+    }
+    for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
+                 "max_output_tokens", "min_output_tokens", "warmup_iterations"):
+        row[name] = var[name]
+    for name in ("total_input_tokens", "total_output_tokens", "measured_output_tokens",
+                 "window_s", "throughput_output_tokens_per_s", "throughput_queries_per_s"):
+        row[name] = inf[name]
+    for name in ("energy_j", "energy_kwh", "emissions_kg", "energy_per_output_token_j",
+                 "output_tokens_per_j", "flops_per_j", "queries_per_kwh"):
+        row[name] = energy[name]
+    return row

@@ -1,0 +1,84 @@
+"""One experiment from the outside: write the task, launch the workers, collect results."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joulebench.config.models import ExperimentConfig
+from joulebench.errors import RunnerError
+from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.runner.launch import accelerate_command, run_accelerate, worker_env
+from joulebench.runner.model import resolve_device
+
+
+class ExperimentFailed(RunnerError):
+    """The workers failed; ``cause`` is one of the tracker's failure causes."""
+
+    def __init__(self, message: str, cause: str, user_error: bool = False) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.user_error = user_error
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """What the workers wrote, before aggregation."""
+
+    experiment_id: str
+    config: ExperimentConfig
+    config_hash: str
+    device: str
+    ranks: list[dict[str, Any]]
+    launch_wall_s: float
+    work_dir: Path
+
+
+def _clear_previous_outputs(work: Path) -> None:
+    # Checkpoints stay (they are the point of a rerun); results of an earlier try go.
+    for pattern in ("rank_*.json", "error_rank*.json"):
+        for stale in work.glob(pattern):
+            stale.unlink()
+
+
+def _failure_from(work: Path, returncode: int, log_path: Path) -> ExperimentFailed:
+    errors = sorted(work.glob("error_rank*.json"))
+    if errors:
+        info = read_json(errors[0])
+        return ExperimentFailed(f"{info['type']}: {info['message']} (see {log_path})",
+                                info.get("cause", "code_error"), bool(info.get("user_error")))
+    if returncode < 0 or returncode in (128 + 9, 128 + 15, 137, 143):
+        return ExperimentFailed(f"workers were killed (exit {returncode}); see {log_path}",
+                                "interrupted")
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() \
+        else []
+    return ExperimentFailed(f"accelerate exited {returncode}: {' '.join(tail)[:300]} "
+                            f"(see {log_path})", "code_error")
+
+
+def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
+                work_dir: Path) -> RawRun:
+    """Run the experiment's processes; raise ExperimentFailed with a cause on failure."""
+    device = resolve_device(config.device)
+    if config.quantization != "none" and device != "cuda":
+        raise ExperimentFailed(f"quantization: {config.quantization} needs a CUDA GPU but this "
+                               "run is on cpu; set quantization: none", "code_error", True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _clear_previous_outputs(work_dir)
+    task_path = work_dir / "task.json"
+    atomic_write_json(task_path, {"experiment_id": experiment_id, "config_hash": config_hash,
+                                  "config": config.model_dump(mode="json"),
+                                  "work_dir": str(work_dir.resolve())})
+    cmd = accelerate_command(config.num_processes, device, task_path)
+    log_path = work_dir / "workers.log"
+    start = time.perf_counter()
+    returncode = run_accelerate(cmd, worker_env(config.num_processes, device), log_path)
+    wall_s = time.perf_counter() - start
+    rank_files = sorted(work_dir.glob("rank_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    if returncode != 0 or len(rank_files) != config.num_processes:
+        raise _failure_from(work_dir, returncode, log_path)
+    ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]
+    return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir)

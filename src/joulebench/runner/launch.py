@@ -1,0 +1,111 @@
+"""Start one experiment's processes through ``accelerate launch`` and wait for them.
+
+The command is built by a pure function (tested on its own). The environment passes
+through untouched: inside Slurm, the GPUs Slurm assigned (CUDA_VISIBLE_DEVICES) win.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+
+def accelerate_command(num_processes: int, device: str, task_path: Path,
+                       python: str = sys.executable) -> list[str]:
+    """``accelerate launch`` for N processes on one node.
+
+    ``--cpu --num_processes 2`` silently runs one process, so several CPU processes go
+    through ``--multi_gpu`` and the worker asks for ``Accelerator(cpu=True)`` (gloo).
+    Port 0 lets array tasks that share a node each get a free rendezvous port.
+    """
+    cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1",
+           "--num_processes", str(num_processes), "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", "0"]
+    if num_processes > 1:
+        cmd.append("--multi_gpu")
+    elif device == "cpu":
+        cmd.append("--cpu")
+    return [*cmd, "-m", "joulebench.runner.worker", str(task_path)]
+
+
+def worker_env(num_processes: int, device: str, cpu_count: int | None = None) -> dict[str, str]:
+    """The parent's environment, plus a fair CPU-thread share per CPU process."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("CODECARBON_LOG_LEVEL", "error")
+    if device == "cpu" and "OMP_NUM_THREADS" not in env:
+        cores = cpu_count or len(os.sched_getaffinity(0))
+        env["OMP_NUM_THREADS"] = str(max(1, cores // num_processes))
+    return env
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (PR_SET_PDEATHSIG).
+
+    A job killed with SIGKILL (OOM killer, ``scancel -s KILL``) cannot forward anything;
+    without this its workers would run on as orphans holding the GPUs.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the signal forwarding below still covers clean stops
+
+
+def run_accelerate(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run to completion; SIGTERM/SIGINT/SIGUSR2 to us are passed to the workers.
+
+    ``wait()`` blocks in the kernel, so the parent costs no CPU while workers run.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=die_with_parent)
+        forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+            if signum != signal.SIGUSR2:
+                raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+        previous = {s: signal.getsignal(s) for s in forwarded} if _main_thread() else {}
+        for sig in previous:
+            signal.signal(sig, forward)
+        try:
+            return proc.wait()
+        except BaseException:
+            _stop_group(proc)
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """TERM the worker group, then KILL what is left, so no orphan holds a GPU."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

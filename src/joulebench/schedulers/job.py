@@ -1,0 +1,167 @@
+"""The in-job entry point: what one Slurm array task or one local step runs.
+
+lock -> claim (reuse the key's ID on a requeue) -> unlock -> run the workers ->
+write the JSON files -> lock -> append the CSV row, mark done -> unlock.
+The same functions serve the local executor and Slurm, so a laptop run exercises
+the code path a cluster job takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from joulebench.config.models import ExperimentConfig
+from joulebench.errors import JoulebenchError
+from joulebench.results import (
+    CSV_COLUMNS,
+    Identity,
+    append_row,
+    build_sections,
+    csv_path,
+    flatten,
+    has_experiment,
+    raw_dir,
+    write_json_files,
+)
+from joulebench.runner.experiment import ExperimentFailed, run_workers
+from joulebench.suite.spec import ExperimentSpec
+from joulebench.tracker import ProgressTracker
+
+FAILED_CSV = "failed_experiments.csv"
+FAILED_COLUMNS = ["timestamp", "experiment_id", "config_name", "model_name", "error_message",
+                  "config_json", "cause", "key", "attempt"]
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    tracker_dir: Path
+    results_dir: Path
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    key: str
+    status: str  # "done" | "skipped" | "busy" | "failed"
+    experiment_id: str | None = None
+    cause: str | None = None
+    message: str | None = None
+    resumed_batches: int = 0
+    figures: dict[str, Any] | None = None  # a few headline numbers for progress output
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path
+                   ) -> dict[str, Any]:
+    """Run the workload and write files 1-8; returns the sections for the CSV row."""
+    started = _now()
+    folder = raw_dir(results_dir, ident.experiment_id)
+    raw = run_workers(config, ident.experiment_id, config.config_hash(), folder / ".work")
+    timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s}
+    sections = build_sections(ident, config, raw.config_hash, raw.device, raw.ranks, timing)
+    write_json_files(results_dir, ident.experiment_id, sections)
+    return sections
+
+
+def _backoff_s(base_s: float, attempt: int) -> float:
+    """Exponential backoff with full jitter, so requeued array tasks do not stampede."""
+    return base_s * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+def _log_failure(paths: JobPaths, spec: ExperimentSpec, experiment_id: str | None,
+                 failure: ExperimentFailed, attempt: int) -> None:
+    path = paths.results_dir / FAILED_CSV
+    row = {"timestamp": _now(), "experiment_id": experiment_id, "config_name": spec.config_name,
+           "model_name": spec.config.model, "error_message": str(failure),
+           "config_json": json.dumps(spec.config.model_dump(mode="json"), sort_keys=True),
+           "cause": failure.cause, "key": spec.key, "attempt": attempt}
+    append_row(path, row, FAILED_COLUMNS)
+
+
+def _record_done(spec: ExperimentSpec, experiment_id: str, sections: dict[str, Any],
+                 paths: JobPaths, tracker: ProgressTracker) -> TaskOutcome:
+    row = flatten(sections)
+    csv_file = csv_path(paths.results_dir, spec.config.task_type)
+
+    def append_csv(attempt: int) -> None:
+        if attempt > 1 and has_experiment(csv_file, experiment_id):
+            return  # a previous attempt appended its row and died before marking done
+        append_row(csv_file, row, CSV_COLUMNS)
+
+    tracker.complete(spec.key, experiment_id, append_csv)
+    figures = {k: row[k] for k in ("energy_j", "energy_per_output_token_j",
+                                   "throughput_output_tokens_per_s", "energy_method")}
+    return TaskOutcome(spec.key, "done", experiment_id,
+                       resumed_batches=sections["inference"]["batches_resumed"],
+                       figures=figures)
+
+
+def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
+             job_id: str | None = None, sleep: Callable[[float], None] = time.sleep
+             ) -> TaskOutcome:
+    """Claim, run (retrying transient failures with backoff) and record one key."""
+    tries = 0
+    while True:
+        claim = tracker.claim(spec.key, spec.config_hash, suite=spec.suite, cycle=spec.cycle,
+                              job_id=job_id)
+        if claim.status in ("done", "busy"):
+            return TaskOutcome(spec.key, "skipped" if claim.status == "done" else "busy",
+                               claim.experiment_id)
+        assert claim.experiment_id is not None
+        ident = Identity(claim.experiment_id, spec.key, spec.suite, spec.config_name,
+                         spec.cycle, claim.attempt)
+        try:
+            sections = run_experiment(spec.config, ident, paths.results_dir)
+        except JoulebenchError as exc:
+            failure = exc if isinstance(exc, ExperimentFailed) else \
+                ExperimentFailed(str(exc), "code_error", user_error=True)
+            tries += 1
+            with tracker.locked():  # the failure row and the state change land together
+                _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
+                tracker.fail(spec.key, failure.cause, str(failure))
+            if failure.user_error or tries > spec.config.max_retries:
+                return TaskOutcome(spec.key, "failed", claim.experiment_id, failure.cause,
+                                   str(failure))
+            sleep(_backoff_s(spec.config.backoff_base_s, tries))
+            continue
+        except BaseException:
+            # Ctrl-C or a scheduler's stop signal: the checkpoint keeps finished batches.
+            tracker.fail(spec.key, "interrupted", "stopped by a signal")
+            raise
+        return _record_done(spec, claim.experiment_id, sections, paths, tracker)
+
+
+def job_id_from_env() -> str:
+    """Slurm's array task identity when inside Slurm, else this process."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
+
+
+def run_tasks(specs: list[ExperimentSpec], paths: JobPaths,
+              on_outcome: Callable[[TaskOutcome], None] | None = None) -> list[TaskOutcome]:
+    """Run keys one after another (a job's share of a suite), syncing the legacy view."""
+    tracker = ProgressTracker(paths.tracker_dir)
+    outcomes = []
+    job_id = job_id_from_env()
+    try:
+        for spec in specs:
+            outcome = run_task(spec, paths, tracker, job_id)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    finally:
+        tracker.sync()
+    return outcomes
+

@@ -1,0 +1,281 @@
+"""The progress store: one lock, an append-only journal, snapshots and legacy files.
+
+Every read-modify-write happens under one filelock. Updates append one journal line
+(O(1)); the in-memory cache reads only the bytes appended since it last looked, so a
+claim costs the same at 100 keys and at 100k. Compaction folds the journal into
+``tracker_state.json`` and refreshes the seed's three files, all by atomic rename.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from joulebench.errors import TrackerError
+from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.tracker import legacy
+from joulebench.tracker.journal import append_event, new_journal, read_journal
+from joulebench.tracker.state import (
+    DONE,
+    RUNNING,
+    TrackerState,
+    apply_event,
+    format_id,
+)
+
+SNAPSHOT = "tracker_state.json"
+JOURNAL = "journal.jsonl"
+LOCK = ".tracker.lock"
+DEFAULT_DIR = Path("persistent_progress_trackers")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    experiment_id: str | None
+    attempt: int
+    status: str  # "new" | "resumed" | "done" | "busy"
+
+
+class ProgressTracker:
+    """Thread- and process-safe progress store rooted at one directory."""
+
+    def __init__(self, directory: Path = DEFAULT_DIR, *, compact_bytes: int = 2 << 20,
+                 lock_timeout_s: float = 600.0) -> None:
+        self.dir = Path(directory)
+        self.compact_bytes = compact_bytes
+        self.lock_timeout_s = lock_timeout_s
+        self._lock = FileLock(str(self.dir / LOCK), timeout=lock_timeout_s)
+        self._state: TrackerState | None = None
+        self._journal_generation = -1
+        self._offset = 0
+
+    # ---- loading -------------------------------------------------------------------
+    @property
+    def journal_path(self) -> Path:
+        return self.dir / JOURNAL
+
+    def _load_base(self) -> TrackerState:
+        snap = self.dir / SNAPSHOT
+        if snap.exists():
+            try:
+                return TrackerState.from_dict(read_json(snap))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise TrackerError(f"{snap}: unreadable snapshot ({exc}); restore the newest "
+                                   f"copy from {self.dir / 'backups'}") from None
+        return legacy.load_legacy(self.dir)
+
+    def _reload(self) -> None:
+        state = self._load_base()
+        self._journal_generation, self._offset = -1, 0
+        if self.journal_path.exists():
+            chunk = read_journal(self.journal_path)
+            if chunk.generation > state.generation:
+                raise TrackerError(f"{self.dir / SNAPSHOT} is missing or older than "
+                                   f"{self.journal_path}; restore it from backups/")
+            if chunk.generation == state.generation:
+                for event in chunk.events:
+                    apply_event(state, event)
+                self._journal_generation, self._offset = chunk.generation, chunk.end_offset
+            # an older journal is one a crash left behind mid-compaction: the snapshot
+            # already holds its events, and the next append starts a new journal.
+        self._state = state
+
+    def _refresh(self) -> TrackerState:
+        """Bring the cache up to date by reading only what was appended since last time."""
+        if self._state is None or not self.journal_path.exists():
+            self._reload()
+        else:
+            chunk = read_journal(self.journal_path, self._offset, self._journal_generation)
+            if chunk.generation != self._journal_generation:
+                self._reload()
+            else:
+                for event in chunk.events:
+                    apply_event(self._state, event)
+                self._offset = chunk.end_offset
+        assert self._state is not None
+        return self._state
+
+    @contextmanager
+    def locked(self) -> Iterator[TrackerState]:
+        """Hold the tracker lock with a fresh state; mutate only through _append."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock:
+                try:
+                    yield self._refresh()
+                except BaseException:
+                    self._state = None  # a failed write may have left the cache ahead of disk
+                    raise
+        except Timeout:
+            raise TrackerError(f"{self.dir / LOCK}: could not take the tracker lock within "
+                               f"{self.lock_timeout_s:.0f} s; another joulebench process holds "
+                               "it (check `ps`), or the file system lacks working locks") from None
+
+    def read(self) -> TrackerState:
+        """A consistent copy of the state; creates nothing on disk."""
+        if not self.dir.exists():
+            return TrackerState()
+        with self.locked() as state:
+            return copy.deepcopy(state)
+
+    # ---- writing -------------------------------------------------------------------
+    def _append(self, state: TrackerState, event: dict[str, Any]) -> None:
+        event = {"ts": utc_now(), **event}
+        if self._journal_generation != state.generation:
+            self._start_journal(state.generation)
+        self._offset += append_event(self.journal_path, event)
+        apply_event(state, event)
+
+    def _compact_if_large(self, state: TrackerState) -> None:
+        if self._offset >= self.compact_bytes:
+            self._compact(state)
+
+    def _compact(self, state: TrackerState) -> None:
+        state.generation += 1
+        atomic_write_json(self.dir / SNAPSHOT, state.to_dict(), indent=None)
+        legacy.write_legacy(self.dir, state)
+        self._start_journal(state.generation)
+
+    def _start_journal(self, generation: int) -> None:
+        new_journal(self.journal_path, generation)
+        self._journal_generation = generation
+        self._offset = self.journal_path.stat().st_size
+
+    def sync(self) -> None:
+        """Fold the journal and refresh the legacy files (at the end of a job or command)."""
+        with self.locked() as state:
+            self._compact(state)
+
+    def register(self, suite: str, keys: Iterable[tuple[str, str]]) -> dict[str, int]:
+        """Record (key, config_hash) pairs as pending unless known; returns counts by state."""
+        counts = {"new": 0, "done": 0, "known": 0}
+        with self.locked() as state:
+            for key, config_hash in keys:
+                rec = state.keys.get(key)
+                if rec is None or (rec.state != DONE and rec.config_hash != config_hash):
+                    self._append(state, {"op": "register", "key": key, "suite": suite,
+                                         "config_hash": config_hash})
+                counts["new" if rec is None else "done" if rec.state == DONE else "known"] += 1
+            self._compact_if_large(state)
+        return counts
+
+    def claim(self, key: str, config_hash: str, *, suite: str | None = None,
+              cycle: int | None = None, job_id: str | None = None) -> Claim:
+        """Give this key an experiment ID (reusing the one a requeued run had)."""
+        with self.locked() as state:
+            rec = state.keys.get(key)
+            if rec is not None and rec.state == DONE:
+                return Claim(key, rec.experiment_id, rec.attempts, "done")
+            if rec is not None and rec.state == RUNNING and self._owner_alive(rec.host, rec.pid):
+                return Claim(key, rec.experiment_id, rec.attempts, "busy")
+            if rec is not None and rec.experiment_id:
+                if rec.config_hash and rec.config_hash != config_hash:
+                    raise TrackerError(
+                        f"{key}: experiment {rec.experiment_id} was started with config hash "
+                        f"{rec.config_hash}, the suite now gives {config_hash}; revert the "
+                        "config or rerun the suite with --fresh")
+                experiment_id, status = rec.experiment_id, "resumed"
+            else:
+                experiment_id, status = format_id(state.last_id + 1), "new"
+            attempt = (rec.attempts if rec else 0) + 1
+            self._append(state, {"op": "claim", "key": key, "experiment_id": experiment_id,
+                                 "attempt": attempt, "config_hash": config_hash, "suite": suite,
+                                 "cycle": cycle, "job_id": job_id,
+                                 "host": socket.gethostname(), "pid": os.getpid()})
+            self._compact_if_large(state)
+            return Claim(key, experiment_id, attempt, status)
+
+    @staticmethod
+    def _owner_alive(host: str | None, pid: int | None) -> bool:
+        """Only a live process on this host is provably still running the key."""
+        if host != socket.gethostname() or pid is None or pid == os.getpid():
+            return False
+        return pid_alive(pid)
+
+    def complete(self, key: str, experiment_id: str,
+                 on_locked: Callable[[int], None] | None = None) -> bool:
+        """Mark done; ``on_locked(attempt)`` (the CSV append) runs under the same lock.
+
+        Returns False, and runs nothing, when the key was already done.
+        """
+        with self.locked() as state:
+            rec = state.keys.get(key)
+            if rec is not None and rec.state == DONE:
+                return False
+            if on_locked is not None:
+                on_locked(rec.attempts if rec else 1)
+            self._append(state, {"op": "done", "key": key, "experiment_id": experiment_id})
+            self._compact_if_large(state)
+            return True
+
+    def fail(self, key: str, cause: str, error: str) -> None:
+        with self.locked() as state:
+            self._append(state, {"op": "fail", "key": key, "cause": cause,
+                                 "error": error[:500]})
+            self._compact_if_large(state)
+
+    def record_submission(self, suite: str, keys: list[str], job_id: str,
+                          job_ids: dict[str, str] | None = None) -> None:
+        with self.locked() as state:
+            self._append(state, {"op": "submitted", "suite": suite, "keys": keys,
+                                 "job_id": job_id, "job_ids": job_ids or {}})
+
+    # ---- backups and --fresh -------------------------------------------------------
+    def backup(self, keep: int = 50) -> Path | None:
+        """Timestamped copies of the current state (seed 000's backups/ folder)."""
+        if not self.dir.exists() or not any(self.dir.iterdir()):
+            return None
+        with self.locked() as state:
+            if not state.keys:
+                return None
+            self._compact(state)
+            stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+            backups = self.dir / "backups"
+            backups.mkdir(exist_ok=True)
+            target = backups / f"progress_backup_{stamp}.json"
+            shutil.copy2(self.dir / legacy.PROGRESS_FILE, target)
+            shutil.copy2(self.dir / SNAPSHOT, backups / f"tracker_state_backup_{stamp}.json")
+            for old in sorted(backups.glob("progress_backup_*.json"))[:-keep]:
+                old.unlink(missing_ok=True)
+                old.with_name(old.name.replace("progress_", "tracker_state_")).unlink(
+                    missing_ok=True)
+            return target
+
+    def archive_suite(self, suite: str) -> Path | None:
+        """--fresh: move the suite's records to archive/ and forget them; IDs still grow."""
+        with self.locked() as state:
+            records = [r.to_dict() for r in state.keys.values() if r.suite == suite]
+            if not records:
+                return None
+            stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+            target = self.dir / "archive" / f"{suite}_{stamp}.json"
+            atomic_write_json(target, {"suite": suite, "archived_at": utc_now(),
+                                       "keys": records})
+            self._append(state, {"op": "archive", "suite": suite})
+            self._compact(state)
+            return target
