@@ -36,12 +36,13 @@ def test_done_key_is_not_claimed_again_and_requeue_keeps_id(tmp_path: Path) -> N
     assert tracker.claim(key, "h").status == "done"
 
 
-def test_changed_config_hash_on_a_started_key_is_refused(tmp_path: Path) -> None:
+def test_changed_config_hash_keeps_the_id_and_records_the_new_hash(tmp_path: Path) -> None:
     tracker = ProgressTracker(tmp_path)
-    tracker.claim("m::s::c::1", "aaa")
+    first = tracker.claim("m::s::c::1", "aaa")
     tracker.fail("m::s::c::1", "code_error", "boom")
-    with pytest.raises(TrackerError, match="--fresh"):
-        tracker.claim("m::s::c::1", "bbb")
+    again = tracker.claim("m::s::c::1", "bbb")
+    assert again.experiment_id == first.experiment_id
+    assert tracker.read().keys["m::s::c::1"].config_hash == "bbb"
 
 
 def test_fail_records_cause_and_state_survives_reopen(tmp_path: Path) -> None:

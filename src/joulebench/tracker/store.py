@@ -194,11 +194,8 @@ class ProgressTracker:
             if rec is not None and rec.state == RUNNING and self._owner_alive(rec.host, rec.pid):
                 return Claim(key, rec.experiment_id, rec.attempts, "busy")
             if rec is not None and rec.experiment_id:
-                if rec.config_hash and rec.config_hash != config_hash:
-                    raise TrackerError(
-                        f"{key}: experiment {rec.experiment_id} was started with config hash "
-                        f"{rec.config_hash}, the suite now gives {config_hash}; revert the "
-                        "config or rerun the suite with --fresh")
+                # A changed config keeps the ID; the workers' checkpoint check refuses to
+                # mix batches of two configs, with the fix in its message.
                 experiment_id, status = rec.experiment_id, "resumed"
             else:
                 experiment_id, status = format_id(state.last_id + 1), "new"

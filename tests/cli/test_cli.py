@@ -1,0 +1,84 @@
+"""The CLI: fast --help without torch, one-line errors with exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_suite
+
+COMMANDS = [[], ["submit-suite"], ["status"], ["resume-failed"], ["run"], ["make-demo-model"]]
+
+
+def jb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "joulebench", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_an_example_and_imports_no_torch(command: list[str]) -> None:
+    probe = ("import sys\nfrom joulebench.cli.main import cli\n"
+             f"try:\n    cli({[*command, '--help']!r})\nexcept SystemExit:\n    pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert "Example" in out
+    assert out.strip().endswith("NO-TORCH")
+
+
+def snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("args, suite_text, match", [
+    (["submit-suite", "nope"], None, "suite 'nope' not found"),
+    (["submit-suite", "../x"], None, "may only hold letters"),
+    (["submit-suite", "bad"], "models: [tiny-demo]\ncontrolled: {batch_size: [0]}\n",
+     "field 'batch_size'"),
+    (["submit-suite", "bad"], "models: [tiny-demo\n", "YAML syntax error"),
+    (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {model: missing/dir}\n",
+     "model 'missing/dir' is neither a local model folder"),
+    (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {dataset: {name: no.jsonl}}\n",
+     "dataset.name file no.jsonl not found"),
+    (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {quantization: int8}\n",
+     "quantization"),
+    (["run", "missing.yaml"], None, "missing.yaml: file not found"),
+    (["resume-failed", "demo", "--cause", "bogus"], None, "Invalid value for '--cause'"),
+])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(checkout: Path, args: list[str],
+                                                          suite_text: str | None,
+                                                          match: str) -> None:
+    if suite_text is not None:
+        write_suite(checkout, "bad", suite_text)
+    before = snapshot(checkout)
+    result = jb(*args, cwd=checkout)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 or "Usage:" in result.stderr
+    assert match in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(checkout) == before
+
+
+def test_dry_run_prints_the_expansion_and_writes_nothing(checkout: Path) -> None:
+    before = snapshot(checkout)
+    result = jb("submit-suite", "controlled", "--cycles", "2", "--dry-run", cwd=checkout)
+    assert result.returncode == 0, result.stderr
+    assert "60 experiments:" in result.stdout
+    assert "TinyLlama/TinyLlama-1.1B-Chat-v1.0::controlled::batch_size_1::1" in result.stdout
+    assert snapshot(checkout) == before
+
+
+def test_status_on_an_empty_checkout(checkout: Path) -> None:
+    result = jb("status", cwd=checkout)
+    assert result.returncode == 0 and "no experiments tracked" in result.stdout
+    assert not (checkout / "persistent_progress_trackers").exists()
+
+
+def test_console_script_aliases_exist() -> None:
+    bindir = Path(sys.executable).parent
+    for name in ("joulebench", "submit-suite", "resume-failed"):
+        assert (bindir / name).exists(), name

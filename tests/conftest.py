@@ -1,0 +1,36 @@
+"""Shared fixtures: an offline tiny model and an experiments checkout to run in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name would otherwise take ~50 s to fail
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from joulebench.runner.demo_model import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("model") / "tiny-llama")
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's experiments folder: the repo's configs plus models/tiny-llama; cwd is it."""
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-llama").symlink_to(tiny_model)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_suite(checkout: Path, name: str, text: str) -> Path:
+    path = checkout / "configs" / "suites" / f"{name}.yaml"
+    path.write_text(text)
+    return path

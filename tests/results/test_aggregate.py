@@ -1,0 +1,69 @@
+"""Aggregation rules on literal worker outputs: energy once per node, resumed batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from joulebench.results import aggregate
+from joulebench.results.stats import latency_summary, percentile
+
+
+def energy(joules: float) -> dict[str, Any]:
+    return {"meter": "nvml", "method": "counter", "duration_s": 2.0,
+            "energy_j_by_device": {"gpu:A": joules}, "is_estimate": False,
+            "emissions_kg": None, "details": {}}
+
+
+def rank(r: int, local: int, host: str, joules: float | None, resumed: list[int] = (),
+         window_s: float = 2.0) -> dict[str, Any]:
+    batches = {str(i): {"num_prompts": 2, "input_tokens": 10, "output_tokens": 8,
+                        "latency_s": 0.1 * (i + 1)} for i in range(3)}
+    return {"rank": r, "local_rank": local, "host": host, "window_s": window_s,
+            "batches": batches, "resumed_batches": list(resumed),
+            "energy": energy(joules) if joules is not None else None,
+            "memory": {"peak_rss_bytes": 100 + r},
+            "flops": {"linear_params": 1000, "analytic_method": "2N"}}
+
+
+def test_processes_of_one_node_are_never_summed() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", None)]
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["energy_j"] == 100.0
+    assert out["energy_per_output_token_j"] == pytest.approx(100.0 / 48)
+
+
+def test_a_stray_measurement_from_a_non_zero_local_rank_is_ignored() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", 100.0)]
+    assert aggregate.node_energies(ranks)["n1"].energy_j == 100.0
+    assert len(aggregate.node_energies(ranks)) == 1
+
+
+def test_nodes_are_summed() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", None), rank(2, 0, "n2", 60.0)]
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["energy_j"] == 160.0
+    assert set(out["energy_j_by_device"]) == {"n1/gpu:A", "n2/gpu:A"}
+
+
+def test_resumed_batches_count_for_totals_but_not_for_the_window() -> None:
+    ranks = [rank(0, 0, "n1", 50.0, resumed=[0, 1]), rank(1, 1, "n1", None, resumed=[0])]
+    inf = aggregate.inference_metrics(ranks)
+    assert (inf["num_batches"], inf["batches_resumed"], inf["batches_measured"]) == (6, 3, 3)
+    assert inf["total_output_tokens"] == 48 and inf["measured_output_tokens"] == 24
+    assert inf["throughput_output_tokens_per_s"] == pytest.approx(24 / 2.0)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["energy_per_output_token_j"] == pytest.approx(50.0 / 24)
+    assert out["flops_per_j"] == pytest.approx(2 * 1000 * (30 + 24) / 50.0)
+
+
+def test_percentiles_match_numpy_linear_interpolation() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 95) == pytest.approx(8.8)
+    assert percentile(values, 99) == pytest.approx(9.76)
+    assert latency_summary([])["p99_s"] is None
+    assert latency_summary([2.0])["mean_s"] == 2.0

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from joulebench.errors import RunnerError
+from joulebench.runner.checkpoint import BatchCheckpoint
+
+
+def open_ckpt(path: Path, **overrides: object) -> BatchCheckpoint:
+    args = {"experiment_id": "0007", "config_hash": "abc", "world_size": 2, "rank": 0}
+    args.update(overrides)
+    return BatchCheckpoint.open(path, **args)  # type: ignore[arg-type]
+
+
+def test_finished_batches_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.json"
+    first = open_ckpt(path)
+    first.add(0, {"latency_s": 0.1})
+    first.add(2, {"latency_s": 0.3})
+    again = open_ckpt(path)
+    assert again.done(0) and again.done(2) and not again.done(1)
+    assert again.resumed_indices == {0, 2}
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+@pytest.mark.parametrize("field, value", [("config_hash", "other"), ("experiment_id", "0008"),
+                                          ("world_size", 4)])
+def test_mismatched_checkpoint_is_a_clear_error(tmp_path: Path, field: str, value: object) -> None:
+    path = tmp_path / "ckpt.json"
+    open_ckpt(path).add(0, {})
+    with pytest.raises(RunnerError, match=f"{field}=.*--fresh"):
+        open_ckpt(path, **{field: value})
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.json"
+    path.write_text("{not json")
+    with pytest.raises(RunnerError, match=r"ckpt.json: checkpoint is not valid JSON"):
+        open_ckpt(path)
