@@ -3,7 +3,7 @@
 >>> from joulebench import api
 >>> specs = api.expand_suite("demo", cycles=2)
 >>> summary = api.submit_suite("demo", cycles=2, executor="local")
->>> api.status_rows()
+>>> api.status_rows("demo")
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from pathlib import Path
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.errors import ConfigError
+from joulebench.schedulers import monitor, slurm
 from joulebench.schedulers.job import JobPaths, TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
+from joulebench.schedulers.slurm_options import SlurmOptions
+from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
-from joulebench.tracker import DONE, FAILED, PENDING, RUNNING, ProgressTracker, TrackerState
-from joulebench.tracker.store import pid_alive
+from joulebench.tracker import DONE, ProgressTracker, TrackerState
 
-EXECUTORS = ("auto", "local")
+EXECUTORS = ("auto", "local", "slurm")
+NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Paths:
     configs_dir: Path = Path("configs")
     tracker_dir: Path = Path("persistent_progress_trackers")
     results_dir: Path = Path("results")
+    logs_dir: Path = Path("logs")
 
     @property
     def job(self) -> JobPaths:
@@ -44,11 +48,8 @@ class SubmitSummary:
     already_done: int
     to_run: list[ExperimentSpec]
     outcomes: list[TaskOutcome] = field(default_factory=list)
+    submitted: dict[str, str] = field(default_factory=dict)  # key -> Slurm job ID
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[TaskOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
 
 
 def expand_suite(suite: str, cycles: int = 1, paths: Paths = Paths()) -> list[ExperimentSpec]:
@@ -59,11 +60,13 @@ def choose_executor(requested: str) -> tuple[str, str | None]:
     """Resolve 'auto'; the note is the one line a user sees about the choice."""
     if requested not in EXECUTORS:
         raise ConfigError(f"--executor: '{requested}' is not one of {', '.join(EXECUTORS)}")
-    if requested == "local":
-        return "local", None
+    if requested == "slurm" and not sbatch_on_path():
+        raise ConfigError("--executor slurm: sbatch is not on PATH; run on a Slurm login node "
+                          "or use --executor local")
+    if requested != "auto":
+        return requested, None
     if sbatch_on_path():
-        return "local", ("sbatch found, but Slurm submission is not available in this version;"
-                         " running locally")
+        return "slurm", None
     return "local", "sbatch not found on PATH: running locally (--executor local)"
 
 
@@ -73,19 +76,21 @@ def _cuda_visible() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: bool = False,
-                 paths: Paths = Paths(), preflight: bool = True,
-                 on_plan: Callable[[SubmitSummary], None] | None = None,
-                 on_start: Callable[[ExperimentSpec], None] | None = None,
-                 on_outcome: Callable[[TaskOutcome], None] | None = None) -> SubmitSummary:
-    """Validate, register, then run every key that is not done (resume by default)."""
+def plan_slurm(specs: list[ExperimentSpec], opts: SlurmOptions,
+               runner: slurm.CommandRunner = slurm.run_command) -> list[slurm.ArrayPlan]:
+    return slurm.plan_arrays(specs, opts, slurm.max_array_size(runner),
+                             job_name=f"jb-{specs[0].suite}" if specs else "jb")
+
+
+def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
+             preflight: bool) -> tuple[list[ExperimentSpec], SubmitSummary, ProgressTracker]:
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
-    source = str(resolve_suite_path(suite, paths.configs_dir))
     name, note = choose_executor(executor)
-    if preflight:
-        check_specs(specs, source, local_device_has_cuda=_cuda_visible())
+    if preflight:  # a login node has no GPU: only a local run checks the device
+        check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
+                    local_device_has_cuda=_cuda_visible() if name == "local" else None)
     tracker = ProgressTracker(paths.tracker_dir)
     tracker.backup()
     notes = [note] if note else []
@@ -96,22 +101,57 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
     tracker.register(specs[0].suite, [(s.key, s.config_hash) for s in specs])
     state = tracker.read()
     todo = [s for s in specs if state.keys[s.key].state != DONE]
-    summary = SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo,
-                            notes=notes)
-    if on_plan is not None:
-        on_plan(summary)
+    return specs, SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo,
+                                notes=notes), tracker
+
+
+def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: bool = False,
+                 paths: Paths = Paths(), slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+                 preflight: bool = True, runner: slurm.CommandRunner = slurm.run_command,
+                 on_plan: Callable[[SubmitSummary], None] | None = None,
+                 on_start: Callable[[ExperimentSpec], None] | None = None,
+                 on_outcome: Callable[[TaskOutcome], None] | None = None) -> SubmitSummary:
+    """Validate, register, then run (local) or submit (Slurm) every key not done."""
+    _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight)
     try:
-        summary.outcomes = run_local(todo, paths.job, on_start, on_outcome)
+        if summary.executor == "slurm":
+            live = _live_keys(tracker.read(), runner)
+            if live:
+                summary.notes.append(f"{len(live)} keys are already queued or running in "
+                                     "Slurm; not submitting them again")
+            summary.to_run = [s for s in summary.to_run if s.key not in live]
+            if on_plan is not None:
+                on_plan(summary)
+            summary.submitted = submit_to_slurm(summary.to_run, slurm_options, paths, runner)
+        else:
+            if on_plan is not None:
+                on_plan(summary)
+            summary.outcomes = run_local(summary.to_run, paths.job, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary
 
 
+def submit_to_slurm(specs: list[ExperimentSpec], opts: SlurmOptions, paths: Paths,
+                    runner: slurm.CommandRunner = slurm.run_command) -> dict[str, str]:
+    """One sbatch call per array; job IDs are recorded against keys as they go."""
+    if not specs:
+        return {}
+    tracker = ProgressTracker(paths.tracker_dir)
+    task = SuiteTask(paths.tracker_dir, paths.results_dir, Path.cwd())
+    submitted: dict[str, str] = {}
+    for plan in plan_slurm(specs, opts, runner):
+        ids = slurm.submit_array(plan, task, paths.logs_dir / "submitit")
+        tracker.record_submission(specs[0].suite, list(ids), next(iter(ids.values())), ids)
+        submitted.update(ids)
+    return submitted
+
+
 def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     """`joulebench run`: one experiment from one config file, recorded like any other."""
-    config = validate_experiment(load_yaml_mapping(config_path), str(config_path))
     from joulebench.runner.preflight import check_specs
 
+    config = validate_experiment(load_yaml_mapping(config_path), str(config_path))
     tracker = ProgressTracker(paths.tracker_dir)
     state = tracker.read()
     stem = config_path.stem.replace("::", "_")
@@ -134,85 +174,94 @@ class StatusRow:
         return sum(self.counts.values())
 
 
-def effective_state(rec_state: str, host: str | None, pid: int | None) -> str:
-    """'running' whose process on this host is gone is 'stale' (a claim nobody holds)."""
-    import socket
-
-    if rec_state == RUNNING and host == socket.gethostname() and pid is not None \
-            and not pid_alive(pid):
-        return "stale"
-    return rec_state
+@dataclass(frozen=True)
+class KeyLabels:
+    labels: dict[str, str]  # key -> label (see monitor.LABELS, or failed:<cause>)
+    sacct_problem: str | None = None  # set when status fell back to the tracker alone
 
 
-def status_rows(suite: str | None = None, paths: Paths = Paths(),
-                state: TrackerState | None = None) -> list[StatusRow]:
-    """Counts per suite and cycle by state (done, running, stale, failed:<cause>, pending)."""
-    state = state or ProgressTracker(paths.tracker_dir).read()
-    grouped: dict[tuple[str, int], Counter[str]] = {}
-    for rec in state.keys.values():
-        try:
-            _, rec_suite, _, cycle = split_key(rec.key)
-        except ValueError:
-            rec_suite, cycle = rec.suite or "?", 0
-        if suite is not None and rec_suite != suite:
-            continue
-        label = effective_state(rec.state, rec.host, rec.pid)
-        if label == FAILED:
-            label = f"failed:{rec.cause or 'unknown'}"
-        grouped.setdefault((rec_suite, cycle), Counter())[label] += 1
-    return [StatusRow(s, c, dict(counts)) for (s, c), counts in sorted(grouped.items())]
+def _sacct_for(state: TrackerState, records: list, runner: slurm.CommandRunner
+               ) -> slurm.SacctResult:
+    ids = [str(r.job_id) for r in records if r.state != DONE and monitor.is_slurm_job(r.job_id)]
+    if not ids:
+        return slurm.SacctResult({})
+    starts = [info.get("first_submitted_at") for info in state.suites.values()]
+    start = min((s for s in starts if s), default=None)
+    return slurm.query_sacct(ids, monitor.sacct_starttime(start), runner)
 
 
-def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Paths()
-                   ) -> list[str]:
-    """Keys not done whose last attempt failed or whose claim went stale; never live ones."""
+def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
+               runner: slurm.CommandRunner = slurm.run_command) -> KeyLabels:
+    """Label every key of ``suite`` (or all) from the tracker and one sacct call."""
     state = ProgressTracker(paths.tracker_dir).read()
+    records = [r for r in state.keys.values() if suite is None or r.suite == suite]
+    result = _sacct_for(state, records, runner) if use_sacct else slurm.SacctResult({})
+    return KeyLabels({r.key: monitor.classify(r, result.jobs) for r in records}, result.problem)
+
+
+def _live_keys(state: TrackerState, runner: slurm.CommandRunner) -> set[str]:
+    records = list(state.keys.values())
+    result = _sacct_for(state, records, runner)
+    live = set()
+    for rec in records:
+        label = monitor.classify(rec, result.jobs)
+        if label in ("running", "queued", "requeued") and monitor.is_slurm_job(rec.job_id):
+            live.add(rec.key)
+    return live
+
+
+def status_rows(labels: KeyLabels) -> list[StatusRow]:
+    grouped: dict[tuple[str, int], Counter[str]] = {}
+    for key, label in labels.labels.items():
+        try:
+            _, suite, _, cycle = split_key(key)
+        except ValueError:
+            suite, cycle = "?", 0
+        grouped.setdefault((suite, cycle), Counter())[label] += 1
+    return [StatusRow(s, c, dict(n)) for (s, c), n in sorted(grouped.items())]
+
+
+def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Paths(),
+                   runner: slurm.CommandRunner = slurm.run_command) -> list[str]:
+    """Keys not done whose last attempt failed or vanished; never ones alive right now."""
+    labels = key_labels(suite, paths, runner=runner)
     out = []
-    for rec in state.keys.values():
-        if rec.suite != suite:
-            continue
-        label = effective_state(rec.state, rec.host, rec.pid)
-        cause = rec.cause if label == FAILED else "interrupted" if label == "stale" else None
-        if cause is None or (causes and cause not in causes):
-            continue
-        out.append(rec.key)
+    for key, label in labels.labels.items():
+        cause = monitor.resumable(label)
+        if cause is not None and (not causes or cause in causes):
+            out.append(key)
     return out
 
 
-def resume_failed(suite: str, cycles_hint: int | None = None, *, causes: set[str] | None = None,
-                  dry_run: bool = False, paths: Paths = Paths(),
+def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool = False,
+                  executor: str = "auto", paths: Paths = Paths(),
+                  slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+                  runner: slurm.CommandRunner = slurm.run_command,
                   on_start: Callable[[ExperimentSpec], None] | None = None,
                   on_outcome: Callable[[TaskOutcome], None] | None = None,
-                  on_keys: Callable[[list[str]], None] | None = None
-                  ) -> tuple[list[str], list[TaskOutcome]]:
+                  on_keys: Callable[[list[str]], None] | None = None) -> SubmitSummary:
     """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs."""
-    keys = resumable_keys(suite, causes, paths)
+    name, note = choose_executor(executor)
+    keys = resumable_keys(suite, causes, paths, runner)
+    specs_by_key: dict[str, ExperimentSpec] = {}
+    if keys:
+        cycles = max(split_key(k)[3] for k in keys)
+        specs_by_key = {s.key: s for s in expand_suite(suite, cycles, paths)}
+        missing = [k for k in keys if k not in specs_by_key]
+        if missing:
+            raise ConfigError(f"{missing[0]}: no longer produced by suite '{suite}' (config "
+                              "edited?); restore the suite file or start over with --fresh")
+    specs = [specs_by_key[k] for k in keys]
+    summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=[note] if note else [])
     if dry_run or not keys:
-        return keys, []
+        return summary
     if on_keys is not None:
         on_keys(keys)
-    max_cycle = max(split_key(k)[3] for k in keys)
-    specs = {s.key: s for s in expand_suite(suite, max(max_cycle, cycles_hint or 1), paths)}
-    missing = [k for k in keys if k not in specs]
-    if missing:
-        raise ConfigError(f"{missing[0]}: no longer produced by suite '{suite}' (config edited?);"
-                          " restore the suite file or start over with submit-suite --fresh")
     try:
-        outcomes = run_local([specs[k] for k in keys], paths.job, on_start, on_outcome)
+        if name == "slurm":
+            summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
+        else:
+            summary.outcomes = run_local(specs, paths.job, on_start, on_outcome)
     finally:
         ProgressTracker(paths.tracker_dir).sync()
-    return keys, outcomes
-
-
-__all__ = [
-    "PENDING",
-    "Paths",
-    "StatusRow",
-    "SubmitSummary",
-    "expand_suite",
-    "resumable_keys",
-    "resume_failed",
-    "run_config",
-    "status_rows",
-    "submit_suite",
-]
+    return summary

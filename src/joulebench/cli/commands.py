@@ -12,41 +12,106 @@ import click
 from joulebench.cli.main import EXIT_FAILED, EXIT_OK, handle_errors, make_paths, path_options
 
 CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted"]
+EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
+                        default="auto", show_default=True,
+                        help="auto: Slurm when sbatch is on PATH, else local.")
+
+
+def slurm_options(func: Any) -> Any:
+    """The sbatch resource flags; a --profile YAML gives site defaults, flags win."""
+    flags = [
+        click.option("--partition", help="Slurm partition (sbatch --partition)."),
+        click.option("--time", help="Time limit per task, e.g. 02:00:00 (default 01:00:00)."),
+        click.option("--gpus-per-node", type=click.IntRange(min=1),
+                     help="GPUs per task (default: num_processes on CUDA configs)."),
+        click.option("--cpus-per-task", type=click.IntRange(min=1),
+                     help="CPUs per task (default: num_processes)."),
+        click.option("--mem", help="Memory per node, e.g. 32G (sbatch --mem)."),
+        click.option("--account", help="Slurm account to charge (sbatch --account)."),
+        click.option("--qos", help="Quality of service (sbatch --qos)."),
+        click.option("--constraint", help="Node features, e.g. a100 (sbatch --constraint)."),
+        click.option("--array-parallelism", type=click.IntRange(min=1),
+                     help="Max tasks of one array running at once (sbatch --array=...%K)."),
+        click.option("--profile", type=click.Path(path_type=Path),
+                     help="Site defaults: a YAML mapping with the keys above."),
+    ]
+    for flag in reversed(flags):
+        func = flag(func)
+    return func
+
+
+def build_slurm_options(kwargs: dict[str, Any]) -> Any:
+    from joulebench.schedulers.slurm_options import (
+        PROFILE_KEYS,
+        load_profile,
+        options_from_mapping,
+    )
+
+    cli_values = {k: kwargs.pop(k) for k in PROFILE_KEYS}
+    profile = load_profile(kwargs.pop("profile"))
+    return options_from_mapping({k: v for k, v in cli_values.items() if v is not None},
+                                "command line").merged_over(profile)
 
 
 @click.command("submit-suite")
 @click.argument("suite")
 @click.option("--cycles", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat every config this many times (for confidence intervals).")
-@click.option("--executor", type=click.Choice(["auto", "local"]), default="auto",
-              show_default=True, help="auto: Slurm when sbatch is on PATH, else local.")
-@click.option("--dry-run", is_flag=True, help="Print the expansion; run and write nothing.")
+@EXECUTOR
+@click.option("--dry-run", is_flag=True,
+              help="Print the expansion (and the sbatch scripts); run and write nothing.")
 @click.option("--fresh", is_flag=True,
               help="Archive this suite's earlier progress and start over (default: resume).")
+@slurm_options
 @path_options
 @handle_errors
 def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: bool,
-                 configs_dir: Path, tracker_dir: Path, results_dir: Path) -> None:
+                 configs_dir: Path, tracker_dir: Path, results_dir: Path, **slurm: Any) -> None:
     """Expand SUITE (configs/suites/SUITE.yaml or a .yaml path) and run what is not done.
 
     \b
     Example:
       submit-suite demo --cycles 2 --executor local
-      submit-suite controlled --cycles 5 --dry-run
+      submit-suite controlled --cycles 5 --partition gpu --dry-run
+      submit-suite controlled --cycles 5 --partition gpu --time 04:00:00
     """
     from joulebench import api
     from joulebench.cli.progress import SuiteProgress
 
     paths = make_paths(configs_dir, tracker_dir, results_dir)
+    opts = build_slurm_options(slurm)
     if dry_run:
         specs = api.expand_suite(suite, cycles, paths)
         print_expansion(specs)
+        if api.choose_executor(executor)[0] == "slurm":
+            print_scripts(api.plan_slurm(specs, opts), paths)
+        click.echo("dry run: nothing was run, submitted or written")
         return
     with SuiteProgress() as progress:
         summary = api.submit_suite(suite, cycles, executor=executor, fresh=fresh, paths=paths,
-                                   on_plan=progress.plan, on_start=progress.start,
-                                   on_outcome=progress.outcome)
+                                   slurm_options=opts, on_plan=progress.plan,
+                                   on_start=progress.start, on_outcome=progress.outcome)
+    if summary.executor == "slurm":
+        report_submission(summary)
+        return
     finish(summary.outcomes, tracker_dir)
+
+
+def print_scripts(plans: list[Any], paths: Any) -> None:
+    from joulebench.schedulers.slurm import sbatch_script
+
+    for number, plan in enumerate(plans, 1):
+        device, processes = plan.shape
+        click.echo(f"--- sbatch {number}/{len(plans)}: {len(plan.specs)} tasks "
+                   f"({device}, {processes} processes)")
+        click.echo(sbatch_script(plan, paths.logs_dir / "submitit"))
+
+
+def report_submission(summary: Any) -> None:
+    arrays = sorted({job.split("_")[0] for job in summary.submitted.values()})
+    click.echo(f"submitted {len(summary.submitted)} tasks in {len(arrays)} sbatch call"
+               f"{'s' if len(arrays) != 1 else ''} (jobs {', '.join(arrays) or '-'}); watch "
+               f"with: joulebench status {summary.suite} --watch")
 
 
 def print_expansion(specs: list[Any]) -> None:
@@ -56,7 +121,6 @@ def print_expansion(specs: list[Any]) -> None:
         click.echo(f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
                    f"processes={cfg.num_processes} batch={cfg.batch_size} "
                    f"precision={cfg.precision} decoder={cfg.decoder.mode}")
-    click.echo("dry run: nothing was run or written")
 
 
 def finish(outcomes: list[Any], tracker_dir: Path) -> None:
@@ -75,11 +139,14 @@ def finish(outcomes: list[Any], tracker_dir: Path) -> None:
 @click.option("--watch", is_flag=True, help="Refresh until interrupted (Ctrl-C).")
 @click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
               help="Seconds between refreshes with --watch (backs off when nothing changes).")
+@click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
 @path_options
 @handle_errors
-def status(suite: str | None, watch: bool, interval: float, configs_dir: Path,
+def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, configs_dir: Path,
            tracker_dir: Path, results_dir: Path) -> None:
-    """Per suite and cycle: done, running, pending and failed (by cause) keys.
+    """Per suite and cycle: done, running, queued, requeued, pending, stale, failed by cause.
+
+    Keys submitted to Slurm are checked with one batched sacct call per refresh.
 
     \b
     Example:
@@ -92,9 +159,12 @@ def status(suite: str | None, watch: bool, interval: float, configs_dir: Path,
     paths = make_paths(configs_dir, tracker_dir, results_dir)
     previous, wait = None, interval
     while True:
-        rows = api.status_rows(suite, paths)
+        labels = api.key_labels(suite, paths, use_sacct=not no_sacct)
+        if labels.sacct_problem:
+            click.echo(f"note: {labels.sacct_problem}; showing the tracker alone")
+        rows = api.status_rows(labels)
         render_status(rows, tracker_dir)
-        if not watch:
+        if not watch or (rows and all(r.counts.get("done") == r.total for r in rows)):
             return
         wait = interval if rows != previous else min(wait * 2, 60.0)
         previous = rows
@@ -106,36 +176,45 @@ def status(suite: str | None, watch: bool, interval: float, configs_dir: Path,
 @click.option("--cause", "causes", multiple=True, type=click.Choice(CAUSES),
               help="Only keys whose last attempt failed for this cause (repeatable).")
 @click.option("--dry-run", is_flag=True, help="List the keys; run nothing.")
+@EXECUTOR
+@slurm_options
 @path_options
 @handle_errors
-def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, configs_dir: Path,
-                  tracker_dir: Path, results_dir: Path) -> None:
-    """Rerun the keys of SUITE that failed or were left running by a dead process.
+def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: str,
+                  configs_dir: Path, tracker_dir: Path, results_dir: Path, **slurm: Any) -> None:
+    """Rerun the keys of SUITE that failed, were preempted or cancelled, or went stale.
 
-    Keys keep their experiment IDs and resume from their checkpointed batches.
+    Keys keep their experiment IDs and resume from their checkpointed batches. Keys that
+    are queued or running right now are never resubmitted.
 
     \b
     Example:
       resume-failed demo --dry-run
-      resume-failed controlled --cause oom
+      resume-failed controlled --cause preempted --cause node_fail --partition gpu
     """
     from joulebench import api
     from joulebench.cli.progress import SuiteProgress
 
     paths = make_paths(configs_dir, tracker_dir, results_dir)
+    opts = build_slurm_options(slurm)
+    wanted = set(causes) or None
     if dry_run:
-        keys, _ = api.resume_failed(suite, causes=set(causes) or None, dry_run=True, paths=paths)
-        click.echo(f"{len(keys)} keys would be resumed:")
-        for key in keys:
-            click.echo(f"  {key}")
+        summary = api.resume_failed(suite, causes=wanted, dry_run=True, executor=executor,
+                                    paths=paths, slurm_options=opts)
+        click.echo(f"{len(summary.to_run)} keys would be resumed:")
+        for spec in summary.to_run:
+            click.echo(f"  {spec.key}")
         return
     with SuiteProgress() as progress:
-        keys, outcomes = api.resume_failed(suite, causes=set(causes) or None, paths=paths,
-                                           on_start=progress.start, on_outcome=progress.outcome,
-                                           on_keys=progress.plan_keys)
-    if not keys:
+        summary = api.resume_failed(suite, causes=wanted, executor=executor, paths=paths,
+                                    slurm_options=opts, on_start=progress.start,
+                                    on_outcome=progress.outcome, on_keys=progress.plan_keys)
+    if not summary.to_run:
         click.echo("nothing to resume")
-    finish(outcomes, tracker_dir)
+    if summary.executor == "slurm":
+        report_submission(summary)
+        return
+    finish(summary.outcomes, tracker_dir)
 
 
 @click.command("run")

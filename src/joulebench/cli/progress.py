@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-STATE_ORDER = ["done", "running", "stale", "pending"]
+STATE_ORDER = ["done", "running", "queued", "requeued", "pending", "stale"]
 
 
 class SuiteProgress:
@@ -48,14 +48,16 @@ class SuiteProgress:
         self.console.print(f"suite {summary.suite}: {summary.total} experiments, "
                            f"{summary.already_done} already done, {len(summary.to_run)} to run "
                            f"(executor: {summary.executor})")
-        self._add(len(summary.to_run))
+        if summary.executor == "local":
+            self._add(len(summary.to_run))
 
     def plan_keys(self, keys: list[str]) -> None:
         self.console.print(f"resuming {len(keys)} keys")
         self._add(len(keys))
 
     def _add(self, total: int) -> None:
-        self.task_id = self.progress.add_task("experiments", total=total, rate="")
+        if total:
+            self.task_id = self.progress.add_task("experiments", total=total, rate="")
         self.started = time.monotonic()
 
     def start(self, spec: Any) -> None:

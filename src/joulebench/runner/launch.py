@@ -59,28 +59,41 @@ def die_with_parent() -> None:
         pass  # not Linux: the signal forwarding below still covers clean stops
 
 
-def run_accelerate(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
-    """Run to completion; SIGTERM/SIGINT/SIGUSR2 to us are passed to the workers.
+_received: list[int] = []
 
-    ``wait()`` blocks in the kernel, so the parent costs no CPU while workers run.
+
+def last_stop_signal() -> int | None:
+    """The last stop signal the launcher saw (USR2 = preemption/time limit), if any."""
+    return _received[-1] if _received else None
+
+
+def run_accelerate(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run to completion; a stop signal stops the workers first, then is handled as before.
+
+    ``wait()`` blocks in the kernel, so the parent costs no CPU while workers run. On
+    SIGUSR2 (Slurm's warning before preemption or the time limit) the workers are
+    stopped - their finished batches are already checkpointed - and then submitit's own
+    handler runs, which checkpoints the task and requeues it.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=die_with_parent)
-        forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+        previous = {s: signal.getsignal(s) for s in stops} if _main_thread() else {}
 
-        def forward(signum: int, _frame: FrameType | None) -> None:
-            try:
-                os.killpg(proc.pid, signum)
-            except ProcessLookupError:
-                pass
-            if signum != signal.SIGUSR2:
-                raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            _received.append(signum)
+            _stop_group(proc)
+            handler = previous.get(signum)
+            if callable(handler):
+                handler(signum, frame)  # submitit: checkpoint + requeue + exit
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
 
-        previous = {s: signal.getsignal(s) for s in forwarded} if _main_thread() else {}
         for sig in previous:
-            signal.signal(sig, forward)
+            signal.signal(sig, on_stop)
         try:
             return proc.wait()
         except BaseException:

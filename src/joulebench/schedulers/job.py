@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from joulebench.results import (
     write_json_files,
 )
 from joulebench.runner.experiment import ExperimentFailed, run_workers
+from joulebench.runner.launch import last_stop_signal
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
 
@@ -136,7 +138,10 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
             continue
         except BaseException:
             # Ctrl-C or a scheduler's stop signal: the checkpoint keeps finished batches.
-            tracker.fail(spec.key, "interrupted", "stopped by a signal")
+            preempted = last_stop_signal() == signal.SIGUSR2
+            tracker.fail(spec.key, "preempted" if preempted else "interrupted",
+                         "USR2: preempted or at the time limit; requeued by submitit"
+                         if preempted else "stopped by a signal")
             raise
         return _record_done(spec, claim.experiment_id, sections, paths, tracker)
 

@@ -28,6 +28,7 @@ from joulebench.tracker.journal import append_event, new_journal, read_journal
 from joulebench.tracker.state import (
     DONE,
     RUNNING,
+    KeyRecord,
     TrackerState,
     apply_event,
     format_id,
@@ -191,7 +192,7 @@ class ProgressTracker:
             rec = state.keys.get(key)
             if rec is not None and rec.state == DONE:
                 return Claim(key, rec.experiment_id, rec.attempts, "done")
-            if rec is not None and rec.state == RUNNING and self._owner_alive(rec.host, rec.pid):
+            if rec is not None and rec.state == RUNNING and self._owner_alive(rec, job_id):
                 return Claim(key, rec.experiment_id, rec.attempts, "busy")
             if rec is not None and rec.experiment_id:
                 # A changed config keeps the ID; the workers' checkpoint check refuses to
@@ -208,11 +209,17 @@ class ProgressTracker:
             return Claim(key, experiment_id, attempt, status)
 
     @staticmethod
-    def _owner_alive(host: str | None, pid: int | None) -> bool:
-        """Only a live process on this host is provably still running the key."""
-        if host != socket.gethostname() or pid is None or pid == os.getpid():
+    def _owner_alive(rec: KeyRecord, job_id: str | None) -> bool:
+        """Whether another live process provably holds this key's claim.
+
+        A requeued Slurm task carries the same job ID as the run that claimed the key,
+        and Slurm never runs two instances of one job ID: that claim is over.
+        """
+        if job_id and rec.job_id == job_id and not job_id.startswith("local-"):
             return False
-        return pid_alive(pid)
+        if rec.host != socket.gethostname() or rec.pid is None or rec.pid == os.getpid():
+            return False
+        return pid_alive(rec.pid)
 
     def complete(self, key: str, experiment_id: str,
                  on_locked: Callable[[int], None] | None = None) -> bool:

@@ -1,0 +1,65 @@
+"""Where each key stands: the tracker joined with sacct (pure, given both)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from joulebench.schedulers.sacct import SacctJob
+from joulebench.tracker import DONE, FAILED, PENDING, RUNNING, KeyRecord, pid_alive
+
+# Labels, in display order. "queued": submitted, waiting in Slurm; "requeued": preempted
+# or requeued and waiting to run again; "stale": the tracker says running but no live
+# process or Slurm job holds the key.
+LABELS = ["done", "running", "queued", "requeued", "pending", "stale"]
+
+
+def is_slurm_job(job_id: str | None) -> bool:
+    return bool(job_id) and not str(job_id).startswith("local-")
+
+
+def _local_label(rec: KeyRecord, alive: Callable[[int], bool]) -> str:
+    if rec.state == RUNNING and rec.host == socket.gethostname() and rec.pid is not None \
+            and not alive(rec.pid) and not is_slurm_job(rec.job_id):
+        return "stale"
+    return rec.state
+
+
+def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
+             alive: Callable[[int], bool] = pid_alive) -> str:
+    """One label per key; ``jobs`` is None when sacct could not be asked."""
+    if rec.state == DONE:
+        return "done"
+    label = _local_label(rec, alive)
+    if jobs is not None and is_slurm_job(rec.job_id):
+        job = jobs.get(str(rec.job_id))
+        if job is None:
+            label = "stale" if rec.state == RUNNING else label
+        elif job.category == "active":
+            interrupted = job.state == "REQUEUED" or any(
+                h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history)
+            label = ("running" if job.state == "RUNNING" else
+                     "requeued" if interrupted else "queued")
+        elif job.category == "failed":
+            return f"failed:{rec.cause if rec.state == FAILED and rec.cause else job.cause}"
+        elif rec.state in (RUNNING, PENDING):  # COMPLETED in Slurm, never marked done
+            label = "stale"
+    if label == FAILED:
+        return f"failed:{rec.cause or 'unknown'}"
+    return "running" if label == RUNNING else label
+
+
+def resumable(label: str) -> str | None:
+    """The cause to resume a key for, or None when it is done or still alive."""
+    if label.startswith("failed:"):
+        return label.split(":", 1)[1]
+    return "interrupted" if label == "stale" else None
+
+
+def sacct_starttime(iso_utc: str | None, margin_min: int = 5) -> str:
+    """A tracker timestamp (UTC, ISO) as sacct's local --starttime, a little earlier."""
+    if not iso_utc:
+        return "now-7days"
+    moment = datetime.fromisoformat(iso_utc).astimezone() - timedelta(minutes=margin_min)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")

@@ -1,0 +1,122 @@
+"""Slurm resource options: CLI flags over a site profile, turned into submitit parameters.
+
+Pure: no Slurm command runs here, so the mapping is tested with literals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from joulebench.config.loader import load_yaml_mapping
+from joulebench.errors import ConfigError
+
+# submitit counts any interruption of a job with timeout_min <= 10 as a timeout (and
+# gives up after max_num_timeout of them), so a preempted short job would not requeue.
+MIN_REQUEUEABLE_MINUTES = 11
+DEFAULT_TIME = "01:00:00"
+PROFILE_KEYS = ("partition", "time", "gpus_per_node", "cpus_per_task", "mem", "account", "qos",
+                "constraint", "array_parallelism")
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None
+    time: str | None = None
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_parallelism: int | None = None
+
+    def merged_over(self, base: SlurmOptions) -> SlurmOptions:
+        """These options win where set; the rest come from ``base`` (a site profile)."""
+        mine = {k: v for k, v in asdict(self).items() if v is not None}
+        return replace(base, **mine)
+
+
+_TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
+
+
+def time_to_minutes(text: str, source: str = "--time") -> int:
+    """sbatch's formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S -> whole minutes (rounded up)."""
+    match = _TIME.match(str(text).strip())
+    if not match:
+        raise ConfigError(f"{source}: '{text}' is not a Slurm time; use e.g. 90, 02:00:00 or "
+                          "1-00:00:00")
+    d, a, b, c = (int(match[g]) if match[g] else None for g in ("d", "a", "b", "c"))
+    if d is not None:  # D-H[:M[:S]]
+        seconds = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    elif c is not None:  # H:M:S
+        seconds = a * 3600 + (b or 0) * 60 + c
+    elif b is not None:  # M:S
+        seconds = a * 60 + b
+    else:  # M
+        seconds = a * 60
+    return max(1, -(-seconds // 60))
+
+
+def _positive(value: Any, field: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source}: field '{field}' must be a positive integer (got {value!r})")
+    return value
+
+
+def options_from_mapping(data: dict[str, Any], source: str) -> SlurmOptions:
+    unknown = sorted(set(data) - set(PROFILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{unknown[0]}'; valid keys: "
+                          f"{', '.join(PROFILE_KEYS)}")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
+            out[key] = _positive(value, key, source)
+        elif key == "time":
+            time_to_minutes(str(value), f"{source}: field 'time'")
+            out[key] = str(value)
+        else:
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                raise ConfigError(f"{source}: field '{key}' must be one word (got {value!r})")
+            out[key] = value
+    return SlurmOptions(**out)
+
+
+def load_profile(path: Path | None) -> SlurmOptions:
+    """A site profile: a YAML mapping with the same keys as the command-line flags."""
+    if path is None:
+        return SlurmOptions()
+    return options_from_mapping(load_yaml_mapping(path), str(path))
+
+
+def executor_parameters(opts: SlurmOptions, *, device: str, num_processes: int,
+                        job_name: str) -> dict[str, Any]:
+    """Keyword arguments for submitit's SlurmExecutor.update_parameters for one group."""
+    minutes = time_to_minutes(opts.time or DEFAULT_TIME)
+    if minutes < MIN_REQUEUEABLE_MINUTES:
+        raise ConfigError(f"--time: {opts.time} is under {MIN_REQUEUEABLE_MINUTES} minutes; "
+                          "submitit would treat every preemption as a timeout and not requeue. "
+                          "Ask for at least 00:11:00")
+    gpus = opts.gpus_per_node if opts.gpus_per_node is not None else (
+        num_processes if device == "cuda" else None)
+    if device == "cuda" and gpus is not None and gpus < num_processes:
+        raise ConfigError(f"--gpus-per-node {gpus} is fewer than num_processes={num_processes}: "
+                          "one process runs per GPU; raise --gpus-per-node")
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "time": minutes,
+        "nodes": 1,
+        "ntasks_per_node": 1,  # one task per key; accelerate starts the processes
+        "cpus_per_task": opts.cpus_per_task or max(num_processes, 1),
+        "signal_delay_s": 120,
+        "array_parallelism": opts.array_parallelism or 256,
+    }
+    optional = {"partition": opts.partition, "gpus_per_node": gpus, "mem": opts.mem,
+                "account": opts.account, "qos": opts.qos, "constraint": opts.constraint}
+    params.update({k: v for k, v in optional.items() if v is not None})
+    return params

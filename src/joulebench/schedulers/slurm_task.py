@@ -1,0 +1,50 @@
+"""What submitit pickles and runs inside each Slurm array task.
+
+A Checkpointable: on USR2 (preemption or time limit) submitit calls ``checkpoint``,
+which resubmits the same call; the rerun reclaims its key under the same experiment
+ID and resumes from the workers' batch checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from joulebench.config.models import ExperimentConfig
+from joulebench.schedulers.job import JobPaths, run_tasks
+from joulebench.suite.spec import ExperimentSpec
+
+
+def spec_payload(spec: ExperimentSpec) -> dict[str, Any]:
+    """Plain data, so a job never unpickles joulebench objects of another version."""
+    return {"suite": spec.suite, "config_name": spec.config_name, "cycle": spec.cycle,
+            "model_label": spec.model_label, "config": spec.config.model_dump(mode="json")}
+
+
+def spec_from_payload(payload: dict[str, Any]) -> ExperimentSpec:
+    return ExperimentSpec(suite=payload["suite"], config_name=payload["config_name"],
+                          cycle=int(payload["cycle"]), model_label=payload["model_label"],
+                          config=ExperimentConfig.model_validate(payload["config"]))
+
+
+class SuiteTask(submitit.helpers.Checkpointable):
+    """Runs one key; submitit's default checkpoint() resubmits it with the same payload."""
+
+    def __init__(self, tracker_dir: Path, results_dir: Path, workdir: Path) -> None:
+        self.tracker_dir = str(Path(tracker_dir).resolve())
+        self.results_dir = str(Path(results_dir).resolve())
+        self.workdir = str(Path(workdir).resolve())
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        import os
+
+        os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
+        spec = spec_from_payload(payload)
+        outcome = run_tasks([spec], JobPaths(Path(self.tracker_dir), Path(self.results_dir)))[0]
+        if outcome.status == "failed":
+            # A failed key must show as FAILED in sacct too, not COMPLETED.
+            raise RuntimeError(f"{outcome.key} failed [{outcome.cause}]: {outcome.message}")
+        return asdict(outcome)

@@ -1,0 +1,58 @@
+"""Joining the tracker with sacct: which keys are alive, done, or need resuming."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from joulebench.schedulers.monitor import classify, resumable, sacct_starttime
+from joulebench.schedulers.sacct import SacctJob
+from joulebench.tracker import KeyRecord
+
+
+def rec(state: str, job_id: str | None = "7_1", cause: str | None = None,
+        pid: int | None = None) -> KeyRecord:
+    return KeyRecord(key="m::s::c::1", state=state, job_id=job_id, cause=cause,
+                     host=socket.gethostname(), pid=pid)
+
+
+@pytest.mark.parametrize("state, sacct_state, history, expected", [
+    ("running", "RUNNING", [], "running"),
+    ("pending", "PENDING", [], "queued"),
+    ("running", "PENDING", ["PREEMPTED"], "requeued"),
+    ("running", "REQUEUED", [], "requeued"),
+    ("running", "PREEMPTED", [], "failed:preempted"),
+    ("running", "NODE_FAIL", [], "failed:node_fail"),
+    ("running", "TIMEOUT", [], "failed:timeout"),
+    ("running", "CANCELLED", [], "failed:cancelled"),
+    ("failed", "FAILED", [], "failed:oom"),  # the tracker's cause is the precise one
+    ("running", "COMPLETED", [], "stale"),
+    ("done", "PREEMPTED", [], "done"),
+])
+def test_sacct_states_are_never_done_unless_the_tracker_says_so(
+        state: str, sacct_state: str, history: list[str], expected: str) -> None:
+    jobs = {"7_1": SacctJob("7_1", sacct_state, history=history)}
+    assert classify(rec(state, cause="oom" if state == "failed" else None), jobs) == expected
+
+
+def test_a_claim_whose_job_vanished_from_slurm_is_stale() -> None:
+    assert classify(rec("running"), {}) == "stale"
+    assert classify(rec("running"), None) == "running"  # sacct unavailable: trust the tracker
+
+
+def test_local_claims_of_dead_processes_are_stale() -> None:
+    assert classify(rec("running", job_id="local-1", pid=1), {}, alive=lambda p: False) == "stale"
+    assert classify(rec("running", job_id="local-1", pid=1), {}, alive=lambda p: True) == "running"
+
+
+def test_resumable_labels() -> None:
+    assert resumable("failed:preempted") == "preempted"
+    assert resumable("stale") == "interrupted"
+    assert [resumable(x) for x in ("done", "running", "queued", "requeued", "pending")] == [
+        None] * 5
+
+
+def test_starttime_is_local_and_a_little_earlier() -> None:
+    assert sacct_starttime(None) == "now-7days"
+    assert len(sacct_starttime("2026-11-24T01:00:00.000+00:00")) == 19

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from joulebench.errors import ConfigError
+from joulebench.schedulers.slurm import parse_max_array_size, plan_arrays
+from joulebench.schedulers.slurm_options import (
+    SlurmOptions,
+    executor_parameters,
+    load_profile,
+    options_from_mapping,
+    time_to_minutes,
+)
+from joulebench.suite import SuiteDefinition, expand_suite
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("10:30", 11), ("02:00:00", 120),
+                                           ("1-00", 1440), ("1-02:30", 1590),
+                                           ("0-00:11:00", 11)])
+def test_slurm_time_formats(text: str, minutes: int) -> None:
+    assert time_to_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["", "2h", "1:2:3:4", "-5"])
+def test_bad_times_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="not a Slurm time"):
+        time_to_minutes(text)
+
+
+def test_command_line_wins_over_the_site_profile(tmp_path: Path) -> None:
+    profile = tmp_path / "site.yaml"
+    profile.write_text("partition: gpu\naccount: proj\ntime: '04:00:00'\n")
+    merged = SlurmOptions(partition="urgent").merged_over(load_profile(profile))
+    assert (merged.partition, merged.account, merged.time) == ("urgent", "proj", "04:00:00")
+
+
+@pytest.mark.parametrize("data, match", [({"partiton": "gpu"}, "unknown key 'partiton'"),
+                                         ({"gpus_per_node": 0}, "positive integer"),
+                                         ({"account": "a b"}, "one word"),
+                                         ({"time": "soon"}, "not a Slurm time")])
+def test_bad_profiles_name_the_field(data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        options_from_mapping(data, "site.yaml")
+
+
+def test_parameters_default_gpus_to_processes_and_refuse_short_times() -> None:
+    params = executor_parameters(SlurmOptions(partition="gpu", qos="high"), device="cuda",
+                                 num_processes=4, job_name="jb")
+    assert params["gpus_per_node"] == 4 and params["cpus_per_task"] == 4
+    assert params["partition"] == "gpu" and params["qos"] == "high" and params["time"] == 60
+    assert "gpus_per_node" not in executor_parameters(SlurmOptions(), device="cpu",
+                                                      num_processes=2, job_name="jb")
+    with pytest.raises(ConfigError, match="at least 00:11:00"):
+        executor_parameters(SlurmOptions(time="10"), device="cpu", num_processes=1,
+                            job_name="jb")
+    with pytest.raises(ConfigError, match="fewer than num_processes"):
+        executor_parameters(SlurmOptions(gpus_per_node=1), device="cuda", num_processes=2,
+                            job_name="jb")
+
+
+def test_arrays_group_by_shape_and_split_at_max_array_size() -> None:
+    suite = SuiteDefinition(name="s", source="s.yaml", base={"model": "m", "device": "cpu"},
+                            models={"m": {"model": "org/m"}},
+                            controlled={"num_processes": [1, 2], "batch_size": [1, 2, 3]})
+    specs = expand_suite(suite, 3)  # 5 configs x 3 cycles
+    plans = plan_arrays(specs, SlurmOptions(), max_size=4, job_name="jb")
+    sizes = {(p.shape, len(p.specs)) for p in plans}
+    assert sum(len(p.specs) for p in plans) == 15
+    # shape (cpu, 1): batch_size x3 + num_processes_1 = 4 configs x 3 cycles = 12 -> 4+4+4
+    assert sorted(n for shape, n in sizes if shape == ("cpu", 1)) == [4]
+    assert len([p for p in plans if p.shape == ("cpu", 1)]) == 3
+    assert [len(p.specs) for p in plans if p.shape == ("cpu", 2)] == [3]
+
+
+def test_max_array_size_from_scontrol() -> None:
+    assert parse_max_array_size("MaxArraySize            = 1001\nMaxJobCount = 10000\n") == 1001
+    assert parse_max_array_size("nothing") == 1001
