@@ -191,13 +191,13 @@ def test_failed_key_is_recorded_and_resume_failed_reruns_it(checkout: Path) -> N
     assert [(f["experiment_id"], f["cause"]) for f in failed] == [("0001", "code_error")]
     assert "failed:code_error" in run_cli("status", "flaky").stdout
 
-    listed = run_cli("resume-failed", "flaky", "--dry-run")
+    listed = run_cli("resume-failed", "flaky", "--dry-run", "--executor", "local")
     assert "models/tiny-llama::flaky::base::1" in listed.stdout
 
     (checkout / "prompts.jsonl").write_text("".join(
         json.dumps({"prompt": f"prompt number {i}"}) + "\n" for i in range(6)))
-    resumed = run_cli("resume-failed", "flaky")
+    resumed = run_cli("resume-failed", "flaky", "--executor", "local")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = csv_rows(checkout)
     assert [(r["experiment_id"], r["attempt"]) for r in rows] == [("0001", "2")]
-    assert "nothing to resume" in run_cli("resume-failed", "flaky").stdout
+    assert "nothing to resume" in run_cli("resume-failed", "flaky", "--executor", "local").stdout

@@ -36,6 +36,11 @@ def test_sacct_states_are_never_done_unless_the_tracker_says_so(
     assert classify(rec(state, cause="oom" if state == "failed" else None), jobs) == expected
 
 
+def test_slurm_names_the_cause_of_a_generic_interruption() -> None:
+    jobs = {"7_1": SacctJob("7_1", "CANCELLED")}
+    assert classify(rec("failed", cause="interrupted"), jobs) == "failed:cancelled"
+
+
 def test_a_claim_whose_job_vanished_from_slurm_is_stale() -> None:
     assert classify(rec("running"), {}) == "stale"
     assert classify(rec("running"), None) == "running"  # sacct unavailable: trust the tracker

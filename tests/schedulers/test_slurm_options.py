@@ -39,7 +39,8 @@ def test_command_line_wins_over_the_site_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize("data, match", [({"partiton": "gpu"}, "unknown key 'partiton'"),
                                          ({"gpus_per_node": 0}, "positive integer"),
                                          ({"account": "a b"}, "one word"),
-                                         ({"time": "soon"}, "not a Slurm time")])
+                                         ({"time": "soon"}, "not a Slurm time"),
+                                         ({"time": 7200}, "must be quoted")])
 def test_bad_profiles_name_the_field(data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         options_from_mapping(data, "site.yaml")

@@ -42,7 +42,10 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
             label = ("running" if job.state == "RUNNING" else
                      "requeued" if interrupted else "queued")
         elif job.category == "failed":
-            return f"failed:{rec.cause if rec.state == FAILED and rec.cause else job.cause}"
+            # "interrupted" only says a signal came; Slurm knows whether it was a cancel,
+            # a preemption or the time limit. Causes found by the job itself are finer.
+            precise = rec.state == FAILED and rec.cause not in (None, "interrupted")
+            return f"failed:{rec.cause if precise else job.cause}"
         elif rec.state in (RUNNING, PENDING):  # COMPLETED in Slurm, never marked done
             label = "stale"
     if label == FAILED:

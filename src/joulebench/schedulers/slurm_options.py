@@ -78,7 +78,11 @@ def options_from_mapping(data: dict[str, Any], source: str) -> SlurmOptions:
         if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
             out[key] = _positive(value, key, source)
         elif key == "time":
-            time_to_minutes(str(value), f"{source}: field 'time'")
+            if not isinstance(value, str):
+                # YAML 1.1 reads an unquoted 02:00:00 as the number 7200 (base 60).
+                raise ConfigError(f"{source}: field 'time' must be quoted, e.g. "
+                                  "time: \"02:00:00\" (got the number {value!r})")
+            time_to_minutes(value, f"{source}: field 'time'")
             out[key] = str(value)
         else:
             if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):

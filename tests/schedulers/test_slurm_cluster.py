@@ -1,0 +1,189 @@
+"""Against a real Slurm (the dev cluster): arrays, preemption, requeue, cancel, resume.
+
+The cluster has one node with 2 CPUs and two fake GPUs, partitions `gpu` (default,
+preemptable, GraceTime 20 s) and `urgent` (preempts `gpu` with REQUEUE).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from joulebench import api
+from joulebench.schedulers.slurm import query_sacct
+from joulebench.tracker import ProgressTracker
+from tests.conftest import write_suite
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "joulebench", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
+             poll_s: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(poll_s)
+    squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
+    raise AssertionError(f"timed out waiting for {what}; squeue:\n{squeue}")
+
+
+def labels(suite: str) -> dict[str, str]:
+    return api.key_labels(suite).labels
+
+
+def all_done(suite: str, n: int) -> Callable[[], bool]:
+    return lambda: list(labels(suite).values()).count("done") == n
+
+
+def rows(checkout: Path) -> list[dict[str, str]]:
+    path = checkout / "results" / "text_generation_results.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def job_ids(checkout: Path) -> dict[str, str]:
+    state = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    return {k: str(r.job_id) for k, r in state.keys.items()}
+
+
+def finished_batches(work: Path) -> int:
+    total = 0
+    for ckpt in work.glob("ckpt_rank*.json"):
+        try:
+            total += len(json.loads(ckpt.read_text())["batches"])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def test_demo_suite_as_arrays_on_the_gpu_partition(checkout: Path) -> None:
+    flags = ["--cycles", "2", "--partition", "gpu", "--gpus-per-node", "1"]
+    dry = cli("submit-suite", "demo", *flags, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "#SBATCH --array=0-7%8" in dry.stdout and "#SBATCH --gpus-per-node=1" in dry.stdout
+    assert not (checkout / "persistent_progress_trackers").exists()
+
+    sub = cli("submit-suite", "demo", *flags)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    assert "submitted 8 tasks in 1 sbatch call" in sub.stdout
+    # --dry-run printed exactly what submitit submitted.
+    submitted = next((checkout / "logs" / "submitit").glob("*_submission.sh")).read_text()
+    script = dry.stdout.split("---", 1)[1].split("\n", 1)[1].rsplit("dry run:", 1)[0]
+    assert script.strip() == submitted.strip()
+
+    wait_for(all_done("demo", 8), 600, "the demo suite to finish on Slurm", poll_s=3)
+    got = rows(checkout)
+    assert len(got) == 8 and len({r["key"] for r in got}) == 8
+    assert all(r["slurm_job_id"] for r in got)
+    ids = job_ids(checkout)
+    sacct = query_sacct(list(ids.values()), "now-1hour")
+    assert sacct.problem is None and sacct.jobs is not None
+    assert {sacct.jobs[j].state for j in ids.values()} == {"COMPLETED"}
+    status = cli("status", "demo")
+    assert status.returncode == 0 and "note:" not in status.stdout
+    assert api.status_rows(api.key_labels("demo"))[0].counts == {"done": 4}
+
+
+PREEMPT_SUITE = """
+models: [tiny-demo]
+overrides:
+  num_processes: 2
+  warmup_iterations: 0
+  energy_meter: codecarbon
+  max_input_tokens: 64
+configs:
+  slow: {num_prompts: 48, batch_size: 2, max_output_tokens: 192, min_output_tokens: 192}
+"""
+
+
+def test_preempted_task_requeues_and_resumes_from_its_checkpoint(checkout: Path) -> None:
+    write_suite(checkout, "preempt", PREEMPT_SUITE)
+    sub = cli("submit-suite", "preempt", "--partition", "gpu", "--time", "00:20:00")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    work = checkout / "results" / "raw_results" / "0001" / ".work"
+    wait_for(lambda: finished_batches(work) >= 2, 300, "two checkpointed batches", poll_s=0.2)
+    urgent = subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--parsable",
+                             "--wrap", "sleep 3"], capture_output=True, text=True, check=True)
+    assert urgent.stdout.strip()
+    wait_for(all_done("preempt", 1), 600, "the preempted key to finish", poll_s=2)
+    got = rows(checkout)
+    assert [(r["experiment_id"], r["config_name"]) for r in got] == [("0001", "slow")]
+    metrics = json.loads((work.parent / "0001_4_inference_metrics.json").read_text())
+    assert metrics["batches_resumed"] >= 2  # from the results, not the logs
+    assert metrics["num_prompts"] == 48
+    assert int(got[0]["attempt"]) >= 2
+    job = job_ids(checkout)["models/tiny-llama::preempt::slow::1"]
+    history = query_sacct([job], "now-1hour").jobs[job]
+    assert "PREEMPTED" in history.history or "REQUEUED" in history.history
+    assert ProgressTracker(checkout / "persistent_progress_trackers").read().last_id == 1
+
+
+REQUEUE_SUITE = """
+models: [tiny-demo]
+overrides:
+  num_processes: 1
+  warmup_iterations: 0
+  energy_meter: codecarbon
+  max_input_tokens: 64
+  num_prompts: 32
+  batch_size: 2
+  max_output_tokens: 128
+  min_output_tokens: 128
+controlled:
+  seed: [1, 2, 3]
+"""
+
+
+def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
+        checkout: Path) -> None:
+    write_suite(checkout, "rq", REQUEUE_SUITE)
+    sub = cli("submit-suite", "rq", "--partition", "gpu", "--time", "00:20:00",
+              "--cpus-per-task", "1", "--array-parallelism", "2")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    keys = sorted(job_ids(checkout))
+    requeued, cancelled, untouched = keys
+    ids = job_ids(checkout)
+
+    def running(*wanted: str) -> bool:
+        now = labels("rq")
+        return all(now.get(k) == "running" for k in wanted)
+
+    wait_for(lambda: running(requeued, cancelled), 300, "two running tasks", poll_s=0.5)
+    subprocess.run(["scontrol", "requeue", ids[requeued]], check=True)
+    subprocess.run(["scancel", ids[cancelled]], check=True)
+
+    wait_for(lambda: labels("rq")[requeued] == "done" and labels("rq")[untouched] == "done"
+             and labels("rq")[cancelled].startswith("failed"), 600,
+             "the requeued and untouched keys to finish", poll_s=2)
+    assert labels("rq")[cancelled] == "failed:cancelled"
+    dry = cli("resume-failed", "rq", "--dry-run")
+    assert dry.returncode == 0
+    listed = [line.strip() for line in dry.stdout.splitlines()[1:] if line.strip()]
+    assert listed == [cancelled]
+
+    before = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    resumed = cli("resume-failed", "rq", "--partition", "gpu", "--time", "00:20:00",
+                  "--cpus-per-task", "1")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "submitted 1 tasks" in resumed.stdout
+    wait_for(all_done("rq", 3), 600, "the resumed key to finish", poll_s=2)
+    got = rows(checkout)
+    assert sorted(r["key"] for r in got) == keys  # one row per key, none twice
+    by_key = {r["key"]: r["experiment_id"] for r in got}
+    assert by_key[cancelled] == before.keys[cancelled].experiment_id
+    assert by_key[requeued] == before.keys[requeued].experiment_id
