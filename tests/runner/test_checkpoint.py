@@ -39,3 +39,10 @@ def test_corrupt_checkpoint_names_the_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(RunnerError, match=r"ckpt.json: checkpoint is not valid JSON"):
         open_ckpt(path)
+
+
+def test_another_batch_size_starts_the_checkpoint_over(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.json"
+    open_ckpt(path, batch_size=8).add(0, {})
+    assert open_ckpt(path, batch_size=8).done(0)
+    assert not open_ckpt(path, batch_size=4).done(0)  # an OOM retry with half the batch

@@ -67,6 +67,7 @@ class ExperimentConfig(_Strict):
     seed: int = 1234
     max_retries: int = Field(2, ge=0)
     backoff_base_s: float = Field(2.0, ge=0)
+    oom_halve_batch: bool = False
 
     @field_validator("model")
     @classmethod

@@ -25,14 +25,19 @@ class BatchCheckpoint:
     config_hash: str
     world_size: int
     rank: int
+    batch_size: int = 0
     batches: dict[int, dict[str, Any]] = field(default_factory=dict)
     resumed_indices: frozenset[int] = frozenset()
 
     @classmethod
     def open(cls, path: Path, *, experiment_id: str, config_hash: str, world_size: int,
-             rank: int) -> BatchCheckpoint:
-        """Load the file if one exists for this experiment, else start empty."""
-        ckpt = cls(path, experiment_id, config_hash, world_size, rank)
+             rank: int, batch_size: int = 0) -> BatchCheckpoint:
+        """Load the file if one exists for this experiment, else start empty.
+
+        A different batch size (an OOM retry with half the batch) means other batch
+        boundaries: the old batches cannot be reused, so the checkpoint starts over.
+        """
+        ckpt = cls(path, experiment_id, config_hash, world_size, rank, batch_size)
         if not path.exists():
             return ckpt
         try:
@@ -48,6 +53,8 @@ class BatchCheckpoint:
                     f"{path}: checkpoint has {name}={data.get(name)!r} but this run has "
                     f"{value!r}; the config changed since the experiment started: revert it, "
                     "or rerun the suite with --fresh")
+        if data.get("batch_size", batch_size) != batch_size:
+            return ckpt
         ckpt.batches = {int(k): v for k, v in data.get("batches", {}).items()}
         ckpt.resumed_indices = frozenset(ckpt.batches)
         return ckpt
@@ -60,5 +67,6 @@ class BatchCheckpoint:
         atomic_write_json(self.path, {
             "format": FORMAT, "experiment_id": self.experiment_id,
             "config_hash": self.config_hash, "world_size": self.world_size, "rank": self.rank,
+            "batch_size": self.batch_size,
             "batches": {str(k): v for k, v in sorted(self.batches.items())},
         }, indent=None)

@@ -47,7 +47,8 @@ def generation_kwargs(cfg: ExperimentConfig, pad_token_id: int) -> dict[str, Any
 class Workload:
     """Model, tokenizer and this process's prompt batches, ready to generate."""
 
-    def __init__(self, cfg: ExperimentConfig, device: str, accelerator: Any) -> None:
+    def __init__(self, cfg: ExperimentConfig, device: str, accelerator: Any,
+                 batch_size: int) -> None:
         self.cfg, self.device, self.acc = cfg, device, accelerator
         self.model, self.tok = load_model_and_tokenizer(cfg, device, accelerator.device)
         texts = load_prompt_texts(cfg.dataset)
@@ -55,7 +56,7 @@ class Workload:
         self.prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
                                       cfg.dataset.name)
         mine = shard(self.prompts, accelerator.process_index, accelerator.num_processes)
-        self.batches = batches(mine, cfg.batch_size)
+        self.batches = batches(mine, batch_size)
         self.gen_kwargs = generation_kwargs(cfg, self.tok.pad_token_id)
 
     def encode(self, prompts: list[str]) -> Any:
@@ -101,10 +102,12 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg.seed + rank)
     work = Path(task["work_dir"])
     load_start = time.perf_counter()
-    wl = Workload(cfg, device, acc)
+    batch_size = int(task.get("batch_size") or cfg.batch_size)
+    wl = Workload(cfg, device, acc, batch_size)
     load_s = time.perf_counter() - load_start
     ckpt = BatchCheckpoint.open(work / f"ckpt_rank{rank}.json", experiment_id=task["experiment_id"],
-                                config_hash=task["config_hash"], world_size=world, rank=rank)
+                                config_hash=task["config_hash"], world_size=world, rank=rank,
+                                batch_size=batch_size)
     warm_start = time.perf_counter()
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
         wl.generate(wl.batches[0])
@@ -125,7 +128,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     energy = meter.stop().to_dict() if meter is not None else None
     tokens = sum(b["input_tokens"] + b["output_tokens"] for b in ckpt.batches.values())
     return {
-        "rank": rank, "local_rank": local_rank, "world_size": world,
+        "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
         "host": socket.gethostname(), "device": device, "pid": os.getpid(),
         "torch_device": str(acc.device),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

@@ -63,14 +63,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path
-                   ) -> dict[str, Any]:
+def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path,
+                   batch_size: int | None = None) -> dict[str, Any]:
     """Run the workload and write files 1-8; returns the sections for the CSV row."""
     started = _now()
     folder = raw_dir(results_dir, ident.experiment_id)
-    raw = run_workers(config, ident.experiment_id, config.config_hash(), folder / ".work")
+    raw = run_workers(config, ident.experiment_id, config.config_hash(), folder / ".work",
+                      batch_size)
     timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s}
     sections = build_sections(ident, config, raw.config_hash, raw.device, raw.ranks, timing)
+    used = batch_size or config.batch_size
+    sections["setup"]["batch_size_used"] = used
+    sections["setup"]["oom_halved_batch"] = used != config.batch_size
     write_json_files(results_dir, ident.experiment_id, sections)
     return sections
 
@@ -108,11 +112,20 @@ def _record_done(spec: ExperimentSpec, experiment_id: str, sections: dict[str, A
                        figures=figures)
 
 
+def _halved_batch(failure: ExperimentFailed, config: ExperimentConfig,
+                  batch_size: int) -> int | None:
+    """The one OOM retry a config may allow: half the batch, once."""
+    if failure.cause == "oom" and config.oom_halve_batch and batch_size == config.batch_size \
+            and batch_size > 1:
+        return batch_size // 2
+    return None
+
+
 def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
              job_id: str | None = None, sleep: Callable[[float], None] = time.sleep
              ) -> TaskOutcome:
     """Claim, run (retrying transient failures with backoff) and record one key."""
-    tries = 0
+    tries, batch_size = 0, spec.config.batch_size
     while True:
         claim = tracker.claim(spec.key, spec.config_hash, suite=spec.suite, cycle=spec.cycle,
                               job_id=job_id)
@@ -123,14 +136,18 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
         ident = Identity(claim.experiment_id, spec.key, spec.suite, spec.config_name,
                          spec.cycle, claim.attempt)
         try:
-            sections = run_experiment(spec.config, ident, paths.results_dir)
+            sections = run_experiment(spec.config, ident, paths.results_dir, batch_size)
         except JoulebenchError as exc:
             failure = exc if isinstance(exc, ExperimentFailed) else \
                 ExperimentFailed(str(exc), "code_error", user_error=True)
-            tries += 1
             with tracker.locked():  # the failure row and the state change land together
                 _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
                 tracker.fail(spec.key, failure.cause, str(failure))
+            halved = _halved_batch(failure, spec.config, batch_size)
+            if halved is not None:
+                batch_size = halved
+                continue
+            tries += 1
             if failure.user_error or tries > spec.config.max_retries:
                 return TaskOutcome(spec.key, "failed", claim.experiment_id, failure.cause,
                                    str(failure))
