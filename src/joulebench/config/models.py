@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Precision = Literal["float32", "float16", "bfloat16"]
 Quantization = Literal["none", "int8", "int4"]
 Device = Literal["auto", "cpu", "cuda"]
-MeterName = Literal["auto", "codecarbon", "nvml"]
+MeterName = Literal["auto", "codecarbon", "nvml", "rapl"]
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

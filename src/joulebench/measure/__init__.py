@@ -8,6 +8,7 @@ from joulebench.measure.base import METHODS, EnergyMeasurement, EnergyMeter
 from joulebench.measure.codecarbon_meter import CodecarbonMeter
 from joulebench.measure.factory import available_meter_names, make_meter
 from joulebench.measure.nvml_meter import NvmlMeter, parse_cuda_visible_devices
+from joulebench.measure.rapl_meter import RaplMeter
 
 __all__ = [
     "METHODS",
@@ -15,6 +16,7 @@ __all__ = [
     "EnergyMeasurement",
     "EnergyMeter",
     "NvmlMeter",
+    "RaplMeter",
     "available_meter_names",
     "make_meter",
     "parse_cuda_visible_devices",

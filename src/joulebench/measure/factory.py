@@ -6,8 +6,9 @@ from joulebench.errors import MeasureError
 from joulebench.measure.base import EnergyMeter
 from joulebench.measure.codecarbon_meter import CodecarbonMeter
 from joulebench.measure.nvml_meter import NvmlMeter
+from joulebench.measure.rapl_meter import RaplMeter
 
-_METER_NAMES: tuple[str, ...] = ("auto", "codecarbon", "nvml")
+_METER_NAMES: tuple[str, ...] = ("auto", "codecarbon", "nvml", "rapl")
 
 
 def available_meter_names() -> tuple[str, ...]:
@@ -19,7 +20,8 @@ def make_meter(name: str, *, device: str) -> EnergyMeter:
     """Return a fresh, not yet started meter.
 
     ``"auto"`` picks NVML for CUDA runs, because codecarbon would only estimate the
-    CPU side while the GPU draws most of the power, and codecarbon otherwise.
+    CPU side while the GPU draws most of the power, and codecarbon otherwise. It never
+    picks RAPL: its counters are root-only on most systems, so it is opt-in.
     Nothing vendor-specific is imported here: meters import their libraries on start().
     """
     if name not in _METER_NAMES:
@@ -35,4 +37,6 @@ def make_meter(name: str, *, device: str) -> EnergyMeter:
         )
     if name == "nvml":
         return NvmlMeter()
+    if name == "rapl":
+        return RaplMeter()
     return CodecarbonMeter()
