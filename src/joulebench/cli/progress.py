@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -87,14 +88,17 @@ class SuiteProgress:
 
 
 def render_status(rows: list[Any], tracker_dir: Path) -> None:
-    console = Console(highlight=False)
+    # Piped output (logs, CI, `| grep`) gets a wide console: rich would otherwise cut
+    # column names like failed:node_fail to 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     if not rows:
         console.print(f"no experiments tracked in {tracker_dir}/")
         return
     states = STATE_ORDER + sorted({s for r in rows for s in r.counts if s not in STATE_ORDER})
     table = Table(title=f"progress ({tracker_dir})")
     for column in ["suite", "cycle", *states, "total"]:
-        table.add_column(column, justify="left" if column == "suite" else "right")
+        table.add_column(column, justify="left" if column == "suite" else "right",
+                         min_width=len(column) if column != "suite" else None)
     for row in rows:
         table.add_row(row.suite, str(row.cycle), *(str(row.counts.get(s, 0)) for s in states),
                       str(row.total))

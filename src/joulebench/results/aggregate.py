@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from joulebench.measure.base import EnergyMeasurement
+from joulebench.measure.quality import quality_flags
 from joulebench.results.stats import latency_summary, ratio
 
 
@@ -95,6 +96,9 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     methods = sorted({m.method for m in nodes.values()})
     out_tokens = inference["measured_output_tokens"]
     energy_kwh = energy_j / 3.6e6 if energy_j is not None else None
+    flags = sorted({f for m in nodes.values() for f in quality_flags(m, inference["window_s"])})
+    if not nodes:
+        flags = ["no_energy_measured"]
     return {
         "energy_j": energy_j,
         "energy_kwh": energy_kwh,
@@ -104,6 +108,7 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
         "is_estimate": any(m.is_estimate for m in nodes.values()) if nodes else None,
         "emissions_kg": sum(emissions) if emissions else None,
         "nodes_measured": sorted(nodes),
+        "quality_flags": flags,
         "aggregation": "one measurement per node by local rank 0; nodes summed",
         "energy_per_output_token_j": ratio(energy_j, out_tokens),
         "output_tokens_per_j": ratio(out_tokens, energy_j),

@@ -21,7 +21,7 @@ CSV_COLUMNS: list[str] = [
     "energy_meter", "energy_method", "energy_is_estimate", "energy_j", "energy_kwh",
     "emissions_kg", "energy_per_output_token_j", "output_tokens_per_j", "flops_per_j",
     "queries_per_kwh", "hosts", "slurm_job_id", "git_commit", "torch_version",
-    "transformers_version", "batch_size_used", "oom_halved_batch",
+    "transformers_version", "batch_size_used", "oom_halved_batch", "quality_flags",
 ]
 
 
@@ -57,6 +57,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "transformers_version": prov["versions"].get("transformers"),
         "batch_size_used": setup.get("batch_size_used", var["batch_size"]),
         "oom_halved_batch": setup.get("oom_halved_batch", False),
+        "quality_flags": ";".join(energy.get("quality_flags", [])),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):

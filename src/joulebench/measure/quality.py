@@ -1,0 +1,41 @@
+"""Quality flags: how far to trust one energy figure. Pure, tested with literals.
+
+A flag never changes a number; it tells the reader (and `joulebench report`, which
+keeps flagged runs apart) that the number is weaker than it looks.
+"""
+
+from __future__ import annotations
+
+from joulebench.measure.base import EnergyMeasurement
+
+# Shortest window each source resolves well. NVML's counter is fine-grained, but power
+# samples average over up to ~1 s on many GPUs; codecarbon reads power once at start and
+# once at stop; RAPL counters update about every millisecond.
+MIN_WINDOW_S = {("nvml", "counter"): 0.2, ("nvml", "polling"): 1.0,
+                ("nvml", "counter+polling"): 1.0, ("codecarbon", "estimate"): 1.0,
+                ("codecarbon", "counter"): 1.0, ("rapl", "counter"): 0.01}
+
+FLAG_TEXT = {
+    "window_too_short": "the measured window is shorter than the sensor resolves well",
+    "nonpositive_energy": "the meter reported zero or negative energy",
+    "estimate_only": "no hardware sensor was read; the figure is a model-based estimate",
+    "counter_polling_disagreement": "NVML counter and power polling disagree",
+}
+
+
+def quality_flags(measurement: EnergyMeasurement, window_s: float,
+                  disagreement: float = 0.10) -> list[str]:
+    """Flags for one node's measurement over a window of ``window_s`` seconds."""
+    flags = []
+    floor = MIN_WINDOW_S.get((measurement.meter, measurement.method), 1.0)
+    if window_s < floor:
+        flags.append("window_too_short")
+    if measurement.energy_j <= 0:
+        flags.append("nonpositive_energy")
+    if measurement.is_estimate:
+        flags.append("estimate_only")
+    cross = measurement.details.get("polling_energy_j")
+    if isinstance(cross, (int, float)) and measurement.energy_j > 0 and \
+            abs(cross - measurement.energy_j) / measurement.energy_j > disagreement:
+        flags.append("counter_polling_disagreement")
+    return flags
