@@ -145,7 +145,23 @@ def test_counter_path_energy_is_millijoule_delta(three_gpus: FakeNvml) -> None:
     assert dev["method"] == "counter" and dev["nvml_index"] == 0
     assert m.details["driver_version"] == "550.54.15"
     assert three_gpus.initialised == 0  # nvmlShutdown balanced nvmlInit
-    assert three_gpus.power_reads == 0  # no poller when every GPU has a counter
+    # The counter is the figure; polling runs beside it as a cross-check.
+    assert three_gpus.power_reads > 0
+    assert dev["polling_energy_j"] >= 0 and "polling_energy_j" in m.details
+    assert m.details["throttled"] is False
+
+
+def test_polling_cross_check_disagreeing_with_the_counter_is_flagged(
+        three_gpus: FakeNvml) -> None:
+    from joulebench.measure.quality import quality_flags
+
+    meter = NvmlMeter(poll_interval_s=0.02)
+    meter.start()
+    time.sleep(0.3)  # 3 GPUs x 100 W x 0.3 s = ~90 J by polling
+    three_gpus.gpus[0].energy_mj += 10_000  # the counters claim only 10 J
+    m = meter.stop()
+    assert m.details["polling_energy_j"] == pytest.approx(90, rel=0.3)
+    assert "counter_polling_disagreement" in quality_flags(m, window_s=5.0)
 
 
 def test_polling_fallback_integrates_constant_power(

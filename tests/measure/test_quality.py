@@ -34,7 +34,12 @@ def test_counter_and_polling_disagreement_above_threshold() -> None:
     assert quality_flags(m(polling_energy_j=130.0), 5.0) == ["counter_polling_disagreement"]
 
 
+def test_throttling_seen_by_nvml_is_flagged() -> None:
+    assert quality_flags(m(throttled=True), 5.0) == ["gpu_throttled"]
+    assert quality_flags(m(throttled=False), 5.0) == []
+
+
 def test_every_flag_has_an_explanation() -> None:
     produced = {"window_too_short", "nonpositive_energy", "estimate_only",
-                "counter_polling_disagreement"}
+                "counter_polling_disagreement", "gpu_throttled"}
     assert produced <= set(FLAG_TEXT)

@@ -361,7 +361,9 @@ class NvmlMeter:
                     gpu.start_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
                 except _not_supported(nvml):
                     gpu.method = "polling"  # pre-Volta GPUs have no energy counter
-        polled = {g.label: g.handle for g in window.gpus if g.method == "polling"}
+        # Every GPU is polled: for GPUs without a counter the samples are the figure,
+        # for the others they are an independent cross-check of the counter.
+        polled = {g.label: g.handle for g in window.gpus}
         window.t0 = time.perf_counter()
         if polled:
             window.poller = _PowerPoller(
@@ -395,17 +397,27 @@ class NvmlMeter:
                     )
                     energy[gpu.label] = _counter_j(gpu.label, delta_mj)
             duration_s = time.perf_counter() - window.t0
-            if window.poller is not None:
-                energy.update(window.poller.stop())
+            polled = window.poller.stop() if window.poller is not None else {}
+            throttle = {g.label: _throttle_reasons(nvml, g.handle) for g in window.gpus}
+        for gpu in window.gpus:
+            if gpu.method == "polling":
+                energy[gpu.label] = polled[gpu.label]
         # Keep device order stable (as resolved), whichever path produced the value.
         energy = {g.label: energy[g.label] for g in window.gpus}
+        details = self._details(window)
+        for label, joules in polled.items():
+            details["devices"][label]["polling_energy_j"] = joules
+            details["devices"][label]["throttle_reasons"] = throttle[label]
+        if polled:
+            details["polling_energy_j"] = sum(polled.values())
+        details["throttled"] = any(r & SLOWDOWN_REASONS for r in throttle.values() if r)
         return EnergyMeasurement(
             meter=self.name,
             method=_overall_method(window.gpus),
             duration_s=duration_s,
             energy_j_by_device=energy,
             is_estimate=False,
-            details=self._details(window),
+            details=details,
         )
 
     def _details(self, window: _Window) -> dict[str, Any]:
@@ -421,6 +433,20 @@ class NvmlMeter:
             "poll_interval_s": self.poll_interval_s,
             "devices": devices,
         }
+
+
+# NVML clock-event bits that mean the GPU slowed itself: software power cap (0x4),
+# hardware slowdown (0x8), software/hardware thermal (0x20/0x40), power brake (0x80).
+SLOWDOWN_REASONS = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+
+
+def _throttle_reasons(nvml: ModuleType, handle: Any) -> int | None:
+    for name in ("nvmlDeviceGetCurrentClocksEventReasons",
+                 "nvmlDeviceGetCurrentClocksThrottleReasons"):
+        value = _optional(nvml, name, handle)
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _counter_j(label: str, delta_mj: int) -> float:

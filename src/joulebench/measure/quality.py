@@ -20,6 +20,7 @@ FLAG_TEXT = {
     "nonpositive_energy": "the meter reported zero or negative energy",
     "estimate_only": "no hardware sensor was read; the figure is a model-based estimate",
     "counter_polling_disagreement": "NVML counter and power polling disagree",
+    "gpu_throttled": "NVML reported power or thermal slowdown during the window",
 }
 
 
@@ -38,4 +39,6 @@ def quality_flags(measurement: EnergyMeasurement, window_s: float,
     if isinstance(cross, (int, float)) and measurement.energy_j > 0 and \
             abs(cross - measurement.energy_j) / measurement.energy_j > disagreement:
         flags.append("counter_polling_disagreement")
+    if measurement.details.get("throttled"):
+        flags.append("gpu_throttled")
     return flags
