@@ -168,6 +168,7 @@ class StatusRow:
     suite: str
     cycle: int
     counts: dict[str, int]
+    flagged: int = 0  # done results whose energy carries a quality flag
 
     @property
     def total(self) -> int:
@@ -210,7 +211,19 @@ def _live_keys(state: TrackerState, runner: slurm.CommandRunner) -> set[str]:
     return live
 
 
-def status_rows(labels: KeyLabels) -> list[StatusRow]:
+def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
+    """(suite, cycle) -> results with quality flags, from every results CSV."""
+    from joulebench.results import read_rows
+
+    counts: Counter[tuple[str, int]] = Counter()
+    for path in sorted(results_dir.glob("*_results.csv")):
+        for row in read_rows(path):
+            if row.get("quality_flags") and row.get("cycle", "").isdigit():
+                counts[(row.get("suite", "?"), int(row["cycle"]))] += 1
+    return counts
+
+
+def status_rows(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
     grouped: dict[tuple[str, int], Counter[str]] = {}
     for key, label in labels.labels.items():
         try:
@@ -218,7 +231,9 @@ def status_rows(labels: KeyLabels) -> list[StatusRow]:
         except ValueError:
             suite, cycle = "?", 0
         grouped.setdefault((suite, cycle), Counter())[label] += 1
-    return [StatusRow(s, c, dict(n)) for (s, c), n in sorted(grouped.items())]
+    flagged = flagged_counts(results_dir) if results_dir is not None else Counter()
+    return [StatusRow(s, c, dict(n), flagged.get((s, c), 0))
+            for (s, c), n in sorted(grouped.items())]
 
 
 def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Paths(),

@@ -60,6 +60,35 @@ def test_resumed_batches_count_for_totals_but_not_for_the_window() -> None:
     assert out["flops_per_j"] == pytest.approx(2 * 1000 * (30 + 24) / 50.0)
 
 
+def test_dynamic_energy_uses_the_node_baseline_over_the_window() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", None)]
+    ranks[0]["baseline"] = {"power_w": 10.0, "source": "cache"}
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["baseline_power_w"] == 10.0
+    assert out["dynamic_energy_j"] == pytest.approx(100.0 - 10.0 * 2.0)
+    assert out["dynamic_energy_per_output_token_j"] == pytest.approx(80.0 / 48)
+
+
+def test_no_baseline_means_no_dynamic_energy() -> None:
+    ranks = [rank(0, 0, "n1", 100.0)]
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["baseline_power_w"] is None and out["dynamic_energy_j"] is None
+
+
+def test_request_latency_weights_batches_by_their_requests() -> None:
+    batches = [{"num_prompts": 3, "latency_s": 1.0, "ttft_s": 0.1, "decode_s": 0.9,
+                "decode_steps": 9},
+               {"num_prompts": 1, "latency_s": 5.0, "ttft_s": 0.5, "decode_s": 4.5,
+                "decode_steps": 9}]
+    phases = aggregate.latency_phases(batches, batches)
+    assert phases["request_latency"]["p50_s"] == 1.0  # three of four requests took 1 s
+    assert phases["time_to_first_token"]["max_s"] == 0.5
+    assert phases["inter_token_latency"]["mean_s"] == pytest.approx((0.1 + 0.5) / 2)
+    assert phases["prefill_s"] == pytest.approx(0.6) and phases["energy_by_phase"] is None
+
+
 def test_percentiles_match_numpy_linear_interpolation() -> None:
     values = [1.0, 2.0, 3.0, 4.0, 10.0]
     assert percentile(values, 50) == 3.0

@@ -162,7 +162,7 @@ def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, conf
         labels = api.key_labels(suite, paths, use_sacct=not no_sacct)
         if labels.sacct_problem:
             click.echo(f"note: {labels.sacct_problem}; showing the tracker alone")
-        rows = api.status_rows(labels)
+        rows = api.status_rows(labels, results_dir)
         render_status(rows, tracker_dir)
         if not watch or (rows and all(r.counts.get("done") == r.total for r in rows)):
             return

@@ -96,10 +96,13 @@ def render_status(rows: list[Any], tracker_dir: Path) -> None:
         return
     states = STATE_ORDER + sorted({s for r in rows for s in r.counts if s not in STATE_ORDER})
     table = Table(title=f"progress ({tracker_dir})")
-    for column in ["suite", "cycle", *states, "total"]:
+    for column in ["suite", "cycle", *states, "total", "flagged"]:
         table.add_column(column, justify="left" if column == "suite" else "right",
                          min_width=len(column) if column != "suite" else None)
     for row in rows:
         table.add_row(row.suite, str(row.cycle), *(str(row.counts.get(s, 0)) for s in states),
-                      str(row.total))
+                      str(row.total), str(row.flagged))
     console.print(table)
+    if any(row.flagged for row in rows):
+        console.print("flagged: results whose energy carries quality flags (see the "
+                      "quality_flags column of the CSV)")

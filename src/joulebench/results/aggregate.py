@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from joulebench.measure.base import EnergyMeasurement
+from joulebench.measure.baseline import dynamic_energy_j
 from joulebench.measure.quality import quality_flags
 from joulebench.results.stats import latency_summary, ratio
 
@@ -42,6 +43,7 @@ def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     m_in = sum(b["input_tokens"] for b in measured)
     m_prompts = sum(b["num_prompts"] for b in measured)
     return {
+        **latency_phases(all_batches, measured),
         "num_prompts": sum(b["num_prompts"] for b in all_batches),
         "num_batches": len(all_batches),
         "batches_resumed": len(all_batches) - len(measured),
@@ -57,6 +59,32 @@ def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
         "throughput_queries_per_s": ratio(m_prompts, window_s),
         "batch_latency": latency_summary([b["latency_s"] for b in all_batches]),
         "throughput_scope": "batches run in the measured window (resumed ones excluded)",
+    }
+
+
+def latency_phases(all_batches: list[dict[str, Any]], measured: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """Per-request latency, TTFT and inter-token latency.
+
+    Static batching returns every request of a batch together, so a request's latency
+    is its batch's; percentiles are taken over requests (batches weighted by size).
+    """
+    per_request = [b["latency_s"] for b in all_batches for _ in range(b["num_prompts"])]
+    timed = [b for b in all_batches if "ttft_s" in b]
+    ttft = [b["ttft_s"] for b in timed for _ in range(b["num_prompts"])]
+    itl = [b["decode_s"] / b["decode_steps"] for b in timed if b.get("decode_steps")]
+    m_timed = [b for b in measured if "ttft_s" in b]
+    return {
+        "request_latency": latency_summary(per_request),
+        "time_to_first_token": latency_summary(ttft),
+        "inter_token_latency": latency_summary(itl),
+        "prefill_s": sum(b["ttft_s"] for b in m_timed) if m_timed else None,
+        "decode_s": sum(b["decode_s"] for b in m_timed) if m_timed else None,
+        "phase_timing_method": "generation streamer timestamps: TTFT = first token - start"
+        if timed else None,
+        "energy_by_phase": None,
+        "energy_by_phase_note": "not split: the node is read once per measured window, and "
+        "prefill and decode of successive batches interleave within it",
     }
 
 
@@ -97,6 +125,11 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     out_tokens = inference["measured_output_tokens"]
     energy_kwh = energy_j / 3.6e6 if energy_j is not None else None
     flags = sorted({f for m in nodes.values() for f in quality_flags(m, inference["window_s"])})
+    baselines = {r["host"]: r["baseline"] for r in ranks
+                 if r.get("local_rank") == 0 and r.get("baseline")}
+    baseline_w = sum(b["power_w"] for b in baselines.values()) \
+        if nodes and set(baselines) >= set(nodes) else None
+    dynamic_j = dynamic_energy_j(energy_j, baseline_w, inference["window_s"])
     if not nodes:
         flags = ["no_energy_measured"]
     return {
@@ -111,6 +144,10 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
         "quality_flags": flags,
         "aggregation": "one measurement per node by local rank 0; nodes summed",
         "energy_per_output_token_j": ratio(energy_j, out_tokens),
+        "baseline_power_w": baseline_w,
+        "dynamic_energy_j": dynamic_j,
+        "dynamic_energy_per_output_token_j": ratio(dynamic_j, out_tokens),
+        "baseline_by_node": baselines,
         "output_tokens_per_j": ratio(out_tokens, energy_j),
         "flops_per_j": ratio(compute["flops"]["analytic_measured_flops"], energy_j),
         "queries_per_kwh": ratio(inference["measured_prompts"], energy_kwh),

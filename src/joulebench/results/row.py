@@ -22,7 +22,20 @@ CSV_COLUMNS: list[str] = [
     "emissions_kg", "energy_per_output_token_j", "output_tokens_per_j", "flops_per_j",
     "queries_per_kwh", "hosts", "slurm_job_id", "git_commit", "torch_version",
     "transformers_version", "batch_size_used", "oom_halved_batch", "quality_flags",
+    "baseline_power_w", "dynamic_energy_j", "dynamic_energy_per_output_token_j",
+    "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
+    "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
+    "cpu_model", "gpu_names", "slurm_restart_count",
 ]
+
+
+def _gpu_names(energy: dict[str, Any]) -> list[str]:
+    names = []
+    for node in energy.get("per_node", {}).values():
+        for device in node.get("details", {}).get("devices", {}).values():
+            if device.get("name"):
+                names.append(str(device["name"]))
+    return names
 
 
 def flatten(sections: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +71,17 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "batch_size_used": setup.get("batch_size_used", var["batch_size"]),
         "oom_halved_batch": setup.get("oom_halved_batch", False),
         "quality_flags": ";".join(energy.get("quality_flags", [])),
+        "request_latency_p50_s": inf["request_latency"]["p50_s"],
+        "request_latency_p90_s": inf["request_latency"]["p90_s"],
+        "request_latency_p95_s": inf["request_latency"]["p95_s"],
+        "request_latency_p99_s": inf["request_latency"]["p99_s"],
+        "ttft_p50_s": inf["time_to_first_token"]["p50_s"],
+        "ttft_p95_s": inf["time_to_first_token"]["p95_s"],
+        "itl_mean_s": inf["inter_token_latency"]["mean_s"],
+        "prefill_s": inf["prefill_s"], "decode_s": inf["decode_s"],
+        "cpu_model": prov.get("cpu_model"),
+        "gpu_names": " | ".join(_gpu_names(energy)),
+        "slurm_restart_count": slurm.get("slurm_restart_count"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):
@@ -66,6 +90,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
                  "window_s", "throughput_output_tokens_per_s", "throughput_queries_per_s"):
         row[name] = inf[name]
     for name in ("energy_j", "energy_kwh", "emissions_kg", "energy_per_output_token_j",
-                 "output_tokens_per_j", "flops_per_j", "queries_per_kwh"):
+                 "output_tokens_per_j", "flops_per_j", "queries_per_kwh", "baseline_power_w",
+                 "dynamic_energy_j", "dynamic_energy_per_output_token_j"):
         row[name] = energy[name]
     return row

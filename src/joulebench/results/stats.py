@@ -18,10 +18,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | None]:
     if not latencies_s:
-        return {k: None for k in ("mean_s", "p50_s", "p95_s", "p99_s", "min_s", "max_s")}
+        return {k: None for k in ("mean_s", "p50_s", "p90_s", "p95_s", "p99_s", "min_s",
+                                  "max_s")}
     return {
         "mean_s": sum(latencies_s) / len(latencies_s),
         "p50_s": percentile(latencies_s, 50),
+        "p90_s": percentile(latencies_s, 90),
         "p95_s": percentile(latencies_s, 95),
         "p99_s": percentile(latencies_s, 99),
         "min_s": min(latencies_s),

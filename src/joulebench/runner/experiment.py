@@ -60,7 +60,8 @@ def _failure_from(work: Path, returncode: int, log_path: Path) -> ExperimentFail
 
 
 def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
-                work_dir: Path, batch_size: int | None = None) -> RawRun:
+                work_dir: Path, batch_size: int | None = None,
+                baseline_cache_dir: Path | None = None) -> RawRun:
     """Run the experiment's processes; raise ExperimentFailed with a cause on failure."""
     device = resolve_device(config.device)
     if config.quantization != "none" and device != "cuda":
@@ -72,6 +73,8 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
     atomic_write_json(task_path, {"experiment_id": experiment_id, "config_hash": config_hash,
                                   "config": config.model_dump(mode="json"),
                                   "batch_size": batch_size or config.batch_size,
+                                  "baseline_cache_dir": str(baseline_cache_dir.resolve())
+                                  if baseline_cache_dir else None,
                                   "work_dir": str(work_dir.resolve())})
     cmd = accelerate_command(config.num_processes, device, task_path)
     log_path = work_dir / "workers.log"

@@ -32,6 +32,31 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _step_clock() -> Any:
+    """A streamer that only timestamps each generation step (prompt, then each token)."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class StepClock(BaseStreamer):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def put(self, value: Any) -> None:
+            self.times.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    return StepClock()
+
+
+def token_timing(times: list[float], start: float) -> dict[str, Any]:
+    """TTFT, decode time and steps from the clock's timestamps (first one = the prompt)."""
+    if len(times) < 2:
+        return {}
+    return {"ttft_s": times[1] - start, "decode_s": times[-1] - times[1],
+            "decode_steps": len(times) - 2}
+
+
 def generation_kwargs(cfg: ExperimentConfig, pad_token_id: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_new_tokens": cfg.max_output_tokens,
                               "min_new_tokens": cfg.min_output_tokens,
@@ -68,10 +93,11 @@ class Workload:
         import torch
 
         enc = self.encode(prompts)
+        clock = _step_clock() if self.cfg.token_timing else None
         _sync(self.device)
         start = time.perf_counter()
         with torch.no_grad():
-            out = self.model.generate(**enc, **self.gen_kwargs)
+            out = self.model.generate(**enc, **self.gen_kwargs, streamer=clock)
         _sync(self.device)
         latency_s = time.perf_counter() - start
         new = out[:, enc["input_ids"].shape[1]:]
@@ -80,11 +106,25 @@ class Workload:
             "input_tokens": int(enc["attention_mask"].sum()),
             "output_tokens": int((new != self.tok.pad_token_id).sum()),
             "latency_s": latency_s,
+            **(token_timing(clock.times, start) if clock is not None else {}),
         }
         if self.cfg.save_outputs:
             record["texts"] = self.tok.batch_decode(new, skip_special_tokens=True)
             record["token_ids"] = new.tolist()
         return record
+
+
+def _baseline(cfg: ExperimentConfig, device: str, task: dict[str, Any]) -> dict[str, Any] | None:
+    from joulebench.measure.baseline import idle_baseline
+    from joulebench.measure.factory import make_meter
+
+    if cfg.idle_baseline_s <= 0 or not task.get("baseline_cache_dir"):
+        return None
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all") if device == "cuda" else "cpu"
+    meter_name = make_meter(cfg.energy_meter, device=device).name
+    return idle_baseline(lambda: make_meter(cfg.energy_meter, device=device), meter_name,
+                         devices, Path(task["baseline_cache_dir"]), cfg.idle_baseline_s,
+                         cfg.idle_baseline_max_age_s)
 
 
 def run(task: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +148,8 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     ckpt = BatchCheckpoint.open(work / f"ckpt_rank{rank}.json", experiment_id=task["experiment_id"],
                                 config_hash=task["config_hash"], world_size=world, rank=rank,
                                 batch_size=batch_size)
+    node_baseline = _baseline(cfg, device, task) if local_rank == 0 else None
+    acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
     warm_start = time.perf_counter()
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
         wl.generate(wl.batches[0])
@@ -136,6 +178,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         "resumed_batches": sorted(ckpt.resumed_indices),
         "window_s": window_s, "load_s": load_s, "warmup_s": warmup_s,
         "energy": energy,
+        "baseline": node_baseline,
         "memory": peak_memory(device),
         "flops": {"analytic_total_flops": analytic_flops(wl.model, tokens),
                   "linear_params": linear_params(wl.model),

@@ -69,7 +69,7 @@ def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path,
     started = _now()
     folder = raw_dir(results_dir, ident.experiment_id)
     raw = run_workers(config, ident.experiment_id, config.config_hash(), folder / ".work",
-                      batch_size)
+                      batch_size, baseline_cache_dir=results_dir / ".baseline")
     timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s}
     sections = build_sections(ident, config, raw.config_hash, raw.device, raw.ranks, timing)
     used = batch_size or config.batch_size
