@@ -104,6 +104,9 @@ class FakeNvml(ModuleType):
             raise NVMLError_NotSupported("Not Supported")
         return handle.energy_mj
 
+    def nvmlDeviceGetTemperature(self, handle: FakeGpu, sensor: int) -> int:
+        return 40 + self.gpus.index(handle)
+
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
         self.power_reads += 1
         return int(handle.power_w * 1000)
@@ -354,3 +357,12 @@ def test_trapezoid() -> None:
         550.0
     )
     assert trapezoid_j([(0.0, 100.0)]) == 0.0
+
+
+def test_temperatures_of_the_visible_gpus(three_gpus: FakeNvml,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from joulebench.measure.nvml_meter import visible_gpu_temperatures
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert visible_gpu_temperatures() == {f"gpu:{UUID_C}": 42.0}
+    assert three_gpus.initialised == 0

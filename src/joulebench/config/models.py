@@ -71,6 +71,8 @@ class ExperimentConfig(_Strict):
     idle_baseline_s: float = Field(5.0, ge=0, description="0 turns the idle baseline off")
     idle_baseline_max_age_s: float = Field(3600.0, ge=0)
     token_timing: bool = True
+    cooldown_temp_c: float | None = Field(None, gt=0, description="wait until below; None = off")
+    cooldown_max_wait_s: float = Field(300.0, ge=0)
 
     @field_validator("model")
     @classmethod

@@ -474,3 +474,17 @@ def _close(window: _Window) -> None:
         window.poller.halt()
     with contextlib.suppress(Exception):
         window.nvml.nvmlShutdown()
+
+
+def visible_gpu_temperatures() -> dict[str, float]:
+    """Core temperature (degrees C) of each GPU this process was given."""
+    nvml = _import_pynvml()
+    with _nvml_errors(nvml, "initialising NVML"):
+        nvml.nvmlInit()
+    try:
+        with _nvml_errors(nvml, "reading GPU temperatures"):
+            return {gpu.label: float(nvml.nvmlDeviceGetTemperature(gpu.handle, 0))  # 0 = GPU
+                    for gpu in _resolve_gpus(nvml, None)}
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()

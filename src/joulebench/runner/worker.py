@@ -127,6 +127,15 @@ def _baseline(cfg: ExperimentConfig, device: str, task: dict[str, Any]) -> dict[
                          cfg.idle_baseline_max_age_s)
 
 
+def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
+    """Start temperature always; the wait only when cooldown_temp_c is set."""
+    from joulebench.measure.thermal import cool_down, cpu_temperatures_c, gpu_temperatures_c
+
+    read = gpu_temperatures_c if device == "cuda" else cpu_temperatures_c
+    return {"sensor": "nvml" if device == "cuda" else "thermal_zone",
+            **cool_down(read, cfg.cooldown_temp_c, cfg.cooldown_max_wait_s)}
+
+
 def run(task: dict[str, Any]) -> dict[str, Any]:
     import torch
     from accelerate import Accelerator
@@ -148,6 +157,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     ckpt = BatchCheckpoint.open(work / f"ckpt_rank{rank}.json", experiment_id=task["experiment_id"],
                                 config_hash=task["config_hash"], world_size=world, rank=rank,
                                 batch_size=batch_size)
+    thermal = _cool_down(cfg, device) if local_rank == 0 else None
     node_baseline = _baseline(cfg, device, task) if local_rank == 0 else None
     acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
     warm_start = time.perf_counter()
@@ -179,6 +189,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         "window_s": window_s, "load_s": load_s, "warmup_s": warmup_s,
         "energy": energy,
         "baseline": node_baseline,
+        "thermal": thermal,
         "memory": peak_memory(device),
         "flops": {"analytic_total_flops": analytic_flops(wl.model, tokens),
                   "linear_params": linear_params(wl.model),
