@@ -89,6 +89,22 @@ def test_request_latency_weights_batches_by_their_requests() -> None:
     assert phases["prefill_s"] == pytest.approx(0.6) and phases["energy_by_phase"] is None
 
 
+def test_gpu_energy_in_aienergyscore_units() -> None:
+    ranks = [rank(0, 0, "n1", 360.0), rank(1, 1, "n1", None)]
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    # 360 J = 0.1 Wh over 12 queries -> 8.33 Wh per 1,000 queries
+    assert out["gpu_energy_wh_per_1000_queries"] == pytest.approx(0.1 / 12 * 1000)
+
+
+def test_batches_run_after_the_steady_state_window_are_not_measured() -> None:
+    ranks = [rank(0, 0, "n1", 50.0)]
+    ranks[0]["outside_window_batches"] = [2]
+    inf = aggregate.inference_metrics(ranks)
+    assert (inf["batches_measured"], inf["batches_outside_window"]) == (2, 1)
+    assert inf["measured_prompts"] == 4 and inf["num_prompts"] == 6
+
+
 def test_percentiles_match_numpy_linear_interpolation() -> None:
     values = [1.0, 2.0, 3.0, 4.0, 10.0]
     assert percentile(values, 50) == 3.0

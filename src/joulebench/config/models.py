@@ -68,6 +68,8 @@ class ExperimentConfig(_Strict):
     max_retries: int = Field(2, ge=0)
     backoff_base_s: float = Field(2.0, ge=0)
     oom_halve_batch: bool = False
+    steady_state: bool = False
+    min_window_s: float = Field(0.0, ge=0, description="refuse results measured over less")
     idle_baseline_s: float = Field(5.0, ge=0, description="0 turns the idle baseline off")
     idle_baseline_max_age_s: float = Field(3600.0, ge=0)
     token_timing: bool = True

@@ -33,10 +33,11 @@ def node_energies(ranks: list[dict[str, Any]]) -> dict[str, EnergyMeasurement]:
 def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     all_batches, measured = [], []
     for rank in ranks:
-        resumed = set(rank.get("resumed_batches", []))
+        unmeasured = set(rank.get("resumed_batches", [])) | set(
+            rank.get("outside_window_batches", []))
         for index, batch in _batches(rank):
             all_batches.append(batch)
-            if index not in resumed:
+            if index not in unmeasured:
                 measured.append(batch)
     window_s = max((r["window_s"] for r in ranks), default=0.0)
     m_out = sum(b["output_tokens"] for b in measured)
@@ -46,7 +47,8 @@ def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
         **latency_phases(all_batches, measured),
         "num_prompts": sum(b["num_prompts"] for b in all_batches),
         "num_batches": len(all_batches),
-        "batches_resumed": len(all_batches) - len(measured),
+        "batches_resumed": sum(len(r.get("resumed_batches", [])) for r in ranks),
+        "batches_outside_window": sum(len(r.get("outside_window_batches", [])) for r in ranks),
         "batches_measured": len(measured),
         "total_input_tokens": sum(b["input_tokens"] for b in all_batches),
         "total_output_tokens": sum(b["output_tokens"] for b in all_batches),
@@ -151,8 +153,18 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
         "output_tokens_per_j": ratio(out_tokens, energy_j),
         "flops_per_j": ratio(compute["flops"]["analytic_measured_flops"], energy_j),
         "queries_per_kwh": ratio(inference["measured_prompts"], energy_kwh),
+        # AIEnergyScore's unit: GPU energy only, in Wh per 1,000 queries.
+        "gpu_energy_wh_per_1000_queries": ratio(
+            _gpu_j(nodes) / 3.6 if _gpu_j(nodes) is not None else None,
+            inference["measured_prompts"]),
         "per_node": {host: m.to_dict() for host, m in nodes.items()},
     }
+
+
+def _gpu_j(nodes: dict[str, EnergyMeasurement]) -> float | None:
+    gpu = [j for m in nodes.values() for d, j in m.energy_j_by_device.items()
+           if d.startswith("gpu")]
+    return sum(gpu) if gpu else None
 
 
 def per_process_energy(rank: dict[str, Any]) -> dict[str, Any]:

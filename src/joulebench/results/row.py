@@ -25,7 +25,7 @@ CSV_COLUMNS: list[str] = [
     "baseline_power_w", "dynamic_energy_j", "dynamic_energy_per_output_token_j",
     "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
-    "cpu_model", "gpu_names", "slurm_restart_count",
+    "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
 ]
 
 
@@ -91,6 +91,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         row[name] = inf[name]
     for name in ("energy_j", "energy_kwh", "emissions_kg", "energy_per_output_token_j",
                  "output_tokens_per_j", "flops_per_j", "queries_per_kwh", "baseline_power_w",
-                 "dynamic_energy_j", "dynamic_energy_per_output_token_j"):
+                 "dynamic_energy_j", "dynamic_energy_per_output_token_j",
+                 "gpu_energy_wh_per_1000_queries"):
         row[name] = energy[name]
     return row

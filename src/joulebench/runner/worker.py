@@ -170,14 +170,21 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
+    # Steady state (ML.ENERGY style): only full batches run inside the window; a short
+    # last batch would measure a half-empty device, so it runs after the window closes.
+    outside = [i for i, b in enumerate(wl.batches)
+               if cfg.steady_state and len(b) < batch_size]
     window_start = time.perf_counter()
     for index, prompts in enumerate(wl.batches):
-        if not ckpt.done(index):
+        if index not in outside and not ckpt.done(index):
             ckpt.add(index, wl.generate(prompts))
     _sync(device)
     acc.wait_for_everyone()  # the node's window closes when its last process finishes
     window_s = time.perf_counter() - window_start
     energy = meter.stop().to_dict() if meter is not None else None
+    for index in outside:
+        if not ckpt.done(index):
+            ckpt.add(index, wl.generate(wl.batches[index]))
     tokens = sum(b["input_tokens"] + b["output_tokens"] for b in ckpt.batches.values())
     return {
         "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
@@ -186,6 +193,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "batches": {str(k): v for k, v in sorted(ckpt.batches.items())},
         "resumed_batches": sorted(ckpt.resumed_indices),
+        "outside_window_batches": outside,
         "window_s": window_s, "load_s": load_s, "warmup_s": warmup_s,
         "energy": energy,
         "baseline": node_baseline,

@@ -72,6 +72,12 @@ def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path,
                       batch_size, baseline_cache_dir=results_dir / ".baseline")
     timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s}
     sections = build_sections(ident, config, raw.config_hash, raw.device, raw.ranks, timing)
+    window_s = sections["inference"]["window_s"]
+    if window_s < config.min_window_s:
+        raise ExperimentFailed(f"min_window_s: the measured window was {window_s:.2f} s, "
+                               f"under {config.min_window_s:g} s; raise num_prompts or "
+                               "max_output_tokens so the measurement is long enough",
+                               "code_error", user_error=True)
     used = batch_size or config.batch_size
     sections["setup"]["batch_size_used"] = used
     sections["setup"]["oom_halved_batch"] = used != config.batch_size
