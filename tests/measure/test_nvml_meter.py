@@ -326,6 +326,15 @@ def test_poller_failure_surfaces_and_cleans_up(monkeypatch: pytest.MonkeyPatch) 
     assert not [t for t in threading.enumerate() if t.name == "joulebench-nvml-poller"]
 
 
+def test_counter_wrap_at_64_bits_is_not_a_reset(three_gpus: FakeNvml) -> None:
+    three_gpus.gpus[0].energy_mj = 2**64 - 1_000
+    meter = NvmlMeter()
+    meter.start()
+    three_gpus.gpus[0].energy_mj = 500  # wrapped past 2**64 mJ
+    m = meter.stop()
+    assert m.energy_j_by_device[f"gpu:{UUID_A}"] == pytest.approx(1.5)
+
+
 def test_counter_going_backwards_is_an_error(three_gpus: FakeNvml) -> None:
     meter = NvmlMeter()
     meter.start()

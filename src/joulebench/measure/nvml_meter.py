@@ -391,11 +391,8 @@ class NvmlMeter:
         with _nvml_errors(nvml, "reading GPU energy at the end of the window"):
             for gpu in window.gpus:
                 if gpu.method == "counter":
-                    delta_mj = (
-                        nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
-                        - gpu.start_mj
-                    )
-                    energy[gpu.label] = _counter_j(gpu.label, delta_mj)
+                    end_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+                    energy[gpu.label] = _counter_j(gpu.label, _delta_mj(gpu.start_mj, end_mj))
             duration_s = time.perf_counter() - window.t0
             polled = window.poller.stop() if window.poller is not None else {}
             throttle = {g.label: _throttle_reasons(nvml, g.handle) for g in window.gpus}
@@ -447,6 +444,17 @@ def _throttle_reasons(nvml: ModuleType, handle: Any) -> int | None:
         if value is not None:
             return int(value)
     return None
+
+
+COUNTER_MODULUS = 2**64  # NVML's total-energy counter is an unsigned 64-bit mJ count
+
+
+def _delta_mj(start_mj: int, end_mj: int) -> int:
+    """End minus start; a fall from the top half of the range is a wrap, not a reset."""
+    delta = end_mj - start_mj
+    if delta < 0 and start_mj >= COUNTER_MODULUS // 2:
+        delta += COUNTER_MODULUS
+    return delta
 
 
 def _counter_j(label: str, delta_mj: int) -> float:
