@@ -370,7 +370,7 @@ def test_trapezoid() -> None:
 
 def test_temperatures_of_the_visible_gpus(three_gpus: FakeNvml,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from joulebench.measure.nvml_meter import visible_gpu_temperatures
+    from joulebench.measure.nvml_devices import visible_gpu_temperatures
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
     assert visible_gpu_temperatures() == {f"gpu:{UUID_C}": 42.0}

@@ -7,7 +7,8 @@ meter starts, so machines without them can still import joulebench.
 from joulebench.measure.base import METHODS, EnergyMeasurement, EnergyMeter
 from joulebench.measure.codecarbon_meter import CodecarbonMeter
 from joulebench.measure.factory import available_meter_names, make_meter
-from joulebench.measure.nvml_meter import NvmlMeter, parse_cuda_visible_devices
+from joulebench.measure.nvml_devices import parse_cuda_visible_devices
+from joulebench.measure.nvml_meter import NvmlMeter
 from joulebench.measure.rapl_meter import RaplMeter
 
 __all__ = [

@@ -29,7 +29,7 @@ def cpu_temperatures_c(root: Path = Path("/sys/class/thermal")) -> dict[str, flo
 def gpu_temperatures_c() -> dict[str, float]:
     """The visible GPUs' core temperatures through NVML; empty if NVML is unavailable."""
     from joulebench.errors import MeasureError
-    from joulebench.measure.nvml_meter import visible_gpu_temperatures
+    from joulebench.measure.nvml_devices import visible_gpu_temperatures
 
     try:
         return visible_gpu_temperatures()
