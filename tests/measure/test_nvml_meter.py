@@ -375,3 +375,13 @@ def test_temperatures_of_the_visible_gpus(three_gpus: FakeNvml,
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
     assert visible_gpu_temperatures() == {f"gpu:{UUID_C}": 42.0}
     assert three_gpus.initialised == 0
+
+
+def test_inventory_of_the_visible_gpus(three_gpus: FakeNvml) -> None:
+    from joulebench.measure.nvml_devices import visible_gpu_inventory
+
+    inventory = visible_gpu_inventory()
+    assert list(inventory) == [f"gpu:{u}" for u in (UUID_A, UUID_B, UUID_C)]
+    first = inventory[f"gpu:{UUID_A}"]
+    assert first["name"] == "NVIDIA H100 80GB HBM3" and first["power_limit_w"] == 700.0
+    assert first["driver_version"] == "550.54.15"

@@ -112,3 +112,16 @@ def test_percentiles_match_numpy_linear_interpolation() -> None:
     assert percentile(values, 99) == pytest.approx(9.76)
     assert latency_summary([])["p99_s"] is None
     assert latency_summary([2.0])["mean_s"] == 2.0
+
+
+def test_extra_meters_report_their_own_figures_once_per_node() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", None), rank(2, 0, "n2", 80.0)]
+    rapl = {**energy(30.0), "meter": "rapl", "energy_j_by_device": {"cpu:package-0": 30.0}}
+    ranks[0]["extra_energy"] = {"rapl": rapl, "codecarbon": {"unavailable": "no"}}
+    ranks[1]["extra_energy"] = {"rapl": rapl}  # a non-zero local rank never counts
+    ranks[2]["extra_energy"] = {"rapl": rapl}
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["energy_j"] == 180.0  # the primary meter's figure is unchanged
+    assert out["other_meters"]["rapl"]["energy_j"] == 60.0
+    assert out["other_meters"]["codecarbon"]["energy_j"] is None

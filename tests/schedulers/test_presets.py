@@ -23,12 +23,17 @@ def config(**overrides: object) -> ExperimentConfig:
 
 
 def test_steady_state_measures_only_full_batches(checkout: Path) -> None:
-    sections = run_experiment(config(steady_state=True), Identity("0001"),
-                              checkout / "results")
+    sections = run_experiment(config(steady_state=True, extra_meters=("codecarbon", "rapl")),
+                              Identity("0001"), checkout / "results")
     inference = sections["inference"]
     assert inference["num_prompts"] == 10  # every prompt still answered
     assert inference["batches_outside_window"] == 1  # the batch of 2 ran after the window
     assert inference["measured_prompts"] == 8
+    # Extra meters share the window and report apart; one missing here is said so.
+    others = sections["energy"]["other_meters"]
+    assert others["codecarbon"]["energy_j"] > 0
+    rapl = next(iter(others["rapl"]["per_node"].values()))
+    assert "unavailable" in rapl or others["rapl"]["energy_j"] > 0
 
 
 def test_a_window_shorter_than_min_window_s_is_refused(checkout: Path) -> None:

@@ -17,6 +17,7 @@ Precision = Literal["float32", "float16", "bfloat16"]
 Quantization = Literal["none", "int8", "int4"]
 Device = Literal["auto", "cpu", "cuda"]
 MeterName = Literal["auto", "codecarbon", "nvml", "rapl"]
+ExtraMeterName = Literal["codecarbon", "nvml", "rapl"]
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -61,6 +62,7 @@ class ExperimentConfig(_Strict):
     warmup_iterations: int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
+    extra_meters: tuple[ExtraMeterName, ...] = ()  # run in the same window, reported apart
     task_type: str = "text_generation"
     save_outputs: bool = True
     count_flops: bool = True

@@ -243,15 +243,28 @@ def throttle_reasons(nvml: ModuleType, handle: Any) -> int | None:
     return None
 
 
-def visible_gpu_temperatures() -> dict[str, float]:
-    """Core temperature (degrees C) of each GPU this process was given."""
+def _with_visible_gpus(action: str, read: Any) -> dict[str, Any]:
     nvml = import_pynvml()
     with nvml_errors(nvml, "initialising NVML"):
         nvml.nvmlInit()
     try:
-        with nvml_errors(nvml, "reading GPU temperatures"):
-            return {gpu.label: float(nvml.nvmlDeviceGetTemperature(gpu.handle, 0))  # 0 = GPU
-                    for gpu in resolve_gpus(nvml, None)}
+        with nvml_errors(nvml, action):
+            return {gpu.label: read(nvml, gpu) for gpu in resolve_gpus(nvml, None)}
     finally:
         with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
+
+
+def visible_gpu_temperatures() -> dict[str, float]:
+    """Core temperature (degrees C) of each GPU this process was given."""
+    return _with_visible_gpus("reading GPU temperatures", lambda nvml, gpu: float(
+        nvml.nvmlDeviceGetTemperature(gpu.handle, 0)))  # sensor 0 = the GPU die
+
+
+def visible_gpu_inventory() -> dict[str, dict[str, Any]]:
+    """Provenance of the GPUs this process was given: name, UUID, power limit, driver."""
+    def describe(nvml: ModuleType, gpu: Gpu) -> dict[str, Any]:
+        driver = optional_call(nvml, "nvmlSystemGetDriverVersion")
+        return {**gpu.info, "driver_version": None if driver is None else as_str(driver)}
+
+    return _with_visible_gpus("describing the GPUs", describe)

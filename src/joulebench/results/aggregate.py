@@ -158,7 +158,30 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
             _gpu_j(nodes) / 3.6 if _gpu_j(nodes) is not None else None,
             inference["measured_prompts"]),
         "per_node": {host: m.to_dict() for host, m in nodes.items()},
+        "other_meters": other_meters(ranks, inference["window_s"]),
     }
+
+
+def other_meters(ranks: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
+    """Each extra meter's own figures (same window, same once-per-node rule)."""
+    out: dict[str, Any] = {}
+    for rank in ranks:
+        if rank.get("local_rank") != 0:
+            continue
+        for name, reading in (rank.get("extra_energy") or {}).items():
+            entry = out.setdefault(name, {"energy_j": 0.0, "per_node": {},
+                                          "quality_flags": set()})
+            entry["per_node"][rank["host"]] = reading
+            if "unavailable" in reading:
+                entry["energy_j"] = None
+                continue
+            m = EnergyMeasurement.from_dict(reading)
+            if entry["energy_j"] is not None:
+                entry["energy_j"] += m.energy_j
+            entry["quality_flags"].update(quality_flags(m, window_s))
+    for entry in out.values():
+        entry["quality_flags"] = sorted(entry["quality_flags"])
+    return out
 
 
 def _gpu_j(nodes: dict[str, EnergyMeasurement]) -> float | None:

@@ -29,13 +29,9 @@ CSV_COLUMNS: list[str] = [
 ]
 
 
-def _gpu_names(energy: dict[str, Any]) -> list[str]:
-    names = []
-    for node in energy.get("per_node", {}).values():
-        for device in node.get("details", {}).get("devices", {}).values():
-            if device.get("name"):
-                names.append(str(device["name"]))
-    return names
+def _gpu_names(setup: dict[str, Any]) -> list[str]:
+    return [str(gpu["name"]) for node in setup.get("gpus_by_node", {}).values()
+            for gpu in node.values() if isinstance(gpu, dict) and gpu.get("name")]
 
 
 def flatten(sections: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +76,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "itl_mean_s": inf["inter_token_latency"]["mean_s"],
         "prefill_s": inf["prefill_s"], "decode_s": inf["decode_s"],
         "cpu_model": prov.get("cpu_model"),
-        "gpu_names": " | ".join(_gpu_names(energy)),
+        "gpu_names": " | ".join(_gpu_names(setup)),
         "slurm_restart_count": slurm.get("slurm_restart_count"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",

@@ -48,6 +48,8 @@ def build_sections(ident: Identity, config: ExperimentConfig, config_hash: str, 
         "dataset": rank0["dataset"],
         "thermal_by_node": {r["host"]: r.get("thermal") for r in ranks
                             if r.get("local_rank") == 0},
+        "gpus_by_node": {r["host"]: r.get("gpus") for r in ranks
+                         if r.get("local_rank") == 0 and r.get("gpus")},
         "timing": {**timing, "load_s_max": max(r["load_s"] for r in ranks),
                    "warmup_s_max": max(r["warmup_s"] for r in ranks)},
         "provenance": collect(),

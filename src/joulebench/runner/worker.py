@@ -127,6 +127,50 @@ def _baseline(cfg: ExperimentConfig, device: str, task: dict[str, Any]) -> dict[
                          cfg.idle_baseline_max_age_s)
 
 
+def _start_extra_meters(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
+    """Extra meters share the window; one that cannot start is reported, not fatal."""
+    from joulebench.errors import MeasureError
+    from joulebench.measure.factory import make_meter
+
+    started: dict[str, Any] = {}
+    for name in cfg.extra_meters:
+        try:
+            extra = make_meter(name, device=device)
+            extra.start()
+            started[name] = extra
+        except MeasureError as exc:
+            started[name] = str(exc)
+    return started
+
+
+def _stop_extra_meters(extras: dict[str, Any]) -> dict[str, Any]:
+    from joulebench.errors import MeasureError
+
+    out: dict[str, Any] = {}
+    for name, extra in extras.items():
+        if isinstance(extra, str):
+            out[name] = {"unavailable": extra}
+            continue
+        try:
+            out[name] = extra.stop().to_dict()
+        except MeasureError as exc:
+            out[name] = {"unavailable": str(exc)}
+    return out
+
+
+def _gpu_inventory(device: str) -> dict[str, Any] | None:
+    """Provenance of the node's GPUs, whichever meter runs; None off CUDA or without NVML."""
+    if device != "cuda":
+        return None
+    from joulebench.errors import MeasureError
+    from joulebench.measure.nvml_devices import visible_gpu_inventory
+
+    try:
+        return visible_gpu_inventory()
+    except MeasureError as exc:
+        return {"unavailable": str(exc)}
+
+
 def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
     """Start temperature always; the wait only when cooldown_temp_c is set."""
     from joulebench.measure.thermal import cool_down, cpu_temperatures_c, gpu_temperatures_c
@@ -167,6 +211,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     flops = (counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0])))
              if cfg.count_flops and rank == 0 and wl.batches else None)
     meter = make_meter(cfg.energy_meter, device=device) if local_rank == 0 else None
+    extras = _start_extra_meters(cfg, device) if local_rank == 0 else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
@@ -182,6 +227,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     acc.wait_for_everyone()  # the node's window closes when its last process finishes
     window_s = time.perf_counter() - window_start
     energy = meter.stop().to_dict() if meter is not None else None
+    extra_energy = _stop_extra_meters(extras)
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))
@@ -196,8 +242,10 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         "outside_window_batches": outside,
         "window_s": window_s, "load_s": load_s, "warmup_s": warmup_s,
         "energy": energy,
+        "extra_energy": extra_energy,
         "baseline": node_baseline,
         "thermal": thermal,
+        "gpus": _gpu_inventory(device) if local_rank == 0 else None,
         "memory": peak_memory(device),
         "flops": {"analytic_total_flops": analytic_flops(wl.model, tokens),
                   "linear_params": linear_params(wl.model),
