@@ -69,7 +69,7 @@ def test_dry_run_prints_the_expansion_and_writes_nothing(checkout: Path) -> None
     before = snapshot(checkout)
     result = jb("submit-suite", "controlled", "--cycles", "2", "--dry-run", cwd=checkout)
     assert result.returncode == 0, result.stderr
-    assert "60 experiments:" in result.stdout
+    assert "60 experiments, each cycle in a random order (order_seed 0):" in result.stdout
     assert "TinyLlama/TinyLlama-1.1B-Chat-v1.0::controlled::batch_size_1::1" in result.stdout
     assert snapshot(checkout) == before
 

@@ -87,6 +87,7 @@ def test_demo_suite_two_cycles_two_processes_then_nothing_to_do(checkout: Path) 
 
 SLOW_SUITE = """
 models: [tiny-demo]
+shuffle: false
 overrides:
   num_processes: 2
   warmup_iterations: 0

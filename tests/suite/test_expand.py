@@ -16,6 +16,7 @@ REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def suite(**kwargs: object) -> SuiteDefinition:
+    kwargs.setdefault("shuffle", False)  # most tests here check file order
     return SuiteDefinition(name="s", source="s.yaml", base=BASE, models=MODELS, **kwargs)
 
 
@@ -47,6 +48,21 @@ def test_expansion_is_deterministic_and_hash_tracks_settings() -> None:
     # Cycles share the config hash: same settings, different repetition.
     cycles = expand_suite(suite(), 2)
     assert cycles[0].config_hash == cycles[2].config_hash and cycles[0].key != cycles[2].key
+
+
+def test_each_cycle_runs_a_seeded_permutation_of_the_same_configs() -> None:
+    kinds = {"controlled": {"batch_size": [1, 2, 3, 4, 5, 6]}}
+    specs = expand_suite(suite(shuffle=True, order_seed=7, **kinds), 3)
+    again = expand_suite(suite(shuffle=True, order_seed=7, **kinds), 3)
+    assert [s.key for s in specs] == [s.key for s in again]  # seeded: reproducible
+    per_cycle = [[(s.model_label, s.config_name) for s in specs if s.cycle == c]
+                 for c in (1, 2, 3)]
+    assert sorted(per_cycle[0]) == sorted(per_cycle[1]) == sorted(per_cycle[2])
+    assert len({tuple(order) for order in per_cycle}) > 1  # cycles differ in order
+    assert [s.cycle for s in specs] == sorted(s.cycle for s in specs)  # cycle-major
+    assert {s.order_seed for s in specs} == {7}
+    other_seed = expand_suite(suite(shuffle=True, order_seed=8, **kinds), 3)
+    assert [s.key for s in other_seed] != [s.key for s in specs]
 
 
 def test_dotted_override_paths_address_nested_fields() -> None:

@@ -115,7 +115,10 @@ def report_submission(summary: Any) -> None:
 
 
 def print_expansion(specs: list[Any]) -> None:
-    click.echo(f"{len(specs)} experiments:")
+    seed = specs[0].order_seed if specs else None
+    order = f"each cycle in a random order (order_seed {seed})" if seed is not None \
+        else "file order"
+    click.echo(f"{len(specs)} experiments, {order}:")
     for spec in specs:
         cfg = spec.config
         click.echo(f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "

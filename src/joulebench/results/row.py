@@ -26,6 +26,7 @@ CSV_COLUMNS: list[str] = [
     "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
     "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
+    "cycle_order_seed",
 ]
 
 
@@ -78,6 +79,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "cpu_model": prov.get("cpu_model"),
         "gpu_names": " | ".join(_gpu_names(setup)),
         "slurm_restart_count": slurm.get("slurm_restart_count"),
+        "cycle_order_seed": setup.get("cycle_order_seed"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):

@@ -22,6 +22,7 @@ class Identity:
     config_name: str | None = None
     cycle: int | None = None
     attempt: int = 1
+    order_seed: int | None = None
 
 
 def raw_dir(results_dir: Path, experiment_id: str) -> Path:
@@ -42,6 +43,7 @@ def build_sections(ident: Identity, config: ExperimentConfig, config_hash: str, 
     setup = {
         "experiment_id": ident.experiment_id, "key": ident.key, "suite": ident.suite,
         "config_name": ident.config_name, "cycle": ident.cycle, "attempt": ident.attempt,
+        "cycle_order_seed": ident.order_seed,
         "config_hash": config_hash, "model": config.model, "task_type": config.task_type,
         "device": device, "num_processes": len(ranks),
         "hosts": sorted({r["host"] for r in ranks}),

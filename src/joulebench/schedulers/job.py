@@ -140,7 +140,7 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
                                claim.experiment_id)
         assert claim.experiment_id is not None
         ident = Identity(claim.experiment_id, spec.key, spec.suite, spec.config_name,
-                         spec.cycle, claim.attempt)
+                         spec.cycle, claim.attempt, spec.order_seed)
         try:
             sections = run_experiment(spec.config, ident, paths.results_dir, batch_size)
         except JoulebenchError as exc:

@@ -21,12 +21,14 @@ from joulebench.suite.spec import ExperimentSpec
 def spec_payload(spec: ExperimentSpec) -> dict[str, Any]:
     """Plain data, so a job never unpickles joulebench objects of another version."""
     return {"suite": spec.suite, "config_name": spec.config_name, "cycle": spec.cycle,
-            "model_label": spec.model_label, "config": spec.config.model_dump(mode="json")}
+            "model_label": spec.model_label, "order_seed": spec.order_seed,
+            "config": spec.config.model_dump(mode="json")}
 
 
 def spec_from_payload(payload: dict[str, Any]) -> ExperimentSpec:
     return ExperimentSpec(suite=payload["suite"], config_name=payload["config_name"],
                           cycle=int(payload["cycle"]), model_label=payload["model_label"],
+                          order_seed=payload.get("order_seed"),
                           config=ExperimentConfig.model_validate(payload["config"]))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,10 @@ class SuiteDefinition:
     controlled: Mapping[str, Any] = field(default_factory=dict)
     grid: Mapping[str, list[Any]] = field(default_factory=dict)
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Each cycle runs its configs in its own seeded random order, so slow drift (a
+    # warming room, a neighbour's job) does not line up with a controlled variable.
+    shuffle: bool = True
+    order_seed: int = 0
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,6 +116,14 @@ def suite_variations(suite: SuiteDefinition) -> dict[str, dict[str, Any]]:
     return out
 
 
+def cycle_order(items: list[Any], cycle: int, suite: SuiteDefinition) -> list[Any]:
+    """The order of one cycle: file order, or a permutation seeded by (seed, cycle)."""
+    if not suite.shuffle:
+        return list(items)
+    rng = random.Random(f"{suite.order_seed}:{suite.name}:{cycle}")
+    return rng.sample(items, len(items))
+
+
 def expand_suite(suite: SuiteDefinition, cycles: int) -> list[ExperimentSpec]:
     """Every (cycle, model, config) of the suite, cycle-major like the original runner."""
     if cycles < 1:
@@ -125,9 +138,9 @@ def expand_suite(suite: SuiteDefinition, cycles: int) -> list[ExperimentSpec]:
             resolved.append((model_label, config_name, validate_experiment(data, source)))
     specs = [
         ExperimentSpec(suite=suite.name, config_name=name, cycle=cycle, config=cfg,
-                       model_label=label)
+                       model_label=label, order_seed=suite.order_seed if suite.shuffle else None)
         for cycle in range(1, cycles + 1)
-        for label, name, cfg in resolved
+        for label, name, cfg in cycle_order(resolved, cycle, suite)
     ]
     seen: dict[str, str] = {}
     for spec in specs:

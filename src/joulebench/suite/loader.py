@@ -28,6 +28,8 @@ class SuiteFile(BaseModel):
     controlled: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     configs: dict[str, dict[str, Any]] = {}
+    shuffle: bool = True
+    order_seed: int = 0
 
 
 def resolve_suite_path(suite: str, configs_dir: Path) -> Path:
@@ -83,7 +85,8 @@ def load_suite(suite: str, configs_dir: Path = Path("configs")) -> SuiteDefiniti
     models = _load_models((path.parent / parsed.models_file).resolve(), parsed.models, path)
     return SuiteDefinition(name=name, source=str(path), base=base, models=models,
                            overrides=parsed.overrides, controlled=parsed.controlled,
-                           grid=parsed.grid, configs=parsed.configs)
+                           grid=parsed.grid, configs=parsed.configs, shuffle=parsed.shuffle,
+                           order_seed=parsed.order_seed)
 
 
 def load_and_expand(suite: str, cycles: int,

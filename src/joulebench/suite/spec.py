@@ -29,6 +29,7 @@ class ExperimentSpec:
     cycle: int
     config: ExperimentConfig
     model_label: str = ""
+    order_seed: int | None = None  # set when the cycle's order was shuffled
     key: str = field(init=False)
     config_hash: str = field(init=False)
 
