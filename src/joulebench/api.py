@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.errors import ConfigError
@@ -145,6 +146,32 @@ def submit_to_slurm(specs: list[ExperimentSpec], opts: SlurmOptions, paths: Path
         tracker.record_submission(specs[0].suite, list(ids), next(iter(ids.values())), ids)
         submitted.update(ids)
     return submitted
+
+
+def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any]:
+    """One experiment's setup, metrics and energy, read from its result files."""
+    import json
+
+    from joulebench.results import raw_dir
+
+    if not experiment_id.isdigit():
+        raise ConfigError(f"experiment ID '{experiment_id}' is not a number like 0042; "
+                          "see `joulebench status` or the CSV for IDs")
+    folder = raw_dir(paths.results_dir, experiment_id)
+    parts = {"setup": "1_experiment_setup", "inference": "4_inference_metrics",
+             "compute": "5_compute_metrics", "energy": "7_global_energy_results"}
+    out: dict[str, Any] = {}
+    for name, suffix in parts.items():
+        path = folder / f"{experiment_id}_{suffix}.json"
+        try:
+            out[name] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: not found; experiment {experiment_id} has no results "
+                              f"in {paths.results_dir}/ (wrong --results-dir, or not done)"
+                              ) from None
+        except ValueError:
+            raise ConfigError(f"{path}: not valid JSON; rerun the experiment") from None
+    return out
 
 
 def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:

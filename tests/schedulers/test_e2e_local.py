@@ -83,6 +83,9 @@ def test_demo_suite_two_cycles_two_processes_then_nothing_to_do(checkout: Path) 
     status = run_cli("status", "demo")
     assert status.returncode == 0
     assert "demo" in status.stdout and "4" in status.stdout
+    shown = run_cli("show", "0001")
+    assert shown.returncode == 0 and "energy per output token" in shown.stdout
+    assert "codecarbon, estimate" in shown.stdout
 
 
 SLOW_SUITE = """

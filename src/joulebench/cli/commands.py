@@ -259,4 +259,22 @@ def make_demo_model(directory: Path) -> None:
     click.echo(f"tiny demo model written to {directory}")
 
 
-ALL = [submit_suite, status, resume_failed, run, make_demo_model]
+@click.command("show")
+@click.argument("experiment_id")
+@path_options
+@handle_errors
+def show(experiment_id: str, configs_dir: Path, tracker_dir: Path, results_dir: Path) -> None:
+    """Print one experiment's key figures and provenance.
+
+    \b
+    Example:
+      joulebench show 0042
+    """
+    from joulebench import api
+    from joulebench.cli.progress import render_experiment
+
+    render_experiment(api.show_experiment(experiment_id,
+                                          make_paths(configs_dir, tracker_dir, results_dir)))
+
+
+ALL = [submit_suite, status, resume_failed, run, make_demo_model, show]
