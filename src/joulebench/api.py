@@ -23,7 +23,7 @@ from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
-from joulebench.tracker import DONE, ProgressTracker, TrackerState
+from joulebench.tracker import DONE, KeyRecord, ProgressTracker, TrackerState
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -219,9 +219,10 @@ def _sacct_for(state: TrackerState, records: list, runner: slurm.CommandRunner
 
 
 def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
-               runner: slurm.CommandRunner = slurm.run_command) -> KeyLabels:
+               runner: slurm.CommandRunner = slurm.run_command,
+               state: TrackerState | None = None) -> KeyLabels:
     """Label every key of ``suite`` (or all) from the tracker and one sacct call."""
-    state = ProgressTracker(paths.tracker_dir).read()
+    state = state or ProgressTracker(paths.tracker_dir).read()
     records = [r for r in state.keys.values() if suite is None or r.suite == suite]
     result = _sacct_for(state, records, runner) if use_sacct else slurm.SacctResult({})
     return KeyLabels({r.key: monitor.classify(r, result.jobs) for r in records}, result.problem)
@@ -236,6 +237,28 @@ def _live_keys(state: TrackerState, runner: slurm.CommandRunner) -> set[str]:
         if label in ("running", "queued", "requeued") and monitor.is_slurm_job(rec.job_id):
             live.add(rec.key)
     return live
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    rows: list[StatusRow]
+    sacct_problem: str | None
+    eta: dict[str, monitor.Eta]  # suite -> recent pace and time left
+    failures: list[KeyRecord]  # most recent failed keys, newest first
+
+
+def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
+                  runner: slurm.CommandRunner = slurm.run_command) -> StatusReport:
+    """Everything `joulebench status` shows, from one tracker read and one sacct call."""
+    state = ProgressTracker(paths.tracker_dir).read()
+    labels = key_labels(suite, paths, use_sacct=use_sacct, runner=runner, state=state)
+    records = [r for r in state.keys.values() if r.key in labels.labels]
+    suites = sorted({r.suite or "?" for r in records})
+    eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
+    failed = [r for r in records if labels.labels[r.key].startswith("failed")]
+    failed.sort(key=lambda r: r.updated_at or "", reverse=True)
+    return StatusReport(status_rows(labels, paths.results_dir), labels.sacct_problem, eta,
+                        failed[:5])
 
 
 def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:

@@ -193,7 +193,9 @@ def test_failed_key_is_recorded_and_resume_failed_reruns_it(checkout: Path) -> N
     with (checkout / "results" / "failed_experiments.csv").open() as handle:
         failed = list(csv.DictReader(handle))
     assert [(f["experiment_id"], f["cause"]) for f in failed] == [("0001", "code_error")]
-    assert "failed:code_error" in run_cli("status", "flaky").stdout
+    status = run_cli("status", "flaky").stdout
+    assert "failed:code_error" in status
+    assert "latest failures:" in status and "[code_error]" in status
 
     listed = run_cli("resume-failed", "flaky", "--dry-run", "--executor", "local")
     assert "models/tiny-llama::flaky::base::1" in listed.stdout

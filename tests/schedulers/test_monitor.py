@@ -61,3 +61,16 @@ def test_resumable_labels() -> None:
 def test_starttime_is_local_and_a_little_earlier() -> None:
     assert sacct_starttime(None) == "now-7days"
     assert len(sacct_starttime("2026-11-24T01:00:00.000+00:00")) == 19
+
+
+def test_eta_from_the_pace_of_recent_completions() -> None:
+    from joulebench.schedulers.monitor import estimate_eta
+
+    done = [KeyRecord(key=f"k{i}", state="done",
+                      updated_at=f"2026-11-24T01:{i:02d}:00+00:00") for i in range(0, 10, 2)]
+    pending = [KeyRecord(key=f"p{i}") for i in range(4)]
+    eta = estimate_eta(done + pending)
+    assert (eta.done, eta.total) == (5, 9)
+    assert eta.per_hour == pytest.approx(30.0)  # one every 2 minutes
+    assert eta.remaining_s == pytest.approx(4 * 120)
+    assert estimate_eta(pending).remaining_s is None  # no pace yet

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -157,21 +156,17 @@ def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, conf
       joulebench status demo --watch
     """
     from joulebench import api
-    from joulebench.cli.progress import render_status
+    from joulebench.cli.progress import print_status, watch_status
 
     paths = make_paths(configs_dir, tracker_dir, results_dir)
-    previous, wait = None, interval
-    while True:
-        labels = api.key_labels(suite, paths, use_sacct=not no_sacct)
-        if labels.sacct_problem:
-            click.echo(f"note: {labels.sacct_problem}; showing the tracker alone")
-        rows = api.status_rows(labels, results_dir)
-        render_status(rows, tracker_dir)
-        if not watch or (rows and all(r.counts.get("done") == r.total for r in rows)):
-            return
-        wait = interval if rows != previous else min(wait * 2, 60.0)
-        previous = rows
-        time.sleep(wait)
+
+    def refresh() -> Any:
+        return api.status_report(suite, paths, use_sacct=not no_sacct)
+
+    if watch:
+        watch_status(refresh, interval, tracker_dir)
+    else:
+        print_status(refresh(), tracker_dir)
 
 
 @click.command("resume-failed")

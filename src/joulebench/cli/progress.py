@@ -8,7 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 STATE_ORDER = ["done", "running", "queued", "requeued", "pending", "stale"]
 
@@ -87,25 +89,74 @@ class SuiteProgress:
         self.progress.update(self.task_id, rate=f"{per_min:.1f}/min")
 
 
-def render_status(rows: list[Any], tracker_dir: Path) -> None:
-    # Piped output (logs, CI, `| grep`) gets a wide console: rich would otherwise cut
-    # column names like failed:node_fail to 80 columns.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+def _bar(done: int, total: int, width: int = 12) -> str:
+    filled = round(width * done / total) if total else 0
+    return f"{'█' * filled}{'░' * (width - filled)} {100 * done / total if total else 0:3.0f}%"
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}"
+
+
+def status_view(report: Any, tracker_dir: Path) -> Group:
+    """The status screen: table per suite/cycle, pace and ETA, latest failures."""
+    parts: list[Any] = []
+    if report.sacct_problem:
+        parts.append(Text(f"note: {report.sacct_problem}; showing the tracker alone"))
+    rows = report.rows
     if not rows:
-        console.print(f"no experiments tracked in {tracker_dir}/")
-        return
+        return Group(Text(f"no experiments tracked in {tracker_dir}/"), *parts)
     states = STATE_ORDER + sorted({s for r in rows for s in r.counts if s not in STATE_ORDER})
     table = Table(title=f"progress ({tracker_dir})")
-    for column in ["suite", "cycle", *states, "total", "flagged"]:
-        table.add_column(column, justify="left" if column == "suite" else "right",
+    for column in ["suite", "cycle", "progress", *states, "total", "flagged"]:
+        table.add_column(column, justify="left" if column in ("suite", "progress") else "right",
                          min_width=len(column) if column != "suite" else None)
     for row in rows:
-        table.add_row(row.suite, str(row.cycle), *(str(row.counts.get(s, 0)) for s in states),
-                      str(row.total), str(row.flagged))
-    console.print(table)
+        done = row.counts.get("done", 0)
+        table.add_row(row.suite, str(row.cycle), _bar(done, row.total),
+                      *(str(row.counts.get(s, 0)) for s in states), str(row.total),
+                      str(row.flagged))
+    parts.insert(0, table)
+    for suite, eta in sorted(report.eta.items()):
+        pace = f"{eta.per_hour:.1f}/h recently" if eta.per_hour else "pace unknown yet"
+        left = f", ETA {_duration(eta.remaining_s)}" if eta.remaining_s else ""
+        parts.append(Text(f"{suite}: {eta.done}/{eta.total} done, {pace}{left}"))
     if any(row.flagged for row in rows):
-        console.print("flagged: results whose energy carries quality flags (see the "
-                      "quality_flags column of the CSV)")
+        parts.append(Text("flagged: results whose energy carries quality flags (see the "
+                          "quality_flags column of the CSV)"))
+    if report.failures:
+        parts.append(Text("latest failures:"))
+        for rec in report.failures:
+            parts.append(Text(f"  [{rec.cause}] {rec.key} ({rec.experiment_id}): "
+                              f"{(rec.error or '')[:120]}"))
+    return Group(*parts)
+
+
+def _console() -> Console:
+    # Piped output (logs, CI, `| grep`) gets a wide console: rich would otherwise cut
+    # column names like failed:node_fail to 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def print_status(report: Any, tracker_dir: Path) -> None:
+    _console().print(status_view(report, tracker_dir))
+
+
+def watch_status(refresh: Any, interval_s: float, tracker_dir: Path) -> None:
+    """Redraw in place until every key is done (or Ctrl-C); back off while idle."""
+    console, previous, wait = _console(), None, interval_s
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            report = refresh()
+            live.update(status_view(report, tracker_dir), refresh=True)
+            rows = report.rows
+            if rows and all(r.counts.get("done") == r.total for r in rows):
+                return
+            wait = interval_s if rows != previous else min(wait * 2, 60.0)
+            previous = rows
+            time.sleep(wait)
 
 
 def _fmt(value: Any, unit: str = "") -> str:

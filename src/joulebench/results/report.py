@@ -13,11 +13,9 @@ median +- 3 scaled MADs within one config) are only flagged, never dropped.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from joulebench.results.stats import percentile
 

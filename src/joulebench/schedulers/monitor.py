@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from joulebench.schedulers.sacct import SacctJob
@@ -66,3 +67,24 @@ def sacct_starttime(iso_utc: str | None, margin_min: int = 5) -> str:
         return "now-7days"
     moment = datetime.fromisoformat(iso_utc).astimezone() - timedelta(minutes=margin_min)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Eta:
+    done: int
+    total: int
+    per_hour: float | None  # keys finished per hour, over the recent completions
+    remaining_s: float | None
+
+
+def estimate_eta(records: list[KeyRecord], recent: int = 20) -> Eta:
+    """Time left from the pace of the last ``recent`` completions (not the whole history,
+    which a pause or a preemption storm would skew)."""
+    finished = sorted(datetime.fromisoformat(r.updated_at).timestamp()
+                      for r in records if r.state == DONE and r.updated_at)
+    done, total = len(finished), len(records)
+    window = finished[-recent:]
+    if len(window) < 2 or window[-1] <= window[0]:
+        return Eta(done, total, None, None)
+    per_s = (len(window) - 1) / (window[-1] - window[0])
+    return Eta(done, total, per_s * 3600, (total - done) / per_s)
