@@ -174,6 +174,22 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
     return out
 
 
+def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()) -> Any:
+    """`joulebench report`: statistics across cycles, plots and an HTML page for a suite."""
+    from joulebench.config.models import SAFE_NAME
+    from joulebench.results.report import write_report
+
+    if not SAFE_NAME.match(suite):
+        raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' "
+                          "and '-'")
+    csvs = sorted(paths.results_dir.glob("*_results.csv"))
+    if not csvs:
+        raise ConfigError(f"{paths.results_dir}: no *_results.csv yet; run the suite first "
+                          "(submit-suite), or point --results-dir at its results")
+    return write_report(csvs, suite, out_dir or Path("reports") / suite,
+                        results_dir=paths.results_dir)
+
+
 def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     """`joulebench run`: one experiment from one config file, recorded like any other."""
     from joulebench.runner.preflight import check_specs

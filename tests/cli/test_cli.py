@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import write_suite
 
 COMMANDS = [[], ["submit-suite"], ["status"], ["resume-failed"], ["run"], ["make-demo-model"],
-            ["show"]]
+            ["show"], ["report"]]
 
 
 def jb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,8 @@ def snapshot(root: Path) -> set[str]:
     (["run", "missing.yaml"], None, "missing.yaml: file not found"),
     (["show", "../0001"], None, "is not a number like 0042"),
     (["show", "0099"], None, "0099_1_experiment_setup.json: not found"),
+    (["report", "demo"], None, "no *_results.csv yet"),
+    (["report", "../demo"], None, "may only hold letters"),
     (["resume-failed", "demo", "--cause", "bogus"], None, "Invalid value for '--cause'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(checkout: Path, args: list[str],

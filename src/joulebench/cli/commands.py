@@ -272,4 +272,31 @@ def show(experiment_id: str, configs_dir: Path, tracker_dir: Path, results_dir: 
                                           make_paths(configs_dir, tracker_dir, results_dir)))
 
 
-ALL = [submit_suite, status, resume_failed, run, make_demo_model, show]
+@click.command("report")
+@click.argument("suite")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Output folder (default: reports/SUITE).")
+@path_options
+@handle_errors
+def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Path,
+           results_dir: Path) -> None:
+    """Mean, std and 95% CI per config across cycles, plots, and one HTML page.
+
+    Results with quality flags are left out of the statistics and listed apart.
+
+    \b
+    Example:
+      joulebench report demo
+      joulebench report controlled --out paper/figures
+    """
+    from joulebench import api
+
+    files = api.report_suite(suite, out_dir, make_paths(configs_dir, tracker_dir, results_dir))
+    flagged = sum(len(s.flagged) for s in files.summaries)
+    click.echo(f"{len(files.summaries)} configs summarised ({flagged} flagged results kept "
+               f"apart); {len(files.plots)} plots")
+    for path in (files.summary_csv, files.summary_md, files.html):
+        click.echo(f"  {path}")
+
+
+ALL = [submit_suite, status, resume_failed, run, make_demo_model, show, report]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from joulebench.errors import JoulebenchError
 from joulebench.results.report import CONTROLS, ConfigSummary, MetricStats
 
 # How a suite names a config that varies this variable: controlled `batch_size: [8]` gives
@@ -227,15 +228,20 @@ def _draw_pareto(ax: Any, plot: PlotData) -> None:
     if front and front.x:
         ax.plot(front.x, front.y, "-o", color="crimson", lw=2, ms=11, mfc="none", zorder=3,
                 label=front.label)
+        several = len(plot.series) > 1
         for x, y, name in zip(front.x, front.y, front.configs, strict=True):
-            ax.annotate(name.split(" / ")[-1], (x, y), textcoords="offset points",
-                        xytext=(6, 6), fontsize=7)
+            ax.annotate(name if several else name.split(" / ")[-1], (x, y),
+                        textcoords="offset points", xytext=(6, 6), fontsize=7)
 
 
 def render(plot: PlotData, path: Path) -> Path:
     """Draw one plot to a PNG (Agg canvas; matplotlib imported here, not at import)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise JoulebenchError("the report's plots need matplotlib: pip install "
+                              "'matplotlib>=3.5' into joulebench's environment") from exc
 
     fig = Figure(figsize=(7.5, 4.8), dpi=110)
     FigureCanvasAgg(fig)
