@@ -28,6 +28,7 @@ models/tiny-llama/config.json: $(STAMP)
 demo: $(STAMP) models/tiny-llama/config.json
 	$(BIN)/submit-suite demo --cycles 2 --executor local
 	$(BIN)/joulebench status demo
+	$(BIN)/joulebench report demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests
