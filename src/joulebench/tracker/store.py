@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.tracker import legacy
-from joulebench.tracker.journal import append_event, new_journal, read_journal
+from joulebench.tracker.journal import append_events, new_journal, read_journal
 from joulebench.tracker.state import (
     DONE,
     RUNNING,
@@ -145,12 +145,16 @@ class ProgressTracker:
             return copy.deepcopy(state)
 
     # ---- writing -------------------------------------------------------------------
-    def _append(self, state: TrackerState, event: dict[str, Any]) -> None:
-        event = {"ts": utc_now(), **event}
+    def _append(self, state: TrackerState, *events: dict[str, Any]) -> None:
+        if not events:
+            return
+        stamp = utc_now()
+        stamped = [{"ts": stamp, **event} for event in events]
         if self._journal_generation != state.generation:
             self._start_journal(state.generation)
-        self._offset += append_event(self.journal_path, event)
-        apply_event(state, event)
+        self._offset += append_events(self.journal_path, stamped)
+        for event in stamped:
+            apply_event(state, event)
 
     def _compact_if_large(self, state: TrackerState) -> None:
         if self._offset >= self.compact_bytes:
@@ -176,12 +180,14 @@ class ProgressTracker:
         """Record (key, config_hash) pairs as pending unless known; returns counts by state."""
         counts = {"new": 0, "done": 0, "known": 0}
         with self.locked() as state:
+            events = []
             for key, config_hash in keys:
                 rec = state.keys.get(key)
                 if rec is None or (rec.state != DONE and rec.config_hash != config_hash):
-                    self._append(state, {"op": "register", "key": key, "suite": suite,
-                                         "config_hash": config_hash})
+                    events.append({"op": "register", "key": key, "suite": suite,
+                                   "config_hash": config_hash})
                 counts["new" if rec is None else "done" if rec.state == DONE else "known"] += 1
+            self._append(state, *events)
             self._compact_if_large(state)
         return counts
 
