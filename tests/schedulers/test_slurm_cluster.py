@@ -135,6 +135,7 @@ def test_preempted_task_requeues_and_resumes_from_its_checkpoint(checkout: Path)
 
 REQUEUE_SUITE = """
 models: [tiny-demo]
+shuffle: false  # array tasks 0 and 1 run first, together: they are requeued and cancelled
 overrides:
   num_processes: 1
   warmup_iterations: 0
