@@ -1,0 +1,40 @@
+"""The real GPU path: NVML counters, CUDA processes, fp16. Skips on machines without
+CUDA (CI here); run it where a GPU is lent: `pytest -m gpu tests/runner/test_gpu.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from joulebench.config.models import ExperimentConfig
+from joulebench.results import Identity
+from joulebench.schedulers.job import run_experiment
+
+pytestmark = [pytest.mark.gpu, pytest.mark.e2e]
+
+
+@pytest.fixture
+def gpus() -> int:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible")
+    return torch.cuda.device_count()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processes: int) -> None:
+    if processes > gpus:
+        pytest.skip(f"needs {processes} GPUs")
+    config = ExperimentConfig(model="models/tiny-llama", device="cuda", precision="float16",
+                              num_processes=processes, num_prompts=256, batch_size=16,
+                              max_input_tokens=64, max_output_tokens=64, min_output_tokens=64,
+                              energy_meter="nvml", idle_baseline_s=2, warmup_iterations=1)
+    sections = run_experiment(config, Identity(f"{processes:04d}"), checkout / "results")
+    energy = sections["energy"]
+    assert energy["meter"] == "nvml" and energy["is_estimate"] is False
+    assert energy["energy_j"] > 0 and len(energy["per_node"]) == 1
+    node = next(iter(energy["per_node"].values()))
+    assert node["details"]["polling_energy_j"] > 0  # the cross-check ran beside the counter
+    assert sections["setup"]["gpus_by_node"]
+    assert sections["compute"]["memory_by_process"]["0"]["cuda_max_allocated_bytes"] > 0
