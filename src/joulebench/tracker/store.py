@@ -8,7 +8,6 @@ claim costs the same at 100 keys and at 100k. Compaction folds the journal into
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import socket
@@ -142,7 +141,7 @@ class ProgressTracker:
         if not self.dir.exists():
             return TrackerState()
         with self.locked() as state:
-            return copy.deepcopy(state)
+            return state.copy()
 
     # ---- writing -------------------------------------------------------------------
     def _append(self, state: TrackerState, *events: dict[str, Any]) -> None:
