@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _read_umask() -> int:
+    # The only way to read the umask is to set it; do it once, at import, before any
+    # thread exists, so no other thread ever creates a file under a zero umask.
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
+
+
 def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -36,9 +47,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp makes 0600 files; give the result the user's usual umask instead.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
