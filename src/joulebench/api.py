@@ -116,7 +116,7 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
     _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight)
     try:
         if summary.executor == "slurm":
-            live = _live_keys(tracker.read(), runner)
+            live = _live_keys(tracker.read(), paths, runner)
             if live:
                 summary.notes.append(f"{len(live)} keys are already queued or running in "
                                      "Slurm; not submitting them again")
@@ -198,8 +198,8 @@ def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     tracker = ProgressTracker(paths.tracker_dir)
     state = tracker.read()
     stem = config_path.stem.replace("::", "_")
-    prefix = make_key(config.model, "single", stem, 0).rsplit("::", 1)[0]
-    cycle = 1 + sum(1 for k in state.keys if k.startswith(prefix + "::"))
+    prefix = make_key(config.model, "single", stem, 0).removesuffix("0")
+    cycle = 1 + sum(1 for k in state.keys if k.startswith(prefix))
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
     check_specs([spec], str(config_path), local_device_has_cuda=_cuda_visible())
     tracker.register("single", [(spec.key, spec.config_hash)])
@@ -244,15 +244,12 @@ def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: b
     return KeyLabels({r.key: monitor.classify(r, result.jobs) for r in records}, result.problem)
 
 
-def _live_keys(state: TrackerState, runner: slurm.CommandRunner) -> set[str]:
-    records = list(state.keys.values())
-    result = _sacct_for(state, records, runner)
-    live = set()
-    for rec in records:
-        label = monitor.classify(rec, result.jobs)
-        if label in ("running", "queued", "requeued") and monitor.is_slurm_job(rec.job_id):
-            live.add(rec.key)
-    return live
+def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner) -> set[str]:
+    """Keys a Slurm job holds right now (queued, running or waiting after a requeue)."""
+    labels = key_labels(None, paths, runner=runner, state=state).labels
+    return {key for key, label in labels.items()
+            if label in ("running", "queued", "requeued")
+            and monitor.is_slurm_job(state.keys[key].job_id)}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ def accelerate_command(num_processes: int, device: str, task_path: Path,
 def worker_env(num_processes: int, device: str, cpu_count: int | None = None) -> dict[str, str]:
     """The parent's environment, plus a fair CPU-thread share per CPU process."""
     env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("CODECARBON_LOG_LEVEL", "error")
     if device == "cpu" and "OMP_NUM_THREADS" not in env:
