@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,28 @@ def checkout(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) 
     (tmp_path / "models" / "tiny-llama").symlink_to(tiny_model)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05,
+             diagnose: Callable[[], str] = lambda: "") -> None:
+    """Poll until ``predicate`` holds; fail naming ``what`` (plus ``diagnose()``) if not."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out waiting for {what}{diagnose()}")
+
+
+def finished_batches(work: Path) -> int:
+    """Prompt batches the workers of one experiment have checkpointed, all ranks."""
+    total = 0
+    for ckpt in work.glob("ckpt_rank*.json"):
+        try:
+            total += len(json.loads(ckpt.read_text())["batches"])
+        except (OSError, ValueError, KeyError):
+            pass  # not written yet, or caught mid-rename: count it next poll
+    return total
 
 
 def write_suite(checkout: Path, name: str, text: str) -> Path:

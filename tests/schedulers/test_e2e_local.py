@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from joulebench.tracker import DONE, ProgressTracker
-from tests.conftest import write_suite
+from tests.conftest import finished_batches, wait_for, write_suite
 
 pytestmark = pytest.mark.e2e
 
@@ -116,37 +115,20 @@ def _workers_of(work_dir: Path) -> list[int]:
     return pids
 
 
-def _wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _finished_batches(ckpt: Path) -> int:
-    try:
-        return len(json.loads(ckpt.read_text())["batches"])
-    except (OSError, ValueError):
-        return 0
-
-
 def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
         checkout: Path) -> None:
     write_suite(checkout, "slow", SLOW_SUITE)
     proc = subprocess.Popen(cli("submit-suite", "slow", "--executor", "local"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     work = (checkout / "results" / "raw_results" / "0002" / ".work").resolve()
-    ckpt = work / "ckpt_rank0.json"
-    _wait_for(lambda: _finished_batches(ckpt) >= 2 or proc.poll() is not None, 300,
-              "the slow experiment to checkpoint two batches")
+    wait_for(lambda: finished_batches(work) >= 2 or proc.poll() is not None, 300,
+             "the slow experiment to checkpoint two batches")
     assert proc.poll() is None, "finished before it could be killed; make SLOW_SUITE slower"
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up, like a node losing power
     proc.wait()
     # Workers die with their parent (PR_SET_PDEATHSIG), not orphaned on the node.
-    _wait_for(lambda: not _workers_of(work), 60, "workers to exit")
-    done_before = _finished_batches(ckpt) + _finished_batches(work / "ckpt_rank1.json")
+    wait_for(lambda: not _workers_of(work), 60, "workers to exit")
+    done_before = finished_batches(work)
     assert done_before >= 2
     assert [r["config_name"] for r in csv_rows(checkout)] == ["quick"]
 

@@ -10,7 +10,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pytest
 from joulebench import api
 from joulebench.schedulers.slurm import query_sacct
 from joulebench.tracker import ProgressTracker
-from tests.conftest import write_suite
+from tests.conftest import finished_batches, write_suite
+from tests.conftest import wait_for as shared_wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -29,15 +29,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
+def squeue() -> str:
+    return "; squeue:\n" + subprocess.run(["squeue"], capture_output=True, text=True).stdout
+
+
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
              poll_s: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(poll_s)
-    squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-    raise AssertionError(f"timed out waiting for {what}; squeue:\n{squeue}")
+    shared_wait_for(predicate, timeout_s, what, poll_s, diagnose=squeue)
 
 
 def labels(suite: str) -> dict[str, str]:
@@ -59,16 +57,6 @@ def rows(checkout: Path) -> list[dict[str, str]]:
 def job_ids(checkout: Path) -> dict[str, str]:
     state = ProgressTracker(checkout / "persistent_progress_trackers").read()
     return {k: str(r.job_id) for k, r in state.keys.items()}
-
-
-def finished_batches(work: Path) -> int:
-    total = 0
-    for ckpt in work.glob("ckpt_rank*.json"):
-        try:
-            total += len(json.loads(ckpt.read_text())["batches"])
-        except (OSError, ValueError):
-            pass
-    return total
 
 
 def test_demo_suite_as_arrays_on_the_gpu_partition(checkout: Path) -> None:
