@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from joulebench.errors import TrackerError
-from joulebench.fsutil import append_line, atomic_write_text
+from joulebench.fsutil import atomic_write_text
 
 JOURNAL_FORMAT = "joulebench-journal/1"
 
@@ -33,27 +33,36 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         item = json.loads(raw)
     except json.JSONDecodeError:
-        raise TrackerError(f"{path}: a line is not JSON; move the file aside and restore "
-                           "the newest state from backups/") from None
+        raise TrackerError(f"{path}: a line is not JSON (damaged file); run `joulebench "
+                           "tracker repair`") from None
     if not isinstance(item, dict):
-        raise TrackerError(f"{path}: a line is not a JSON object; restore from backups/")
+        raise TrackerError(f"{path}: a line is not a JSON object (damaged file); run "
+                           "`joulebench tracker repair`")
     return item
 
 
-def read_journal(path: Path, offset: int = 0,
-                 expect_generation: int | None = None) -> JournalChunk:
+def parse_events(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The events in the complete lines of ``data`` and how many bytes they span."""
+    end = data.rfind(b"\n") + 1  # 0 when no complete line
+    return [_parse(path, raw) for raw in data[:end].splitlines() if raw.strip()], end
+
+
+def read_journal(path: Path, offset: int = 0, expect_generation: int | None = None,
+                 handle: BinaryIO | None = None) -> JournalChunk:
     """The header's generation plus the events after ``offset`` (0 = all of them).
 
     With ``expect_generation``, a journal of another generation yields no events: the
-    offset belongs to a file that compaction has replaced.
-
-    The header is read every time: generations only grow, so it tells a compacted
-    (replaced) journal from the one this reader cached, where inode numbers can repeat.
+    offset belongs to a file that compaction has replaced. ``handle`` reads through a
+    descriptor the caller keeps open (and leaves open).
     """
-    with path.open("rb") as handle:
+    own = handle is None
+    handle = path.open("rb") if handle is None else handle
+    try:
+        handle.seek(0)
         header_raw = handle.readline()
         if not header_raw.endswith(b"\n"):
-            raise TrackerError(f"{path}: missing its header line; restore from backups/")
+            raise TrackerError(f"{path}: missing its header line; run `joulebench tracker "
+                               "repair`")
         header = _parse(path, header_raw)
         if header.get("format") != JOURNAL_FORMAT:
             raise TrackerError(f"{path}: not a joulebench journal; move it aside")
@@ -63,18 +72,18 @@ def read_journal(path: Path, offset: int = 0,
         start = max(offset, len(header_raw))
         handle.seek(start)
         data = handle.read()
-    end = data.rfind(b"\n") + 1  # 0 when no complete line
-    events = [_parse(path, raw) for raw in data[:end].splitlines() if raw.strip()]
-    return JournalChunk(generation=generation, events=events,
-                        end_offset=start + end)
+    finally:
+        if own:
+            handle.close()
+    events, used = parse_events(path, data)
+    return JournalChunk(generation=generation, events=events, end_offset=start + used)
 
 
-def append_events(path: Path, events: list[dict[str, Any]]) -> int:
-    """Append events with one write and one fsync; returns the bytes written.
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """Events as one block of lines, appended with one write and one fsync.
 
     Registering a 100k-key suite is then one durable write, not 100k of them. A crash
     mid-write leaves a torn last line, which readers skip and the next append cuts.
     """
     text = "\n".join(json.dumps(e, separators=(",", ":")) for e in events)
-    append_line(path, text)
-    return len(text.encode("utf-8")) + 1
+    return (text + "\n").encode("utf-8")

@@ -16,14 +16,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import Any, BinaryIO
 
 from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.tracker import legacy
-from joulebench.tracker.journal import append_events, new_journal, read_journal
+from joulebench.tracker.journal import (
+    encode_events,
+    new_journal,
+    parse_events,
+    read_journal,
+)
+from joulebench.tracker.locks import HARD_LOCK_FILE, LockTimeout, make_lock
+from joulebench.tracker.settings import SETTINGS_FILE, load_settings
 from joulebench.tracker.state import (
     DONE,
     RUNNING,
@@ -35,7 +40,7 @@ from joulebench.tracker.state import (
 
 SNAPSHOT = "tracker_state.json"
 JOURNAL = "journal.jsonl"
-LOCK = ".tracker.lock"
+LOCK = HARD_LOCK_FILE
 DEFAULT_DIR = Path("persistent_progress_trackers")
 
 
@@ -65,14 +70,32 @@ class ProgressTracker:
     """Thread- and process-safe progress store rooted at one directory."""
 
     def __init__(self, directory: Path = DEFAULT_DIR, *, compact_bytes: int = 2 << 20,
-                 lock_timeout_s: float = 600.0) -> None:
+                 lock_timeout_s: float = 600.0, lock: str | None = None,
+                 lease_s: float | None = None) -> None:
         self.dir = Path(directory)
         self.compact_bytes = compact_bytes
         self.lock_timeout_s = lock_timeout_s
-        self._lock = FileLock(str(self.dir / LOCK), timeout=lock_timeout_s)
+        settings = load_settings(self.dir)
+        self.lock_mode = lock or settings.lock
+        self._lock = make_lock(self.dir, self.lock_mode, lease_s or settings.lease_s)
         self._state: TrackerState | None = None
         self._journal_generation = -1
         self._offset = 0
+        # Kept open between operations: reads and appends skip an open() each, and the
+        # open descriptor pins the inode, so "same inode as the path" proves that no
+        # compaction has replaced the journal since we last read it.
+        self._journal: BinaryIO | None = None
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Let go of the open journal and lock descriptors (the GC does it too)."""
+        self._close_journal()
+        self._lock.close()
+
+    def _close_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     # ---- loading -------------------------------------------------------------------
     @property
@@ -92,31 +115,58 @@ class ProgressTracker:
     def _reload(self) -> None:
         state = self._load_base()
         self._journal_generation, self._offset = -1, 0
+        self._close_journal()
         if self.journal_path.exists():
-            chunk = read_journal(self.journal_path)
+            handle = self._open_journal()
+            chunk = read_journal(self.journal_path, handle=handle)
             if chunk.generation > state.generation:
+                handle.close()
                 raise TrackerError(f"{self.dir / SNAPSHOT} is missing or older than "
-                                   f"{self.journal_path}; restore it from backups/")
+                                   f"{self.journal_path}; run `joulebench tracker repair "
+                                   f"--tracker-dir {self.dir}`")
             if chunk.generation == state.generation:
                 for event in chunk.events:
                     apply_event(state, event)
                 self._journal_generation, self._offset = chunk.generation, chunk.end_offset
-            # an older journal is one a crash left behind mid-compaction: the snapshot
-            # already holds its events, and the next append starts a new journal.
+                self._journal = handle
+            else:
+                # an older journal is one a crash left behind mid-compaction: the snapshot
+                # already holds its events, and the next append starts a new journal.
+                handle.close()
         self._state = state
+
+    def _open_journal(self) -> BinaryIO:
+        # O_APPEND: even a writer that slipped past a broken lock cannot overwrite lines.
+        try:
+            fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND)
+        except PermissionError:
+            fd = os.open(self.journal_path, os.O_RDONLY)  # a reader without write access
+        self._pid = os.getpid()
+        return os.fdopen(fd, "rb", buffering=0)
+
+    def _journal_unchanged(self) -> bool:
+        if self._journal is None or self._pid != os.getpid():
+            return False
+        try:
+            on_disk = os.stat(self.journal_path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._journal.fileno())
+        return (on_disk.st_ino, on_disk.st_dev) == (held.st_ino, held.st_dev)
 
     def _refresh(self) -> TrackerState:
         """Bring the cache up to date by reading only what was appended since last time."""
-        if self._state is None or not self.journal_path.exists():
+        if self._state is None or not self._journal_unchanged():
             self._reload()
         else:
-            chunk = read_journal(self.journal_path, self._offset, self._journal_generation)
-            if chunk.generation != self._journal_generation:
-                self._reload()
-            else:
-                for event in chunk.events:
+            assert self._journal is not None
+            size = os.fstat(self._journal.fileno()).st_size
+            if size > self._offset:
+                data = os.pread(self._journal.fileno(), size - self._offset, self._offset)
+                events, used = parse_events(self.journal_path, data)
+                for event in events:
                     apply_event(self._state, event)
-                self._offset = chunk.end_offset
+                self._offset += used
         assert self._state is not None
         return self._state
 
@@ -125,16 +175,19 @@ class ProgressTracker:
         """Hold the tracker lock with a fresh state; mutate only through _append."""
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            with self._lock:
-                try:
-                    yield self._refresh()
-                except BaseException:
-                    self._state = None  # a failed write may have left the cache ahead of disk
-                    raise
-        except Timeout:
-            raise TrackerError(f"{self.dir / LOCK}: could not take the tracker lock within "
+            self._lock.acquire(self.lock_timeout_s)
+        except LockTimeout:
+            raise TrackerError(f"{self._lock.path}: could not take the tracker lock within "
                                f"{self.lock_timeout_s:.0f} s; another joulebench process holds "
-                               "it (check `ps`), or the file system lacks working locks") from None
+                               "it (check `ps`), or the file system lacks working locks (set "
+                               f"`lock: soft` in {self.dir / SETTINGS_FILE})") from None
+        try:
+            yield self._refresh()
+        except BaseException:
+            self._state = None  # a failed write may have left the cache ahead of disk
+            raise
+        finally:
+            self._lock.release()
 
     def read(self) -> TrackerState:
         """A consistent copy of the state; creates nothing on disk."""
@@ -147,11 +200,22 @@ class ProgressTracker:
     def _append(self, state: TrackerState, *events: dict[str, Any]) -> None:
         if not events:
             return
+        self._lock.verify()
         stamp = utc_now()
         stamped = [{"ts": stamp, **event} for event in events]
-        if self._journal_generation != state.generation:
+        if self._journal_generation != state.generation or self._journal is None:
             self._start_journal(state.generation)
-        self._offset += append_events(self.journal_path, stamped)
+        assert self._journal is not None
+        fd = self._journal.fileno()
+        if os.fstat(fd).st_size != self._offset:
+            # A writer died mid-line: cut its torn tail so our line starts on its own.
+            os.ftruncate(fd, self._offset)
+        data = encode_events(stamped)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        self._offset += len(data)
         for event in stamped:
             apply_event(state, event)
 
@@ -160,6 +224,7 @@ class ProgressTracker:
             self._compact(state)
 
     def _compact(self, state: TrackerState) -> None:
+        self._lock.verify()
         state.generation += 1
         atomic_write_json(self.dir / SNAPSHOT, state.to_dict(), indent=None)
         legacy.write_legacy(self.dir, state)
@@ -167,8 +232,10 @@ class ProgressTracker:
 
     def _start_journal(self, generation: int) -> None:
         new_journal(self.journal_path, generation)
+        self._close_journal()
+        self._journal = self._open_journal()
         self._journal_generation = generation
-        self._offset = self.journal_path.stat().st_size
+        self._offset = os.fstat(self._journal.fileno()).st_size
 
     def sync(self) -> None:
         """Fold the journal and refresh the legacy files (at the end of a job or command)."""
