@@ -135,7 +135,7 @@ def test_a_writer_that_lost_its_soft_lock_writes_nothing(tmp_path: Path) -> None
     tracker = ProgressTracker(tmp_path, lock="soft", lease_s=30.0)
     tracker.register("s", [("m::s::c0::1", "h")])
     before = (tmp_path / "journal.jsonl").read_bytes()
-    with pytest.raises(TrackerError, match="lost the soft tracker lock"):  # noqa: PT012
+    with pytest.raises(TrackerError, match="lost the soft tracker lock"):
         with tracker.locked() as state:
             _foreign_lock(tmp_path)  # what a waiter does after our lease ran out
             tracker._append(state, {"op": "fail", "key": "m::s::c0::1", "cause": "oom"})

@@ -84,8 +84,9 @@ def cli() -> None:
 
 def register(group: click.Group) -> None:
     from joulebench.cli import commands
+    from joulebench.cli.tracker_cmd import tracker
 
-    for command in commands.ALL:
+    for command in [*commands.ALL, tracker]:
         group.add_command(command)
 
 

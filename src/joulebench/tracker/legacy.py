@@ -27,7 +27,7 @@ def _read_int(path: Path) -> int | None:
         return int(text) if text else 0
     except ValueError:
         raise TrackerError(f"{path}: expected one integer, found {text[:40]!r}; fix the file "
-                           "or restore it from the backups/ folder beside it") from None
+                           "or run `joulebench tracker repair`") from None
 
 
 def _suite_of(key: str) -> str | None:
@@ -50,7 +50,7 @@ def load_legacy(directory: Path) -> TrackerState:
             progress = json.loads(progress_path.read_text(encoding="utf-8") or "{}")
         except json.JSONDecodeError as exc:
             raise TrackerError(f"{progress_path}: not valid JSON ({exc.msg} at line {exc.lineno});"
-                               " restore it from the backups/ folder beside it") from None
+                               " run `joulebench tracker repair`") from None
         if not isinstance(progress, dict):
             raise TrackerError(f"{progress_path}: expected a JSON object of key -> ID")
         for key, value in progress.items():

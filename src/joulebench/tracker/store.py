@@ -9,7 +9,6 @@ claim costs the same at 100 keys and at 100k. Compaction folds the journal into
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from joulebench.errors import TrackerError
-from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.fsutil import atomic_write_bytes, atomic_write_json, read_json
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import (
     encode_events,
@@ -108,14 +107,20 @@ class ProgressTracker:
             try:
                 return TrackerState.from_dict(read_json(snap))
             except (ValueError, KeyError, TypeError) as exc:
-                raise TrackerError(f"{snap}: unreadable snapshot ({exc}); restore the newest "
-                                   f"copy from {self.dir / 'backups'}") from None
+                raise TrackerError(f"{snap}: unreadable snapshot ({type(exc).__name__}); run "
+                                   f"`joulebench tracker repair --tracker-dir {self.dir}`"
+                                   ) from None
         return legacy.load_legacy(self.dir)
 
     def _reload(self) -> None:
         state = self._load_base()
         self._journal_generation, self._offset = -1, 0
         self._close_journal()
+        if not self.journal_path.exists() and (self.dir / SNAPSHOT).exists():
+            raise TrackerError(f"{self.journal_path} is missing: updates since the last "
+                               "compaction are lost unless you restore the file; run "
+                               f"`joulebench tracker repair --tracker-dir {self.dir}` to go on "
+                               "from the snapshot")
         if self.journal_path.exists():
             handle = self._open_journal()
             chunk = read_journal(self.journal_path, handle=handle)
@@ -225,6 +230,10 @@ class ProgressTracker:
 
     def _compact(self, state: TrackerState) -> None:
         self._lock.verify()
+        if not self.journal_path.exists():
+            # Once a snapshot exists a journal always does, so a missing one means a
+            # deleted one (lost updates), never a crash between the two writes.
+            self._start_journal(state.generation)
         state.generation += 1
         atomic_write_json(self.dir / SNAPSHOT, state.to_dict(), indent=None)
         legacy.write_legacy(self.dir, state)
@@ -334,8 +343,11 @@ class ProgressTracker:
             backups = self.dir / "backups"
             backups.mkdir(exist_ok=True)
             target = backups / f"progress_backup_{stamp}.json"
-            shutil.copy2(self.dir / legacy.PROGRESS_FILE, target)
-            shutil.copy2(self.dir / SNAPSHOT, backups / f"tracker_state_backup_{stamp}.json")
+            # Copied by atomic write: a backup torn by a crash would be the one that
+            # `tracker repair` reaches for first.
+            atomic_write_bytes(target, (self.dir / legacy.PROGRESS_FILE).read_bytes())
+            atomic_write_bytes(backups / f"tracker_state_backup_{stamp}.json",
+                               (self.dir / SNAPSHOT).read_bytes())
             for old in sorted(backups.glob("progress_backup_*.json"))[:-keep]:
                 old.unlink(missing_ok=True)
                 old.with_name(old.name.replace("progress_", "tracker_state_")).unlink(
