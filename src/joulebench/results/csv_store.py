@@ -41,17 +41,21 @@ def append_row(path: Path, row: dict[str, Any], columns: list[str]) -> None:
     append_line(path, _format([row.get(c) for c in header]))
 
 
+def _complete_lines(path: Path) -> io.StringIO:
+    """The file up to its last newline: a row a crash cut short is not a row."""
+    data = path.read_bytes()
+    return io.StringIO(data[:data.rfind(b"\n") + 1].decode("utf-8"), newline="")
+
+
 def has_experiment(path: Path, experiment_id: str) -> bool:
     """Whether a row for this ID exists (checked only on retries, so O(N) is rare)."""
     if not path.exists():
         return False
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return any(r.get("experiment_id") == experiment_id for r in reader)
+    return any(r.get("experiment_id") == experiment_id
+               for r in csv.DictReader(_complete_lines(path)))
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    return list(csv.DictReader(_complete_lines(path)))

@@ -100,17 +100,26 @@ def _log_failure(paths: JobPaths, spec: ExperimentSpec, experiment_id: str | Non
     append_row(path, row, FAILED_COLUMNS)
 
 
+def complete_with_row(tracker: ProgressTracker, key: str, experiment_id: str, csv_file: Path,
+                      row: dict[str, Any]) -> bool:
+    """Append the CSV row and mark the key done under one lock hold, exactly once.
+
+    A run killed between the two leaves a row and no done mark; its retry (attempt > 1)
+    finds the row and only marks done, so the CSV never gets a second copy.
+    """
+    def append_csv(attempt: int) -> None:
+        if attempt > 1 and has_experiment(csv_file, experiment_id):
+            return
+        append_row(csv_file, row, CSV_COLUMNS)
+
+    return tracker.complete(key, experiment_id, append_csv)
+
+
 def _record_done(spec: ExperimentSpec, experiment_id: str, sections: dict[str, Any],
                  paths: JobPaths, tracker: ProgressTracker) -> TaskOutcome:
     row = flatten(sections)
-    csv_file = csv_path(paths.results_dir, spec.config.task_type)
-
-    def append_csv(attempt: int) -> None:
-        if attempt > 1 and has_experiment(csv_file, experiment_id):
-            return  # a previous attempt appended its row and died before marking done
-        append_row(csv_file, row, CSV_COLUMNS)
-
-    tracker.complete(spec.key, experiment_id, append_csv)
+    complete_with_row(tracker, spec.key, experiment_id,
+                      csv_path(paths.results_dir, spec.config.task_type), row)
     figures = {k: row[k] for k in ("energy_j", "energy_per_output_token_j",
                                    "throughput_output_tokens_per_s", "energy_method")}
     return TaskOutcome(spec.key, "done", experiment_id,
