@@ -79,6 +79,7 @@ class HardLock(_Reentrant):
     def __init__(self, directory: Path) -> None:
         super().__init__()
         self.path = Path(directory) / HARD_LOCK_FILE
+        self._path_str = str(self.path)
         self._fd: int | None = None
 
     def _after_fork(self) -> None:
@@ -90,7 +91,7 @@ class HardLock(_Reentrant):
 
     def _open(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            self._fd = os.open(self._path_str, os.O_RDWR | os.O_CREAT, 0o666)
         return self._fd
 
     def acquire(self, timeout_s: float) -> None:
@@ -121,7 +122,7 @@ class HardLock(_Reentrant):
 
     def _same_file(self, fd: int) -> bool:
         try:
-            on_disk = os.stat(self.path)
+            on_disk = os.stat(self._path_str)
         except FileNotFoundError:
             return False
         held = os.fstat(fd)

@@ -84,7 +84,9 @@ class ProgressTracker:
         # open descriptor pins the inode, so "same inode as the path" proves that no
         # compaction has replaced the journal since we last read it.
         self._journal: BinaryIO | None = None
+        self._journal_str = str(self.dir / JOURNAL)  # stat()ed on every operation
         self._pid = os.getpid()
+        self._dir_ready = False
 
     def close(self) -> None:
         """Let go of the open journal and lock descriptors (the GC does it too)."""
@@ -153,7 +155,7 @@ class ProgressTracker:
         if self._journal is None or self._pid != os.getpid():
             return False
         try:
-            on_disk = os.stat(self.journal_path)
+            on_disk = os.stat(self._journal_str)
         except FileNotFoundError:
             return False
         held = os.fstat(self._journal.fileno())
@@ -178,7 +180,9 @@ class ProgressTracker:
     @contextmanager
     def locked(self) -> Iterator[TrackerState]:
         """Hold the tracker lock with a fresh state; mutate only through _append."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._dir_ready:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._dir_ready = True
         try:
             self._lock.acquire(self.lock_timeout_s)
         except LockTimeout:
