@@ -8,6 +8,7 @@ claim costs the same at 100 keys and at 100k. Compaction folds the journal into
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,10 @@ SNAPSHOT = "tracker_state.json"
 JOURNAL = "journal.jsonl"
 LOCK = HARD_LOCK_FILE
 DEFAULT_DIR = Path("persistent_progress_trackers")
+
+
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                   errno.EIO, errno.EFBIG}
 
 
 def utc_now() -> str:
@@ -192,8 +197,17 @@ class ProgressTracker:
                                f"`lock: soft` in {self.dir / SETTINGS_FILE})") from None
         try:
             yield self._refresh()
-        except BaseException:
+        except OSError as exc:
             self._state = None  # a failed write may have left the cache ahead of disk
+            if exc.errno not in _STORAGE_ERRORS:
+                raise
+            # Appends are whole lines and snapshots atomic renames: what failed left no
+            # trace a reader would take for a record.
+            raise TrackerError(f"{exc.filename or self.dir}: {exc.strerror}; free space or "
+                               "fix permissions, then rerun (this update was not recorded)"
+                               ) from None
+        except BaseException:
+            self._state = None
             raise
         finally:
             self._lock.release()
@@ -221,12 +235,24 @@ class ProgressTracker:
             os.ftruncate(fd, self._offset)
         data = encode_events(stamped)
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            self._cut_back(fd)
+            exc.filename = exc.filename or str(self.journal_path)
+            raise
         self._offset += len(data)
         for event in stamped:
             apply_event(state, event)
+
+    def _cut_back(self, fd: int) -> None:
+        """Drop a line a failed write left half done, so the file ends on a record."""
+        try:
+            os.ftruncate(fd, self._offset)
+        except OSError:
+            pass  # the next append cuts it, and readers skip a line without its newline
 
     def _compact_if_large(self, state: TrackerState) -> None:
         if self._offset >= self.compact_bytes:
