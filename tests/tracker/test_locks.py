@@ -184,3 +184,12 @@ def test_bad_tracker_yaml_is_a_one_line_error(tmp_path: Path, text: str, field: 
         load_settings(tmp_path)
     message = str(err.value)
     assert field in message and "tracker.yaml" in message and "\n" not in message
+
+
+def test_short_lived_trackers_leak_no_descriptors(tmp_path: Path) -> None:
+    """`status --watch` opens a tracker per redraw; a day of redraws must not hit EMFILE."""
+    ProgressTracker(tmp_path).register("s", [("m::s::c0::1", "h")])
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(300):
+        ProgressTracker(tmp_path).read()
+    assert len(os.listdir("/proc/self/fd")) - before < 5

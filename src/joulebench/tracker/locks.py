@@ -141,6 +141,13 @@ class HardLock(_Reentrant):
             os.close(self._fd)
         self._fd = None
 
+    def __del__(self) -> None:
+        # `status --watch` builds a tracker per redraw: without this, one fd per redraw.
+        try:
+            self.close()
+        except OSError:
+            pass
+
 
 def _pid_alive(pid: int) -> bool:
     try:
