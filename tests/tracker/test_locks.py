@@ -193,3 +193,16 @@ def test_short_lived_trackers_leak_no_descriptors(tmp_path: Path) -> None:
     for _ in range(300):
         ProgressTracker(tmp_path).read()
     assert len(os.listdir("/proc/self/fd")) - before < 5
+
+
+def test_a_line_written_past_the_lock_stops_the_next_writer(tmp_path: Path) -> None:
+    """Whole unread lines under our lock mean the lock failed: refuse, cut nothing."""
+    tracker = ProgressTracker(tmp_path)
+    tracker.register("s", [("m::s::c0::1", "h"), ("m::s::c1::1", "h")])
+    with pytest.raises(TrackerError, match="lock does not work here"):
+        with tracker.locked() as state:
+            with (tmp_path / "journal.jsonl").open("ab") as intruder:
+                intruder.write(b'{"ts":"t","op":"fail","key":"m::s::c1::1","cause":"oom"}\n')
+            tracker._append(state, {"op": "fail", "key": "m::s::c0::1", "cause": "oom"})
+    lines = (tmp_path / "journal.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["key"] == "m::s::c1::1", "the intruder's line was cut"

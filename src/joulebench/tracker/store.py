@@ -230,9 +230,7 @@ class ProgressTracker:
             self._start_journal(state.generation)
         assert self._journal is not None
         fd = self._journal.fileno()
-        if os.fstat(fd).st_size != self._offset:
-            # A writer died mid-line: cut its torn tail so our line starts on its own.
-            os.ftruncate(fd, self._offset)
+        self._cut_torn_tail(fd)
         data = encode_events(stamped)
         view = memoryview(data)
         try:
@@ -246,6 +244,22 @@ class ProgressTracker:
         self._offset += len(data)
         for event in stamped:
             apply_event(state, event)
+
+    def _cut_torn_tail(self, fd: int) -> None:
+        """Cut a line a dead writer left half done, so ours starts on its own line.
+
+        Whole lines we have not read can only come from a writer that got past the lock:
+        refuse rather than cut or interleave them.
+        """
+        size = os.fstat(fd).st_size
+        if size == self._offset:
+            return
+        tail = os.pread(fd, size - self._offset, self._offset) if size > self._offset else b""
+        if size < self._offset or b"\n" in tail:
+            raise TrackerError(f"{self.journal_path}: changed while this process held the "
+                               f"tracker lock, so the lock does not work here: set `lock: "
+                               f"soft` in {self.dir / SETTINGS_FILE} (nothing was written)")
+        os.ftruncate(fd, self._offset)
 
     def _cut_back(self, fd: int) -> None:
         """Drop a line a failed write left half done, so the file ends on a record."""
