@@ -7,6 +7,7 @@ the next append cuts it off before writing (see fsutil.append_line).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -87,3 +88,33 @@ def encode_events(events: list[dict[str, Any]]) -> bytes:
     """
     text = "\n".join(json.dumps(e, separators=(",", ":")) for e in events)
     return (text + "\n").encode("utf-8")
+
+
+def append_at(fd: int, offset: int, data: bytes, path: Path, lock_fix: str) -> None:
+    """Append whole lines at ``offset`` (where the caller's last read ended) and fsync.
+
+    A tail without a newline is a line a dead writer left half done: cut it so ours
+    starts on its own line. Whole lines the caller has not read can only come from a
+    writer that got past the lock: refuse rather than cut or interleave them. A failed
+    write is cut back, so the file still ends on a whole record.
+    """
+    size = os.fstat(fd).st_size
+    if size != offset:
+        tail = os.pread(fd, size - offset, offset) if size > offset else b""
+        if size < offset or b"\n" in tail:
+            raise TrackerError(f"{path}: changed while this process held the tracker lock, "
+                               f"so the lock does not work here: {lock_fix} (nothing was "
+                               "written)")
+        os.ftruncate(fd, offset)
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, offset)
+        except OSError:
+            pass  # the next append cuts it, and readers skip a line without its newline
+        exc.filename = exc.filename or str(path)
+        raise

@@ -22,6 +22,7 @@ from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_bytes, atomic_write_json, read_json
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import (
+    append_at,
     encode_events,
     new_journal,
     parse_events,
@@ -229,44 +230,12 @@ class ProgressTracker:
         if self._journal_generation != state.generation or self._journal is None:
             self._start_journal(state.generation)
         assert self._journal is not None
-        fd = self._journal.fileno()
-        self._cut_torn_tail(fd)
         data = encode_events(stamped)
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except OSError as exc:
-            self._cut_back(fd)
-            exc.filename = exc.filename or str(self.journal_path)
-            raise
+        append_at(self._journal.fileno(), self._offset, data, self.journal_path,
+                  f"set `lock: soft` in {self.dir / SETTINGS_FILE}")
         self._offset += len(data)
         for event in stamped:
             apply_event(state, event)
-
-    def _cut_torn_tail(self, fd: int) -> None:
-        """Cut a line a dead writer left half done, so ours starts on its own line.
-
-        Whole lines we have not read can only come from a writer that got past the lock:
-        refuse rather than cut or interleave them.
-        """
-        size = os.fstat(fd).st_size
-        if size == self._offset:
-            return
-        tail = os.pread(fd, size - self._offset, self._offset) if size > self._offset else b""
-        if size < self._offset or b"\n" in tail:
-            raise TrackerError(f"{self.journal_path}: changed while this process held the "
-                               f"tracker lock, so the lock does not work here: set `lock: "
-                               f"soft` in {self.dir / SETTINGS_FILE} (nothing was written)")
-        os.ftruncate(fd, self._offset)
-
-    def _cut_back(self, fd: int) -> None:
-        """Drop a line a failed write left half done, so the file ends on a record."""
-        try:
-            os.ftruncate(fd, self._offset)
-        except OSError:
-            pass  # the next append cuts it, and readers skip a line without its newline
 
     def _compact_if_large(self, state: TrackerState) -> None:
         if self._offset >= self.compact_bytes:
