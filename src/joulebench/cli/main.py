@@ -104,8 +104,9 @@ def handle_errors(func: F) -> F:
                 where = f"traceback in {log}"
             except OSError:
                 where = "traceback not saved"
-            click.echo(f"Internal error: {type(exc).__name__}: {exc} ({where}); please report "
-                       "it", err=True)
+            first = (str(exc).splitlines() or [""])[0]
+            click.echo(f"Internal error: {type(exc).__name__}: {first} ({where}); please "
+                       "report it", err=True)
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]

@@ -63,13 +63,14 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
                           ) from None
     # Safe loading only (what yaml.safe_load does, with the duplicate-key check): a
     # suite is data, and a !!python/* tag must never build an object or run code.
-    loader = _UniqueKeyLoader(text)
     try:
-        data = loader.get_single_data()
+        loader = _UniqueKeyLoader(text)  # its reader refuses control characters here
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_problem(path, exc)) from None
-    finally:
-        loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):

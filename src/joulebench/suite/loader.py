@@ -39,6 +39,9 @@ def resolve_suite_path(suite: str, configs_dir: Path) -> Path:
         if not path.is_file():
             raise ConfigError(f"{path}: suite file not found; check the path")
         return path
+    if configs_dir.exists() and not configs_dir.is_dir():
+        raise ConfigError(f"--configs-dir {configs_dir}: is a file, not a folder; pass the "
+                          "folder holding base.yaml, models.yaml and suites/")
     if not SAFE_NAME.match(suite):
         raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' and "
                           "'-'; pass a name from configs/suites/ or a path ending in .yaml")
