@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
+from joulebench.config.models import SAFE_NAME
 from joulebench.errors import ConfigError
+from joulebench.paths import check_paths
 from joulebench.schedulers import monitor, slurm
 from joulebench.schedulers.job import JobPaths, TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
@@ -39,6 +41,13 @@ class Paths:
     @property
     def job(self) -> JobPaths:
         return JobPaths(self.tracker_dir, self.results_dir)
+
+    def check(self, *, write: bool, logs: bool = False) -> None:
+        """Refuse, before anything is written, folders that are files or read-only."""
+        outputs = {"--tracker-dir": self.tracker_dir, "--results-dir": self.results_dir}
+        if logs:
+            outputs["logs folder"] = self.logs_dir
+        check_paths(self.configs_dir, outputs, write=write)
 
 
 @dataclass
@@ -83,15 +92,27 @@ def plan_slurm(specs: list[ExperimentSpec], opts: SlurmOptions,
                              job_name=f"jb-{specs[0].suite}" if specs else "jb")
 
 
+def check_submission(specs: list[ExperimentSpec], executor: str, paths: Paths,
+                     opts: SlurmOptions) -> None:
+    """What a submission needs besides valid specs: usable folders, acceptable sbatch
+    options. Writes nothing, so --dry-run and the real run refuse the same input."""
+    paths.check(write=True, logs=executor == "slurm")
+    if executor == "slurm":
+        slurm.plan_arrays(specs, opts, slurm.DEFAULT_MAX_ARRAY_SIZE, "jb")
+
+
 def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
-             preflight: bool) -> tuple[list[ExperimentSpec], SubmitSummary, ProgressTracker]:
+             preflight: bool, opts: SlurmOptions
+             ) -> tuple[list[ExperimentSpec], SubmitSummary, ProgressTracker]:
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
+    check_submission(specs, name, paths, opts)
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
                     local_device_has_cuda=_cuda_visible() if name == "local" else None)
+    # Everything is validated: only now may the tracker be written.
     tracker = ProgressTracker(paths.tracker_dir)
     tracker.backup()
     notes = [note] if note else []
@@ -113,7 +134,8 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
                  on_start: Callable[[ExperimentSpec], None] | None = None,
                  on_outcome: Callable[[TaskOutcome], None] | None = None) -> SubmitSummary:
     """Validate, register, then run (local) or submit (Slurm) every key not done."""
-    _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight)
+    _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight,
+                                   slurm_options)
     try:
         if summary.executor == "slurm":
             live = _live_keys(tracker.read(), paths, runner)
@@ -174,14 +196,18 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
     return out
 
 
-def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()) -> Any:
-    """`joulebench report`: statistics across cycles, plots and an HTML page for a suite."""
-    from joulebench.config.models import SAFE_NAME
-    from joulebench.results.report import write_report
-
+def check_suite_name(suite: str) -> None:
+    """A suite name becomes part of file names (archive/, reports/): keep it tame."""
     if not SAFE_NAME.match(suite):
         raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' "
-                          "and '-'")
+                          "and '-'; use the name of a file in configs/suites/")
+
+
+def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()) -> Any:
+    """`joulebench report`: statistics across cycles, plots and an HTML page for a suite."""
+    from joulebench.results.report import write_report
+
+    check_suite_name(suite)
     csvs = sorted(paths.results_dir.glob("*_results.csv"))
     if not csvs:
         raise ConfigError(f"{paths.results_dir}: no *_results.csv yet; run the suite first "
@@ -195,6 +221,7 @@ def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     from joulebench.runner.preflight import check_specs
 
     config = validate_experiment(load_yaml_mapping(config_path), str(config_path))
+    paths.check(write=True)
     tracker = ProgressTracker(paths.tracker_dir)
     state = tracker.read()
     stem = config_path.stem.replace("::", "_")
@@ -263,6 +290,9 @@ class StatusReport:
 def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
                   runner: slurm.CommandRunner = slurm.run_command) -> StatusReport:
     """Everything `joulebench status` shows, from one tracker read and one sacct call."""
+    if suite is not None:
+        check_suite_name(suite)
+    paths.check(write=False)
     state = ProgressTracker(paths.tracker_dir).read()
     labels = key_labels(suite, paths, use_sacct=use_sacct, runner=runner, state=state)
     records = [r for r in state.keys.values() if r.key in labels.labels]
@@ -320,6 +350,8 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
                   on_keys: Callable[[list[str]], None] | None = None) -> SubmitSummary:
     """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs."""
     name, note = choose_executor(executor)
+    resolve_suite_path(suite, paths.configs_dir)  # a typo'd name must not read as "all done"
+    paths.check(write=not dry_run, logs=name == "slurm" and not dry_run)
     keys = resumable_keys(suite, causes, paths, runner)
     specs_by_key: dict[str, ExperimentSpec] = {}
     if keys:
@@ -330,6 +362,8 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
             raise ConfigError(f"{missing[0]}: no longer produced by suite '{suite}' (config "
                               "edited?); restore the suite file or start over with --fresh")
     specs = [specs_by_key[k] for k in keys]
+    if name == "slurm":
+        check_submission(specs, name, paths, slurm_options)
     summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=[note] if note else [])
     if dry_run or not keys:
         return summary

@@ -38,6 +38,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """write() and fsync() errors carry no file name; a one-line message needs one."""
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))  # same subclass, e.g. PermissionError
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -49,8 +56,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         # mkstemp makes 0600 files; give the result the user's usual umask instead.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)  # a full disk must not keep a half temp file
+        named = _named(exc, path) if isinstance(exc, OSError) else exc
+        if named is not exc:
+            raise named from exc
         raise
     fsync_dir(path.parent)
 
@@ -95,10 +105,22 @@ def append_line(path: Path, line: str) -> None:
     drop_partial_last_line(path)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    start = os.fstat(fd).st_size
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+    except OSError as exc:
+        # A full disk may take part of a multi-line append; cut it back so the file
+        # never holds some of one append's complete lines but not the rest.
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass  # the torn tail is then cut by the next append (drop_partial_last_line)
+        named = _named(exc, path)
+        if named is not exc:
+            raise named from exc
+        raise
     finally:
         os.close(fd)

@@ -37,7 +37,7 @@ def test_command_line_wins_over_the_site_profile(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("data, match", [({"partiton": "gpu"}, "unknown key 'partiton'"),
-                                         ({"gpus_per_node": 0}, "positive integer"),
+                                         ({"gpus_per_node": 0}, "positive whole number"),
                                          ({"account": "a b"}, "one word"),
                                          ({"time": "soon"}, "not a Slurm time"),
                                          ({"time": 7200}, "must be quoted")])

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from joulebench.cli.main import EXIT_FAILED, EXIT_OK, handle_errors, make_paths, path_options
+from joulebench.cli.main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    OneLineCommand,
+    handle_errors,
+    make_paths,
+    path_options,
+)
 
 CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted"]
 EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
@@ -41,6 +48,7 @@ def slurm_options(func: Any) -> Any:
 
 def build_slurm_options(kwargs: dict[str, Any]) -> Any:
     from joulebench.schedulers.slurm_options import (
+        CLI_SOURCE,
         PROFILE_KEYS,
         load_profile,
         options_from_mapping,
@@ -49,10 +57,10 @@ def build_slurm_options(kwargs: dict[str, Any]) -> Any:
     cli_values = {k: kwargs.pop(k) for k in PROFILE_KEYS}
     profile = load_profile(kwargs.pop("profile"))
     return options_from_mapping({k: v for k, v in cli_values.items() if v is not None},
-                                "command line").merged_over(profile)
+                                CLI_SOURCE).merged_over(profile)
 
 
-@click.command("submit-suite")
+@click.command("submit-suite", cls=OneLineCommand)
 @click.argument("suite")
 @click.option("--cycles", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repeat every config this many times (for confidence intervals).")
@@ -81,8 +89,10 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
     opts = build_slurm_options(slurm)
     if dry_run:
         specs = api.expand_suite(suite, cycles, paths)
+        name = api.choose_executor(executor)[0]
+        api.check_submission(specs, name, paths, opts)  # refuse what the real run would
         print_expansion(specs)
-        if api.choose_executor(executor)[0] == "slurm":
+        if name == "slurm":
             print_scripts(api.plan_slurm(specs, opts), paths)
         click.echo("dry run: nothing was run, submitted or written")
         return
@@ -136,7 +146,7 @@ def finish(outcomes: list[Any], tracker_dir: Path) -> None:
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-@click.command("status")
+@click.command("status", cls=OneLineCommand)
 @click.argument("suite", required=False)
 @click.option("--watch", is_flag=True, help="Refresh until interrupted (Ctrl-C).")
 @click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
@@ -169,7 +179,7 @@ def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, conf
         print_status(refresh(), tracker_dir)
 
 
-@click.command("resume-failed")
+@click.command("resume-failed", cls=OneLineCommand)
 @click.argument("suite")
 @click.option("--cause", "causes", multiple=True, type=click.Choice(CAUSES),
               help="Only keys whose last attempt failed for this cause (repeatable).")
@@ -215,7 +225,7 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
     finish(summary.outcomes, tracker_dir)
 
 
-@click.command("run")
+@click.command("run", cls=OneLineCommand)
 @click.argument("config", type=click.Path(path_type=Path))
 @path_options
 @handle_errors
@@ -235,7 +245,7 @@ def run(config: Path, configs_dir: Path, tracker_dir: Path, results_dir: Path) -
     finish([outcome], tracker_dir)
 
 
-@click.command("make-demo-model")
+@click.command("make-demo-model", cls=OneLineCommand)
 @click.argument("directory", type=click.Path(path_type=Path))
 @handle_errors
 def make_demo_model(directory: Path) -> None:
@@ -254,7 +264,7 @@ def make_demo_model(directory: Path) -> None:
     click.echo(f"tiny demo model written to {directory}")
 
 
-@click.command("show")
+@click.command("show", cls=OneLineCommand)
 @click.argument("experiment_id")
 @path_options
 @handle_errors
@@ -272,7 +282,7 @@ def show(experiment_id: str, configs_dir: Path, tracker_dir: Path, results_dir: 
                                           make_paths(configs_dir, tracker_dir, results_dir)))
 
 
-@click.command("report")
+@click.command("report", cls=OneLineCommand)
 @click.argument("suite")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Output folder (default: reports/SUITE).")

@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 some experiments failed, 2 user error, 3 internal error.
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,6 +17,63 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+# Storage trouble the user can fix (full disk, quota, read-only mount, permissions):
+# one line and exit 2, not an "internal error, please report it".
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NO_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_message(exc: OSError) -> str | None:
+    """The one-line message for an OSError a user can fix, else None."""
+    where = exc.filename or "a file"
+    if exc.errno in _FULL:
+        folder = Path(exc.filename).parent if exc.filename else Path(".")
+        return (f"{where}: {exc.strerror}; free space (df -h {folder}) or raise your quota, "
+                "then rerun the same command: saved progress and finished results are kept")
+    if exc.errno in _NO_WRITE:
+        return (f"{where}: {exc.strerror}; make it writable, or pass another --results-dir "
+                "or --tracker-dir")
+    return None
+
+
+class _OneLineUsageError(click.UsageError):
+    """Click's usage errors print three lines; ours say the problem and the help in one."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f"; see '{self.ctx.command_path} --help'" if self.ctx else ""
+        click.echo(f"Error: {self.format_message().rstrip('.')}{hint}", err=True, file=file)
+
+
+def _one_line(error: click.UsageError) -> _OneLineUsageError:
+    out = _OneLineUsageError(error.format_message(), error.ctx)
+    out.exit_code = error.exit_code
+    return out
+
+
+class OneLineCommand(click.Command):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+class OneLineGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
 
 def handle_errors(func: F) -> F:
@@ -35,6 +93,10 @@ def handle_errors(func: F) -> F:
                        "command to resume.", err=True)
             sys.exit(130)
         except Exception as exc:
+            message = storage_message(exc) if isinstance(exc, OSError) else None
+            if message is not None:
+                click.echo(f"Error: {message}", err=True)
+                sys.exit(EXIT_USER)
             log = Path("logs") / "joulebench-internal-error.log"
             try:
                 log.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +104,9 @@ def handle_errors(func: F) -> F:
                 where = f"traceback in {log}"
             except OSError:
                 where = "traceback not saved"
-            click.echo(f"Internal error: {type(exc).__name__}: {exc} ({where}); please report "
-                       "it", err=True)
+            first = (str(exc).splitlines() or [""])[0]
+            click.echo(f"Internal error: {type(exc).__name__}: {first} ({where}); please "
+                       "report it", err=True)
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
@@ -69,7 +132,7 @@ def make_paths(configs_dir: Path, tracker_dir: Path, results_dir: Path) -> Any:
     return Paths(configs_dir, tracker_dir, results_dir)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="joulebench")
 def cli() -> None:
     """Run LLM-inference energy-efficiency experiment suites, locally or on Slurm.

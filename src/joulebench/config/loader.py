@@ -12,29 +12,78 @@ from joulebench.config.models import ExperimentConfig
 from joulebench.errors import ConfigError
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice: YAML keeps the last one silently, so a
+    second ``controlled:`` block would drop the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Checked before merge keys ('<<: *base') are flattened in: overriding a merged
+        # key is the point of a merge, not a duplicate.
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            if key_node.value in seen:
+                raise _DuplicateKey(None, None, f"key '{key_node.value}' appears twice in "
+                                    "one mapping; keep one of them", key_node.start_mark)
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}: line {mark.line + 1} column {mark.column + 1}" if mark else f"{path}"
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, _DuplicateKey):
+        return f"{where}: {problem}"
+    if "python/" in problem and "constructor for the tag" in problem:
+        tag = problem.rsplit("'", 2)[-2].replace("tag:yaml.org,2002:", "!!")
+        return (f"{where}: tag {tag} is refused (YAML is loaded as plain data, never as "
+                "Python objects); remove the tag")
+    return f"{where}: YAML syntax error ({problem}); fix the syntax"
+
+
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Safe-load a YAML file that must hold a mapping."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found; check the name or path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc}); check permissions/encoding"
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as "
+                          "UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file; pass the file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}); check its permissions"
                           ) from None
+    # Safe loading only (what yaml.safe_load does, with the duplicate-key check): a
+    # suite is data, and a !!python/* tag must never build an object or run code.
     try:
-        data = yaml.safe_load(text)
+        loader = _UniqueKeyLoader(text)  # its reader refuses control characters here
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: YAML syntax error ({problem}); fix the syntax"
-                          ) from None
+        raise ConfigError(_yaml_problem(path, exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, "
-                          f"got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got a "
+                          f"{type(data).__name__}; write it as 'key: value' lines")
     return data
+
+
+_PLAIN_TYPE_MESSAGES = {
+    "int_type": "must be a whole number like 8 (no quotes, not true/false)",
+    "float_type": "must be a number like 0.5 (no quotes, not true/false)",
+    "bool_type": "must be true or false",
+}
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
@@ -47,11 +96,14 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
         parent = _model_at(model, first["loc"][:-1])
         valid = ", ".join(parent.model_fields) if parent else "see the configs reference"
         return f"{source}: unknown key '{loc}'; valid keys here: {valid}{suffix}"
-    msg = first["msg"].removeprefix("Value error, ")
-    field = f"field '{loc}'" if loc else "config"
+    if first["type"] == "missing":
+        return f"{source}: field '{loc}' is required; add it{suffix}"
+    msg = _PLAIN_TYPE_MESSAGES.get(first["type"]) or first["msg"].removeprefix("Value error, ")
+    if not loc:  # a cross-field check: its message names the fields itself
+        return f"{source}: {msg}{suffix}"
     got = first.get("input")
-    shown = f" (got {got!r})" if loc and not isinstance(got, dict) else ""
-    return f"{source}: {field}: {msg}{shown}{suffix}"
+    shown = f" (got {got!r})" if not isinstance(got, dict) else ""
+    return f"{source}: field '{loc}': {msg}{shown}{suffix}"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

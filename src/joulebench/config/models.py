@@ -9,15 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 Precision = Literal["float32", "float16", "bfloat16"]
 Quantization = Literal["none", "int8", "int4"]
 Device = Literal["auto", "cpu", "cuda"]
 MeterName = Literal["auto", "codecarbon", "nvml", "rapl"]
 ExtraMeterName = Literal["codecarbon", "nvml", "rapl"]
+
+# Strict scalars: YAML's `true` must not become batch_size 1, nor "8" a number.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # strict floats still take whole numbers
+Bool = Annotated[bool, Strict()]
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -31,9 +36,9 @@ class DecoderConfig(_Strict):
     """How tokens are chosen. Greedy ignores the sampling knobs."""
 
     mode: Literal["greedy", "sampling"] = "greedy"
-    temperature: float = Field(1.0, gt=0)
-    top_k: int = Field(0, ge=0, description="0 disables top-k")
-    top_p: float = Field(1.0, gt=0, le=1)
+    temperature: Float = Field(1.0, gt=0)
+    top_k: Int = Field(0, ge=0, description="0 disables top-k")
+    top_p: Float = Field(1.0, gt=0, le=1)
 
 
 class DatasetConfig(_Strict):
@@ -52,31 +57,31 @@ class ExperimentConfig(_Strict):
     device: Device = "auto"
     precision: Precision = "float32"
     quantization: Quantization = "none"
-    batch_size: int = Field(8, gt=0)
-    num_prompts: int = Field(32, gt=0)
-    max_input_tokens: int = Field(128, gt=0)
-    max_output_tokens: int = Field(32, gt=0)
-    min_output_tokens: int = Field(0, ge=0)
+    batch_size: Int = Field(8, gt=0)
+    num_prompts: Int = Field(32, gt=0)
+    max_input_tokens: Int = Field(128, gt=0)
+    max_output_tokens: Int = Field(32, gt=0)
+    min_output_tokens: Int = Field(0, ge=0)
     decoder: DecoderConfig = DecoderConfig()
-    num_processes: int = Field(1, gt=0)
-    warmup_iterations: int = Field(2, ge=0)
+    num_processes: Int = Field(1, gt=0)
+    warmup_iterations: Int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
     extra_meters: tuple[ExtraMeterName, ...] = ()  # run in the same window, reported apart
     task_type: str = "text_generation"
-    save_outputs: bool = True
-    count_flops: bool = True
-    seed: int = 1234
-    max_retries: int = Field(2, ge=0)
-    backoff_base_s: float = Field(2.0, ge=0)
-    oom_halve_batch: bool = False
-    steady_state: bool = False
-    min_window_s: float = Field(0.0, ge=0, description="refuse results measured over less")
-    idle_baseline_s: float = Field(5.0, ge=0, description="0 turns the idle baseline off")
-    idle_baseline_max_age_s: float = Field(3600.0, ge=0)
-    token_timing: bool = True
-    cooldown_temp_c: float | None = Field(None, gt=0, description="wait until below; None = off")
-    cooldown_max_wait_s: float = Field(300.0, ge=0)
+    save_outputs: Bool = True
+    count_flops: Bool = True
+    seed: Int = 1234
+    max_retries: Int = Field(2, ge=0)
+    backoff_base_s: Float = Field(2.0, ge=0)
+    oom_halve_batch: Bool = False
+    steady_state: Bool = False
+    min_window_s: Float = Field(0.0, ge=0, description="refuse results measured over less")
+    idle_baseline_s: Float = Field(5.0, ge=0, description="0 turns the idle baseline off")
+    idle_baseline_max_age_s: Float = Field(3600.0, ge=0)
+    token_timing: Bool = True
+    cooldown_temp_c: Float | None = Field(None, gt=0, description="wait until below; None = off")
+    cooldown_max_wait_s: Float = Field(300.0, ge=0)
 
     @field_validator("model")
     @classmethod
@@ -100,11 +105,11 @@ class ExperimentConfig(_Strict):
                 f"({self.max_output_tokens}): lower min_output_tokens or raise max_output_tokens"
             )
         if self.device == "cpu" and self.quantization != "none":
-            raise ValueError(
-                "quantization needs a CUDA GPU; set quantization: none for device: cpu"
-            )
+            raise ValueError(f"quantization: {self.quantization} needs a CUDA GPU but device is "
+                             "cpu; set quantization: none, or device: cuda on a GPU node")
         if self.device == "cpu" and self.energy_meter == "nvml":
-            raise ValueError("energy_meter: nvml needs a GPU; use codecarbon or auto on CPU")
+            raise ValueError("energy_meter: nvml needs a GPU but device is cpu; use "
+                             "energy_meter: codecarbon or auto on CPU")
         return self
 
     def config_hash(self) -> str:

@@ -6,6 +6,7 @@ by one and leave failed records behind; a user error must change nothing on disk
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from joulebench.errors import ConfigError
@@ -33,6 +34,10 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cu
                 ) -> None:
     """Raise ConfigError for the first problem; ``None`` skips the device check."""
     for model in dict.fromkeys(s.config.model for s in specs):
+        if Path(model).exists() and not model_available(model):
+            raise ConfigError(f"{source}: model '{model}' exists but is not a model folder (no "
+                              "config.json in it); point model at a folder written by "
+                              "save_pretrained")
         if not model_available(model):
             raise ConfigError(
                 f"{source}: model '{model}' is neither a local model folder nor in the Hugging "
@@ -49,6 +54,12 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cu
             raise ConfigError(f"{source}: config '{spec.config_name}': quantization "
                               f"{spec.config.quantization} needs a CUDA GPU and this run is on "
                               "CPU; set quantization: none or run on a GPU node")
+        if not cpu_run and spec.config.quantization != "none" \
+                and importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(f"{source}: config '{spec.config_name}': quantization "
+                              f"{spec.config.quantization} needs the bitsandbytes package, "
+                              "which is not installed; pip install bitsandbytes, or set "
+                              "quantization: none")
         if spec.config.device == "cuda" and local_device_has_cuda is False:
             raise ConfigError(f"{source}: config '{spec.config_name}': device: cuda but no CUDA "
                               "GPU is visible here; use device: auto or cpu, or run on a GPU node")

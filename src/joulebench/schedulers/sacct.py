@@ -14,6 +14,7 @@ from typing import Any
 
 from joulebench.errors import SchedulerError
 
+MAX_ARRAY_TASKS = 4_000_001  # the largest MaxArraySize Slurm accepts
 PARSABLE_FIELDS = "JobID,JobIDRaw,JobName,State,ExitCode,Start,End,NodeList,Reason"
 
 # Slurm state -> (joulebench category, failure cause). "active" jobs may still finish;
@@ -53,7 +54,7 @@ class SacctJob:
 
 def sacct_command(job_ids: list[str], starttime: str, use_json: bool) -> list[str]:
     """One batched call for every job of a suite; --starttime guards against reused IDs."""
-    parents = sorted({j.split("_")[0] for j in job_ids}, key=int)
+    parents = sorted({j.split("_")[0] for j in job_ids if j.split("_")[0].isdigit()}, key=int)
     cmd = ["sacct", "--starttime", starttime, "--jobs", ",".join(parents)]
     return [*cmd, "--json"] if use_json else [*cmd, "-D", "--parsable2",
                                                f"--format={PARSABLE_FIELDS}"]
@@ -81,7 +82,10 @@ def _expand_pending_array(job_id: str) -> list[str]:
     out = []
     for part in match[2].split(","):
         lo, _, hi = part.partition("-")
-        out += [f"{match[1]}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+        first, last = int(lo), int(hi or lo)
+        if last - first > MAX_ARRAY_TASKS:  # Slurm's own MaxArraySize ceiling
+            raise ValueError(job_id)
+        out += [f"{match[1]}_{i}" for i in range(first, last + 1)]
     return out
 
 
@@ -96,7 +100,11 @@ def parse_parsable2(text: str) -> dict[str, SacctJob]:
         job_id = row.get("JobID", "")
         if not job_id or "." in job_id:  # steps (.batch, .extern, .0) repeat the job
             continue
-        for one in _expand_pending_array(job_id):
+        try:
+            tasks = _expand_pending_array(job_id)
+        except ValueError:
+            raise SchedulerError(f"sacct --parsable2: unreadable job ID {job_id[:40]!r}") from None
+        for one in tasks:
             _record(jobs, one, _normal_state(row.get("State")), row.get("ExitCode", ""),
                     row.get("NodeList", ""))
     return jobs
@@ -125,8 +133,13 @@ def parse_json(text: str) -> dict[str, SacctJob]:
         return (int(t.get("submission") or 0), int(t.get("start") or 0))
 
     jobs: dict[str, SacctJob] = {}
-    for job in sorted(records, key=when):  # oldest first, so the newest record wins
-        exit_code = job.get("exit_code") or {}
-        _record(jobs, _json_id(job), _normal_state((job.get("state") or {}).get("current")),
-                str(exit_code.get("status", "")), str(job.get("nodes", "")))
+    try:
+        for job in sorted(records, key=when):  # oldest first, so the newest record wins
+            exit_code = job.get("exit_code") or {}
+            _record(jobs, _json_id(job), _normal_state((job.get("state") or {}).get("current")),
+                    str(exit_code.get("status", "")), str(job.get("nodes", "")))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # A record of another shape (a Slurm version we have not seen, or damage):
+        # say so in one line rather than guess at job states.
+        raise SchedulerError("sacct --json: a job record has an unexpected shape") from None
     return jobs

@@ -119,7 +119,8 @@ def query_sacct(job_ids: list[str], starttime: str, runner: CommandRunner = run_
         if done.returncode != 0:
             if use_json:
                 continue  # older Slurm without --json, or no openapi plugin
-            return SacctResult(None, f"sacct failed: {done.stderr.strip()[:160]}")
+            first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+            return SacctResult(None, f"sacct failed: {first[:160]}")
         try:
             return SacctResult(parse_json(done.stdout) if use_json
                                else parse_parsable2(done.stdout))

@@ -60,35 +60,43 @@ def time_to_minutes(text: str, source: str = "--time") -> int:
     return max(1, -(-seconds // 60))
 
 
-def _positive(value: Any, field: str, source: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{source}: field '{field}' must be a positive integer (got {value!r})")
+CLI_SOURCE = "command line"
+
+
+def _where(source: str, key: str) -> str:
+    """How a user finds the value: the flag they typed, or the profile file and key."""
+    if source == CLI_SOURCE:
+        return "--" + key.replace("_", "-")
+    return f"{source}: field '{key}'"
+
+
+def _checked(key: str, value: Any, source: str) -> Any:
+    where = _where(source, key)
+    if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where} must be a positive whole number (got {value!r})")
+        return value
+    if key == "time":
+        if not isinstance(value, str):
+            # YAML 1.1 reads an unquoted 2:00:00 as the number 7200 (base 60).
+            raise ConfigError(f"{where} must be quoted, e.g. time: \"02:00:00\" "
+                              f"(got the number {value!r})")
+        if time_to_minutes(value, where) < MIN_REQUEUEABLE_MINUTES:
+            raise ConfigError(_short_time(where, value))
+        return value
+    # One word: a newline would add a line of its own to the sbatch script.
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise ConfigError(f"{where} must be one word with no spaces (got {value!r})")
     return value
 
 
 def options_from_mapping(data: dict[str, Any], source: str) -> SlurmOptions:
-    unknown = sorted(set(data) - set(PROFILE_KEYS))
+    unknown = sorted(set(data) - set(PROFILE_KEYS), key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown key '{unknown[0]}'; valid keys: "
                           f"{', '.join(PROFILE_KEYS)}")
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if value is None:
-            continue
-        if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
-            out[key] = _positive(value, key, source)
-        elif key == "time":
-            if not isinstance(value, str):
-                # YAML 1.1 reads an unquoted 02:00:00 as the number 7200 (base 60).
-                raise ConfigError(f"{source}: field 'time' must be quoted, e.g. "
-                                  "time: \"02:00:00\" (got the number {value!r})")
-            time_to_minutes(value, f"{source}: field 'time'")
-            out[key] = str(value)
-        else:
-            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
-                raise ConfigError(f"{source}: field '{key}' must be one word (got {value!r})")
-            out[key] = value
-    return SlurmOptions(**out)
+    return SlurmOptions(**{key: _checked(key, value, source)
+                           for key, value in data.items() if value is not None})
 
 
 def load_profile(path: Path | None) -> SlurmOptions:
@@ -98,14 +106,17 @@ def load_profile(path: Path | None) -> SlurmOptions:
     return options_from_mapping(load_yaml_mapping(path), str(path))
 
 
+def _short_time(source: str, value: str | None) -> str:
+    return (f"{source}: {value} is under {MIN_REQUEUEABLE_MINUTES} minutes, so submitit would "
+            "treat every preemption as a timeout and not requeue; ask for at least 00:11:00")
+
+
 def executor_parameters(opts: SlurmOptions, *, device: str, num_processes: int,
                         job_name: str) -> dict[str, Any]:
     """Keyword arguments for submitit's SlurmExecutor.update_parameters for one group."""
     minutes = time_to_minutes(opts.time or DEFAULT_TIME)
     if minutes < MIN_REQUEUEABLE_MINUTES:
-        raise ConfigError(f"--time: {opts.time} is under {MIN_REQUEUEABLE_MINUTES} minutes; "
-                          "submitit would treat every preemption as a timeout and not requeue. "
-                          "Ask for at least 00:11:00")
+        raise ConfigError(_short_time("--time", opts.time))
     gpus = opts.gpus_per_node if opts.gpus_per_node is not None else (
         num_processes if device == "cuda" else None)
     if device == "cuda" and gpus is not None and gpus < num_processes:

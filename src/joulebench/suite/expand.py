@@ -74,6 +74,9 @@ def controlled_variations(source: str, controlled: Mapping[str, Any]) -> dict[st
             raise ConfigError(f"{source}: field 'controlled.{path}': give a non-empty list of "
                               "values or a mapping of name -> value")
         for name, overrides in items:
+            if name in out:  # e.g. batch_size: [1, 1] would silently run one config
+                raise ConfigError(f"{source}: field 'controlled.{path}': config name "
+                                  f"'{name}' appears twice; list each value once")
             out[name] = overrides
     return out
 

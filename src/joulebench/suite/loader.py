@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from joulebench.config.loader import describe_validation_error, load_yaml_mapping
-from joulebench.config.models import SAFE_NAME
+from joulebench.config.models import SAFE_NAME, Bool, Int
 from joulebench.errors import ConfigError
 from joulebench.suite.expand import SuiteDefinition, expand_suite
 from joulebench.suite.spec import ExperimentSpec
@@ -28,8 +28,8 @@ class SuiteFile(BaseModel):
     controlled: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     configs: dict[str, dict[str, Any]] = {}
-    shuffle: bool = True
-    order_seed: int = 0
+    shuffle: Bool = True
+    order_seed: Int = 0
 
 
 def resolve_suite_path(suite: str, configs_dir: Path) -> Path:
@@ -39,6 +39,9 @@ def resolve_suite_path(suite: str, configs_dir: Path) -> Path:
         if not path.is_file():
             raise ConfigError(f"{path}: suite file not found; check the path")
         return path
+    if configs_dir.exists() and not configs_dir.is_dir():
+        raise ConfigError(f"--configs-dir {configs_dir}: is a file, not a folder; pass the "
+                          "folder holding base.yaml, models.yaml and suites/")
     if not SAFE_NAME.match(suite):
         raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' and "
                           "'-'; pass a name from configs/suites/ or a path ending in .yaml")
@@ -59,8 +62,9 @@ def _load_models(path: Path, wanted: list[str], suite_path: Path) -> dict[str, d
     for name in wanted:
         entry = entries.get(name)
         if entry is None:
-            raise ConfigError(f"{suite_path}: field 'models': '{name}' is not in {path}; "
-                              f"known: {', '.join(sorted(entries))}")
+            known = ", ".join(sorted(map(str, entries))) or "none"
+            raise ConfigError(f"{suite_path}: field 'models': '{name}' is not in {path} "
+                              f"(known: {known}); add it there or fix the name")
         if not isinstance(entry, dict) or "model" not in entry:
             raise ConfigError(f"{path}: model '{name}' needs a mapping with a 'model' key "
                               "(hub id or local path)")
