@@ -187,7 +187,11 @@ class ProgressTracker:
     def locked(self) -> Iterator[TrackerState]:
         """Hold the tracker lock with a fresh state; mutate only through _append."""
         if not self._dir_ready:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise TrackerError(f"{self.dir}: is a file, not a folder; pass a tracker "
+                                   "folder (it is created if missing)") from None
             self._dir_ready = True
         try:
             self._lock.acquire(self.lock_timeout_s)
