@@ -136,6 +136,9 @@ def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
     wait_for(lambda: finished_batches(work) >= 2 or proc.poll() is not None, 300,
              "the slow experiment to checkpoint two batches")
     assert proc.poll() is None, "finished before it could be killed; make SLOW_SUITE slower"
+    # quick launched the workers; slow runs in them, with no launch of its own.
+    assert (work.parent.parent / "0001" / ".work" / "launcher.log").exists()
+    assert not (work / "launcher.log").exists()
     workers = _descendants(proc.pid)
     assert workers, "the launcher and its workers run below the job's process"
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up, like a node losing power

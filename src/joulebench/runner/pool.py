@@ -76,7 +76,8 @@ class WorkerPool:
     def __init__(self, shape: PoolShape, log_path: Path) -> None:
         self.shape, self.log_path = shape, log_path
         self.experiments_run = 0
-        self.launcher_cpu_s = 0.0
+        # CPU of the launcher process itself: its start-up, and what watching costs after.
+        self.launcher_cpu_s = self.launcher_startup_cpu_s = 0.0
         self._dir = _socket_dir()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(os.path.join(self._dir, "s"))
@@ -98,6 +99,11 @@ class WorkerPool:
         with forwarding_stop_signals(self._proc):
             while len(self._conns) < self.shape.num_processes:
                 self._next_message(accepting=True)
+        self.launcher_startup_cpu_s = process_cpu_s(self._proc.pid)
+
+    @property
+    def launcher_pid(self) -> int:
+        return self._proc.pid
 
     def run(self, task_path: Path) -> None:
         """Run one experiment's task in every worker; raise WorkersExited if they die."""
@@ -190,7 +196,7 @@ class WorkerPools:
     def __init__(self, reuse: bool = True) -> None:
         self.reuse = reuse
         self.launches = 0
-        self.launcher_cpu_s = 0.0
+        self.launcher_cpu_s = self.launcher_watch_cpu_s = 0.0
         self._pool: WorkerPool | None = None
 
     def get(self, shape: PoolShape, log_path: Path) -> tuple[WorkerPool, float]:
@@ -220,6 +226,8 @@ class WorkerPools:
             pool, self._pool = self._pool, None
             pool.close()
             self.launcher_cpu_s += pool.launcher_cpu_s
+            self.launcher_watch_cpu_s += max(0.0, pool.launcher_cpu_s -
+                                             pool.launcher_startup_cpu_s)
 
     def __enter__(self) -> WorkerPools:
         return self

@@ -348,6 +348,7 @@ def run_one(task_path: Path, acc: Any, device: str, models: ModelCache) -> None:
         result = run(task, acc, device, models)
     except BaseException as exc:
         atomic_write_json(work / f"error_rank{acc.process_index}.json", _failure(exc))
+        traceback.print_exc()  # into this experiment's log, not only the launcher's
         raise
     finally:
         _restore_output(saved)
