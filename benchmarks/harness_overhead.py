@@ -1,75 +1,200 @@
 """Harness overhead: joulebench's timed section vs a bare `model.generate` loop.
 
-    python benchmarks/harness_overhead.py [--model models/tiny-llama] [--repeats 3]
+    python benchmarks/harness_overhead.py                 # tiny model, 1 and 2 processes
+    python benchmarks/harness_overhead.py --large         # also a ~1B Llama (slow: ~15 min)
+    python benchmarks/harness_overhead.py --processes 2 --repeats 5 --job-size 4
 
-Same model, prompts, batch size and output length, one process, CPU. Both are timed in
-the same run, alternating, and the ratio of their throughputs is printed (issue 6's bar:
->= 0.98). Also prints the fixed cost of an experiment (launch, load, warm-up, meter).
+Same model, prompts, batch size, output length and process count (CPU). Bare runs (their
+own `accelerate launch`, benchmarks/bare_generate.py) and harness experiments (in the
+job's reused workers) alternate; medians of each are compared (issue 6's bar: >= 0.98).
+Then a job of N experiments runs twice, with worker reuse and without, through the real
+job code (claim, files, CSV row): wall time, fixed cost per experiment broken down, and
+the CPU the parent and the accelerate launcher spend while the workers run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.results import Identity
-from joulebench.runner.model import load_model_and_tokenizer
-from joulebench.runner.prompts import batches, load_prompt_texts, select_prompts
-from joulebench.runner.worker import generation_kwargs
-from joulebench.schedulers.job import run_experiment
+from joulebench.runner.launch import accelerate_command, worker_env
+from joulebench.runner.pool import WorkerPools, process_cpu_s
+from joulebench.schedulers.job import JobPaths, run_experiment, run_tasks
+from joulebench.suite.spec import ExperimentSpec
+
+BARE = Path(__file__).resolve().with_name("bare_generate.py")
+LARGE = {"hidden_size": 2048, "layers": 22, "intermediate_size": 5632, "heads": 16,
+         "kv_heads": 4}  # TinyLlama-1.1B's shape with the demo's 512-token vocabulary
+PHASES = ("load", "prompts", "baseline", "warmup", "meter_start", "meter_stop")
 
 
-def bare_tokens_per_s(cfg: ExperimentConfig) -> float:
-    import torch
+def ensure_model(path: Path, large: bool) -> Path:
+    if not (path / "config.json").exists():
+        from joulebench.runner.demo_model import build_demo_model
 
-    model, tok = load_model_and_tokenizer(cfg, "cpu", torch.device("cpu"))
-    texts = load_prompt_texts(cfg.dataset)
-    counts = [len(ids) for ids in tok(texts)["input_ids"]]
-    prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens, "bundled")
-    kwargs = generation_kwargs(cfg, tok.pad_token_id)
-    encoded = [tok(b, return_tensors="pt", padding=True, truncation=True,
-                   max_length=cfg.max_input_tokens) for b in batches(prompts, cfg.batch_size)]
-    with torch.no_grad():
-        model.generate(**encoded[0], **kwargs)  # warm-up, as the harness does
-        out_tokens, start = 0, time.perf_counter()
-        for enc in encoded:
-            out = model.generate(**enc, **kwargs)
-            out_tokens += int((out[:, enc["input_ids"].shape[1]:] != tok.pad_token_id).sum())
-    return out_tokens / (time.perf_counter() - start)
+        print(f"building {path} (random weights)...", flush=True)
+        build_demo_model(path, **(LARGE if large else {}))
+    return path
+
+
+def bare_tokens_per_s(cfg: ExperimentConfig, scratch: Path) -> float:
+    """One bare run in its own processes: total output tokens / the slowest window."""
+    out = Path(tempfile.mkdtemp(dir=scratch))
+    (out / "cfg.json").write_text(cfg.model_dump_json())
+    launch = accelerate_command(cfg.num_processes, "cpu", [])[:-2]  # drop "-m worker"
+    cmd = [*launch, str(BARE), str(out / "cfg.json"), str(out)]
+    subprocess.run(cmd, env=worker_env(cfg.num_processes, "cpu"), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ranks = [json.loads(p.read_text()) for p in out.glob("bare_rank*.json")]
+    return sum(r["output_tokens"] for r in ranks) / max(r["window_s"] for r in ranks)
+
+
+def throughput(cfg: ExperimentConfig, repeats: int, scratch: Path) -> dict[str, Any]:
+    """Bare and harness alternately; the harness runs in one job's reused workers."""
+    bare, harness, parent_cpu, launcher_cpu, wall = [], [], [], [], []
+    results = Path(tempfile.mkdtemp(dir=scratch))
+    with WorkerPools() as pools:
+        for i in range(repeats):
+            bare.append(bare_tokens_per_s(cfg, scratch))
+            if i == 0:  # launch the harness's workers outside the timed comparison
+                run_experiment(cfg, Identity("0000"), results, pools=pools)
+            pool, _ = pools.get(_shape(cfg), results / "launcher.log")
+            cpu0, launcher0, t0 = time.process_time(), process_cpu_s(pool.launcher_pid), \
+                time.perf_counter()
+            sections = run_experiment(cfg, Identity(f"{i + 1:04d}"), results, pools=pools)
+            wall.append(time.perf_counter() - t0)
+            parent_cpu.append(time.process_time() - cpu0)
+            launcher_cpu.append(process_cpu_s(pool.launcher_pid) - launcher0)
+            harness.append(sections["inference"]["throughput_output_tokens_per_s"])
+    b, h = statistics.median(bare), statistics.median(harness)
+    pairs = statistics.median(x / y for x, y in zip(harness, bare, strict=True))
+    return {"bare": b, "harness": h, "ratio": h / b, "pair_ratio": pairs,
+            "bare_all": bare, "harness_all": harness,
+            "parent_cpu_s": statistics.median(parent_cpu),
+            "launcher_cpu_s": statistics.median(launcher_cpu),
+            "experiment_wall_s": statistics.median(wall)}
+
+
+def _shape(cfg: ExperimentConfig) -> Any:
+    from joulebench.runner.pool import PoolShape
+
+    return PoolShape.of(cfg, "cpu")
+
+
+def job(cfg: ExperimentConfig, size: int, reuse: bool, scratch: Path) -> dict[str, Any]:
+    """A job of ``size`` experiments of one shape through the real job code."""
+    root = Path(tempfile.mkdtemp(dir=scratch))
+    paths = JobPaths(root / "trk", root / "results")
+    specs = [ExperimentSpec(suite="bench", config_name="c", cycle=i + 1, config=cfg)
+             for i in range(size)]
+    starts: list[float] = []
+    ends: list[float] = []
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    with WorkerPools(reuse=reuse) as pools:
+        outcomes = run_tasks(specs, paths, on_outcome=lambda o: ends.append(time.perf_counter()),
+                             on_start=lambda s: starts.append(time.perf_counter()), pools=pools)
+    total_s = time.perf_counter() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    assert all(o.status == "done" for o in outcomes), outcomes
+    per_exp = [e - s for s, e in zip(starts, ends, strict=True)]
+    setups, windows = [], []
+    for o in outcomes:
+        folder = paths.results_dir / "raw_results" / str(o.experiment_id)
+        setups.append(json.loads((folder / f"{o.experiment_id}_1_experiment_setup.json")
+                                 .read_text())["timing"])
+        windows.append(json.loads((folder / f"{o.experiment_id}_4_inference_metrics.json")
+                                  .read_text())["window_s"])
+    breakdown = {"launch": [t["workers_launch_s"] for t in setups]}
+    for phase in PHASES:
+        breakdown[phase] = [t["phases_s_max"].get(phase, 0.0) for t in setups]
+    breakdown["parent: files, CSV, tracker"] = [w - t["launch_wall_s"]
+                                                for w, t in zip(per_exp, setups, strict=True)]
+    cpu_s = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    return {"total_s": total_s, "per_experiment_s": per_exp, "windows_s": windows,
+            "fixed_s": [p - w for p, w in zip(per_exp, windows, strict=True)],
+            "breakdown": breakdown, "launches": pools.launches, "parent_cpu_s": cpu_s,
+            "launcher_watch_cpu_s": pools.launcher_watch_cpu_s}
+
+
+def report_throughput(label: str, r: dict[str, Any]) -> None:
+    print(f"\n== {label}: window throughput (output tokens/s), medians")
+    print(f"bare generate loop:   {r['bare']:8.1f}   runs {_rounded(r['bare_all'])}")
+    print(f"joulebench window:    {r['harness']:8.1f}   runs {_rounded(r['harness_all'])}")
+    print(f"ratio harness / bare: {r['ratio']:.3f} of medians, {r['pair_ratio']:.3f} median of "
+          "back-to-back pairs (bar >= 0.98)")
+    print(f"per reused experiment: wall {r['experiment_wall_s']:.2f} s, parent CPU "
+          f"{r['parent_cpu_s']:.3f} s, accelerate launcher CPU {r['launcher_cpu_s']:.3f} s")
+
+
+def _rounded(values: list[float]) -> list[int]:
+    return [round(v) for v in values]
+
+
+def report_jobs(label: str, size: int, cold: dict[str, Any], warm: dict[str, Any]) -> None:
+    print(f"\n== {label}: a job of {size} experiments")
+    for name, r in (("fresh workers each", cold), ("reused workers", warm)):
+        fixed = r["fixed_s"]
+        print(f"{name:19s} total {r['total_s']:6.1f} s  launches {r['launches']}  "
+              f"per experiment {[round(x, 1) for x in r['per_experiment_s']]} s  "
+              f"fixed cost mean {statistics.mean(fixed):.2f} s "
+              f"(first {fixed[0]:.2f}, later median {statistics.median(fixed[1:] or fixed):.2f})"
+              f"  parent CPU {r['parent_cpu_s']:.2f} s, launcher CPU after start-up "
+              f"{r['launcher_watch_cpu_s']:.2f} s")
+    print(f"wall time with reuse / without: {warm['total_s'] / cold['total_s']:.2f}")
+    print("fixed cost per experiment, broken down (s; first experiment / median of later):")
+    for phase in cold["breakdown"]:
+        c, w = cold["breakdown"][phase], warm["breakdown"][phase]
+        print(f"  {phase:28s} fresh {c[0]:6.2f} / {statistics.median(c[1:] or c):6.2f}"
+              f"   reused {w[0]:6.2f} / {statistics.median(w[1:] or w):6.2f}")
+
+
+def config(model: Path, processes: int, large: bool, baseline_s: float) -> ExperimentConfig:
+    size = ({"num_prompts": 16, "batch_size": 4, "max_output_tokens": 16} if large else
+            {"num_prompts": 64, "batch_size": 8, "max_output_tokens": 128})
+    return ExperimentConfig(model=str(model), device="cpu", num_processes=processes,
+                            max_input_tokens=64, min_output_tokens=size["max_output_tokens"],
+                            warmup_iterations=1, energy_meter="codecarbon",
+                            idle_baseline_s=baseline_s, count_flops=False, save_outputs=False,
+                            **size)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/tiny-llama")
+    parser.add_argument("--model", type=Path, default=Path("models/tiny-llama"))
+    parser.add_argument("--large", action="store_true",
+                        help="also run a ~1B-parameter Llama (models/bench-llama-1b)")
+    parser.add_argument("--large-model", type=Path, default=Path("models/bench-llama-1b"))
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--job-size", type=int, default=4)
     args = parser.parse_args()
-    cfg = ExperimentConfig(model=args.model, device="cpu", num_processes=1, num_prompts=64,
-                           batch_size=8, max_input_tokens=64, max_output_tokens=128,
-                           min_output_tokens=128, warmup_iterations=1,
-                           energy_meter="codecarbon", idle_baseline_s=0, count_flops=False,
-                           save_outputs=False)
-    results = Path(tempfile.mkdtemp(prefix="jb-overhead-"))
-    harness, bare, fixed = [], [], []
-    for i in range(args.repeats):
-        bare.append(bare_tokens_per_s(cfg))
-        start = time.perf_counter()
-        sections = run_experiment(cfg, Identity(f"{i + 1:04d}"), results)
-        total_s = time.perf_counter() - start
-        harness.append(sections["inference"]["throughput_output_tokens_per_s"])
-        fixed.append(total_s - sections["inference"]["window_s"])
-    h, b = statistics.median(harness), statistics.median(bare)
-    print(f"bare generate loop:   {b:8.0f} output tokens/s (median of {args.repeats})")
-    print(f"joulebench window:    {h:8.0f} output tokens/s")
-    print(f"ratio harness / bare: {h / b:.3f} (bar >= 0.98)")
-    print(f"fixed cost per experiment (launch, load, warm-up, meter, files): "
-          f"{statistics.median(fixed):.1f} s")
+    models = [(ensure_model(args.model, False), False)]
+    if args.large:
+        models.append((ensure_model(args.large_model, True), True))
+    scratch = Path(tempfile.mkdtemp(prefix="jb-overhead-"))
+    for model, large in models:
+        for processes in args.processes:
+            label = f"{model.name}, {processes} process{'es' if processes > 1 else ''}"
+            report_throughput(label, throughput(config(model, processes, large, 0),
+                                                args.repeats, scratch))
+            cfg = config(model, processes, large, 2.0)  # each job measures one idle baseline
+            cold = job(cfg, args.job_size, False, scratch)
+            warm = job(cfg, args.job_size, True, scratch)
+            report_jobs(label, args.job_size, cold, warm)
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from joulebench.runner.launch import accelerate_command, worker_env
@@ -9,16 +7,18 @@ from joulebench.runner.launch import accelerate_command, worker_env
 
 def test_two_cpu_processes_use_multi_gpu_flag_not_cpu_flag() -> None:
     # `--cpu --num_processes 2` silently runs one process (verified on these machines).
-    cmd = accelerate_command(2, "cpu", Path("t.json"), python="py")
+    cmd = accelerate_command(2, "cpu", ["--serve", "s", "cpu"], python="py")
     assert "--multi_gpu" in cmd and "--cpu" not in cmd
     assert cmd[cmd.index("--num_processes") + 1] == "2"
     assert cmd[cmd.index("--main_process_port") + 1] == "0"  # shared nodes: pick a free port
-    assert cmd[-3:] == ["-m", "joulebench.runner.worker", "t.json"]
+    assert cmd[-5:] == ["-m", "joulebench.runner.worker", "--serve", "s", "cpu"]
+    # torch's elastic agent would poll its workers 10x a second beside them.
+    assert cmd[cmd.index("--monitor_interval") + 1] == "1"
 
 
 def test_single_cpu_process_uses_cpu_flag_and_gpu_never_names_gpu_ids() -> None:
-    assert "--cpu" in accelerate_command(1, "cpu", Path("t.json"))
-    gpu = accelerate_command(4, "cuda", Path("t.json"))
+    assert "--cpu" in accelerate_command(1, "cpu", ["t"])
+    gpu = accelerate_command(4, "cuda", ["t"])
     assert "--gpu_ids" not in gpu and "--cpu" not in gpu and "--multi_gpu" in gpu
 
 

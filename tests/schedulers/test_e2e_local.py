@@ -101,18 +101,30 @@ configs:
 """
 
 
-def _workers_of(work_dir: Path) -> list[int]:
-    pids = []
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process."""
+    out = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(work_dir) in cmdline:
-            pids.append(int(proc.name))
-    return pids
+        if proc.name.isdigit():
+            try:
+                state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if state != "Z":
+                out[int(proc.name)] = int(ppid)
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    parents, found, frontier = _parents(), set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return pids & set(_parents())
 
 
 def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
@@ -124,10 +136,15 @@ def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
     wait_for(lambda: finished_batches(work) >= 2 or proc.poll() is not None, 300,
              "the slow experiment to checkpoint two batches")
     assert proc.poll() is None, "finished before it could be killed; make SLOW_SUITE slower"
+    # quick launched the workers; slow runs in them, with no launch of its own.
+    assert (work.parent.parent / "0001" / ".work" / "launcher.log").exists()
+    assert not (work / "launcher.log").exists()
+    workers = _descendants(proc.pid)
+    assert workers, "the launcher and its workers run below the job's process"
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up, like a node losing power
     proc.wait()
     # Workers die with their parent (PR_SET_PDEATHSIG), not orphaned on the node.
-    wait_for(lambda: not _workers_of(work), 60, "workers to exit")
+    wait_for(lambda: not _alive(workers), 60, "workers to exit")
     done_before = finished_batches(work)
     assert done_before >= 2
     assert [r["config_name"] for r in csv_rows(checkout)] == ["quick"]

@@ -28,11 +28,11 @@ def one_spec(checkout: Path, extra: str):
 def oom_once(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     real, seen = job.run_experiment, []
 
-    def fake(config, ident, results_dir, batch_size=None):
+    def fake(config, ident, results_dir, batch_size=None, pools=None):
         seen.append(batch_size)
         if len(seen) == 1:
             raise ExperimentFailed("CUDA out of memory (injected)", "oom")
-        return real(config, ident, results_dir, batch_size)
+        return real(config, ident, results_dir, batch_size, pools)
 
     monkeypatch.setattr(job, "run_experiment", fake)
     return seen
@@ -58,7 +58,7 @@ def test_oom_without_permission_retries_the_same_batch_then_fails(
     spec = one_spec(checkout, "")
     seen: list[int | None] = []
 
-    def always_oom(config, ident, results_dir, batch_size=None):
+    def always_oom(config, ident, results_dir, batch_size=None, pools=None):
         seen.append(batch_size)
         raise ExperimentFailed("CUDA out of memory (injected)", "oom")
 

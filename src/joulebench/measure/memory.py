@@ -28,3 +28,20 @@ def peak_memory(device: str) -> dict[str, Any]:
         out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
         out["cuda_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
     return out
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start a new high-water mark, so a reused process reports this experiment's peak.
+
+    On Linux, writing "5" to clear_refs resets VmHWM to the current RSS; where that is
+    refused, the peak stays the process's lifetime peak (a reused worker then reports
+    at least as much as a fresh one would).
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()

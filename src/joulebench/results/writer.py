@@ -53,7 +53,9 @@ def build_sections(ident: Identity, config: ExperimentConfig, config_hash: str, 
         "gpus_by_node": {r["host"]: r.get("gpus") for r in ranks
                          if r.get("local_rank") == 0 and r.get("gpus")},
         "timing": {**timing, "load_s_max": max(r["load_s"] for r in ranks),
-                   "warmup_s_max": max(r["warmup_s"] for r in ranks)},
+                   "warmup_s_max": max(r["warmup_s"] for r in ranks),
+                   "model_reused": all(r.get("model_reused", False) for r in ranks),
+                   "phases_s_max": _phases_max(ranks)},
         "provenance": collect(),
     }
     return {
@@ -66,6 +68,12 @@ def build_sections(ident: Identity, config: ExperimentConfig, config_hash: str, 
         "energy": aggregate.energy_metrics(ranks, inference, compute),
         "outputs": _outputs(ranks) if config.save_outputs else None,
     }
+
+
+def _phases_max(ranks: list[dict[str, Any]]) -> dict[str, float]:
+    """Each fixed-cost step's slowest process (the step ends at a barrier anyway)."""
+    names = {name for r in ranks for name in r.get("phases_s", {})}
+    return {n: max(r.get("phases_s", {}).get(n, 0.0) for r in ranks) for n in sorted(names)}
 
 
 def _outputs(ranks: list[dict[str, Any]]) -> dict[str, list[Any]]:

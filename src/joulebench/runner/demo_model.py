@@ -22,8 +22,12 @@ def bundled_prompt_texts() -> list[str]:
 
 
 def build_demo_model(directory: Path, *, hidden_size: int = 64, layers: int = 2,
-                     seed: int = 0) -> Path:
-    """Write a random tiny Llama + tokenizer to ``directory`` (save_pretrained format)."""
+                     seed: int = 0, intermediate_size: int | None = None, heads: int = 4,
+                     kv_heads: int = 2) -> Path:
+    """Write a random Llama + tokenizer to ``directory`` (save_pretrained format).
+
+    The defaults give the tiny demo model; larger sizes (benchmarks) use the same code.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -42,8 +46,9 @@ def build_demo_model(directory: Path, *, hidden_size: int = 64, layers: int = 2,
                                    pad_token="<pad>", padding_side="left")
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
-                         intermediate_size=hidden_size * 2, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=intermediate_size or hidden_size * 2,
+                         num_hidden_layers=layers, num_attention_heads=heads,
+                         num_key_value_heads=kv_heads,
                          max_position_embeddings=1024, bos_token_id=0, eos_token_id=1,
                          pad_token_id=2, tie_word_embeddings=True)
     model = LlamaForCausalLM(config)

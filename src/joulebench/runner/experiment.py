@@ -1,4 +1,4 @@
-"""One experiment from the outside: write the task, launch the workers, collect results."""
+"""One experiment from the outside: write the task, run it in workers, collect results."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
-from joulebench.runner.launch import accelerate_command, run_accelerate, worker_env
 from joulebench.runner.model import resolve_device
+from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
 
 
 class ExperimentFailed(RunnerError):
@@ -35,6 +35,7 @@ class RawRun:
     ranks: list[dict[str, Any]]
     launch_wall_s: float
     work_dir: Path
+    workers_launch_s: float = 0.0  # 0 when the experiment ran in already-launched workers
 
 
 def _clear_previous_outputs(work: Path) -> None:
@@ -44,25 +45,37 @@ def _clear_previous_outputs(work: Path) -> None:
             stale.unlink()
 
 
-def _failure_from(work: Path, returncode: int, log_path: Path) -> ExperimentFailed:
+def _last_line(path: Path) -> str:
+    if not path.exists():
+        return ""
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return lines[-1][:300] if lines else ""
+
+
+def _failure_from(work: Path, returncode: int, log_path: Path,
+                  launcher_log: Path) -> ExperimentFailed:
     errors = sorted(work.glob("error_rank*.json"))
     if errors:
         info = read_json(errors[0])
         return ExperimentFailed(f"{info['type']}: {info['message']} (see {log_path})",
                                 info.get("cause", "code_error"), bool(info.get("user_error")))
     if returncode < 0 or returncode in (128 + 9, 128 + 15, 137, 143):
-        return ExperimentFailed(f"workers were killed (exit {returncode}); see {log_path}",
-                                "interrupted")
-    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() \
-        else []
-    return ExperimentFailed(f"accelerate exited {returncode}: {' '.join(tail)[:300]} "
-                            f"(see {log_path})", "code_error")
+        return ExperimentFailed(f"workers were killed (exit {returncode}); see {log_path} "
+                                f"and {launcher_log}", "interrupted")
+    tail = _last_line(log_path) or _last_line(launcher_log)
+    return ExperimentFailed(f"accelerate exited {returncode}: {tail} "
+                            f"(see {log_path} and {launcher_log})", "code_error")
 
 
 def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
                 work_dir: Path, batch_size: int | None = None,
-                baseline_cache_dir: Path | None = None) -> RawRun:
-    """Run the experiment's processes; raise ExperimentFailed with a cause on failure."""
+                baseline_cache_dir: Path | None = None,
+                pools: WorkerPools | None = None) -> RawRun:
+    """Run the experiment's processes; raise ExperimentFailed with a cause on failure.
+
+    With ``pools``, workers launched for an earlier experiment of the same shape run this
+    one too; without, fresh workers are launched and stopped again.
+    """
     device = resolve_device(config.device)
     if config.quantization != "none" and device != "cuda":
         raise ExperimentFailed(f"quantization: {config.quantization} needs a CUDA GPU but this "
@@ -76,13 +89,26 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
                                   "baseline_cache_dir": str(baseline_cache_dir.resolve())
                                   if baseline_cache_dir else None,
                                   "work_dir": str(work_dir.resolve())})
-    cmd = accelerate_command(config.num_processes, device, task_path)
-    log_path = work_dir / "workers.log"
+    owned = pools is None
+    pools = WorkerPools() if pools is None else pools
+    launcher_log = work_dir / "launcher.log"
     start = time.perf_counter()
-    returncode = run_accelerate(cmd, worker_env(config.num_processes, device), log_path)
+    try:
+        pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
+        launcher_log = pool.log_path
+        pool.run(task_path)
+    except WorkersExited as exited:
+        pools.discard()
+        raise _failure_from(work_dir, exited.returncode, work_dir / "workers.log",
+                            launcher_log) from None
+    finally:
+        if owned:
+            pools.close()
     wall_s = time.perf_counter() - start
     rank_files = sorted(work_dir.glob("rank_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if returncode != 0 or len(rank_files) != config.num_processes:
-        raise _failure_from(work_dir, returncode, log_path)
+    if len(rank_files) != config.num_processes:
+        pools.discard()
+        raise _failure_from(work_dir, 0, work_dir / "workers.log", launcher_log)
     ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]
-    return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir)
+    return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir,
+                  launch_s)

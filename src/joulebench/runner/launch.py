@@ -1,4 +1,4 @@
-"""Start one experiment's processes through ``accelerate launch`` and wait for them.
+"""Start worker processes through ``accelerate launch``; stop them cleanly on signals.
 
 The command is built by a pure function (tested on its own). The environment passes
 through untouched: inside Slurm, the GPUs Slurm assigned (CUDA_VISIBLE_DEVICES) win.
@@ -10,26 +10,31 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 
-def accelerate_command(num_processes: int, device: str, task_path: Path,
-                       python: str = sys.executable) -> list[str]:
+def accelerate_command(num_processes: int, device: str, worker_args: list[str],
+                       python: str = sys.executable, monitor_interval_s: float = 1.0
+                       ) -> list[str]:
     """``accelerate launch`` for N processes on one node.
 
     ``--cpu --num_processes 2`` silently runs one process, so several CPU processes go
     through ``--multi_gpu`` and the worker asks for ``Accelerator(cpu=True)`` (gloo).
-    Port 0 lets array tasks that share a node each get a free rendezvous port.
+    Port 0 lets array tasks that share a node each get a free rendezvous port. torch's
+    elastic agent polls its workers every ``monitor_interval`` (0.1 s by default); once
+    a second costs less CPU beside the workers and still notices a failure promptly.
     """
     cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1",
            "--num_processes", str(num_processes), "--mixed_precision", "no",
            "--dynamo_backend", "no", "--main_process_port", "0"]
     if num_processes > 1:
-        cmd.append("--multi_gpu")
+        cmd += ["--multi_gpu", "--monitor_interval", f"{monitor_interval_s:g}"]
     elif device == "cpu":
         cmd.append("--cpu")
-    return [*cmd, "-m", "joulebench.runner.worker", str(task_path)]
+    return [*cmd, "-m", "joulebench.runner.worker", *worker_args]
 
 
 def worker_env(num_processes: int, device: str, cpu_count: int | None = None) -> dict[str, str]:
@@ -66,41 +71,48 @@ def last_stop_signal() -> int | None:
     return _received[-1] if _received else None
 
 
-def run_accelerate(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
-    """Run to completion; a stop signal stops the workers first, then is handled as before.
-
-    ``wait()`` blocks in the kernel, so the parent costs no CPU while workers run. On
-    SIGUSR2 (Slurm's warning before preemption or the time limit) the workers are
-    stopped - their finished batches are already checkpointed - and then submitit's own
-    handler runs, which checkpoints the task and requeues it.
-    """
+def start_workers(cmd: list[str], env: dict[str, str], log_path: Path
+                  ) -> subprocess.Popen[bytes]:
+    """Start the launcher in its own process group, dying with this process."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=die_with_parent)
-        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-        previous = {s: signal.getsignal(s) for s in stops} if _main_thread() else {}
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=die_with_parent)
 
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            _received.append(signum)
-            _stop_group(proc)
-            handler = previous.get(signum)
-            if callable(handler):
-                handler(signum, frame)  # submitit: checkpoint + requeue + exit
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise SystemExit(128 + signum)
 
-        for sig in previous:
-            signal.signal(sig, on_stop)
-        try:
-            return proc.wait()
-        except BaseException:
-            _stop_group(proc)
-            raise
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+@contextmanager
+def forwarding_stop_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """While workers run an experiment, a stop signal stops them first, then acts as before.
+
+    On SIGUSR2 (Slurm's warning before preemption or the time limit) the workers are
+    stopped - their finished batches are already checkpointed - and then submitit's own
+    handler runs, which checkpoints the task and requeues it. Any other exception out of
+    the block stops the workers too, so no orphan holds a GPU.
+    """
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+    previous = {s: signal.getsignal(s) for s in stops} if _main_thread() else {}
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        _received.append(signum)
+        stop_group(proc)
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)  # submitit: checkpoint + requeue + exit
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    for sig in previous:
+        signal.signal(sig, on_stop)
+    try:
+        yield
+    except BaseException:
+        stop_group(proc)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main_thread() -> bool:
@@ -109,7 +121,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
     """TERM the worker group, then KILL what is left, so no orphan holds a GPU."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:

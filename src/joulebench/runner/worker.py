@@ -1,8 +1,10 @@
-"""The script ``accelerate launch`` starts once per process: one experiment's workload.
+"""The script ``accelerate launch`` starts once per process: experiments' workloads.
 
-Run as ``python -m joulebench.runner.worker TASK.json``. Each process writes
-``rank_{r}.json`` into the task's work folder; the parent aggregates them. Energy is
-sampled by local rank 0 only, around a window that spans every process's batches.
+Run as ``python -m joulebench.runner.worker --serve SOCKET DEVICE``. Each process connects
+to the parent's socket, then runs one task file per line it receives, writing
+``rank_{r}.json`` (or ``error_rank{r}.json``) into that task's work folder; the parent
+aggregates them. The model stays loaded between tasks. Energy is sampled by local rank
+0 only, around a window that spans every process's batches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.launch import die_with_parent
-from joulebench.runner.model import architecture, load_model_and_tokenizer, resolve_device
+from joulebench.runner.model import architecture, load_model_and_tokenizer
 from joulebench.runner.prompts import batches, load_prompt_texts, prompt_hash, select_prompts, shard
 
 
@@ -73,9 +75,9 @@ class Workload:
     """Model, tokenizer and this process's prompt batches, ready to generate."""
 
     def __init__(self, cfg: ExperimentConfig, device: str, accelerator: Any,
-                 batch_size: int) -> None:
+                 batch_size: int, model_and_tokenizer: tuple[Any, Any]) -> None:
         self.cfg, self.device, self.acc = cfg, device, accelerator
-        self.model, self.tok = load_model_and_tokenizer(cfg, device, accelerator.device)
+        self.model, self.tok = model_and_tokenizer
         texts = load_prompt_texts(cfg.dataset)
         counts = [len(ids) for ids in self.tok(texts, add_special_tokens=True)["input_ids"]]
         self.prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
@@ -180,41 +182,79 @@ def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
             **cool_down(read, cfg.cooldown_temp_c, cfg.cooldown_max_wait_s)}
 
 
-def run(task: dict[str, Any]) -> dict[str, Any]:
+class ModelCache:
+    """The loaded model of this worker, kept for the next task of the same model.
+
+    The parent only sends a worker tasks of its pool's shape, so one entry suffices; a
+    different model replaces it rather than holding two in memory.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str, str] | None = None
+        self._value: tuple[Any, Any] | None = None
+
+    def get(self, cfg: ExperimentConfig, device: str, torch_device: Any
+            ) -> tuple[tuple[Any, Any], bool]:
+        """(model, tokenizer) and whether they were already loaded."""
+        key = (cfg.model, cfg.precision, cfg.quantization)
+        if self._key == key and self._value is not None:
+            return self._value, True
+        self._key, self._value = None, None  # free the old model before loading the next
+        self._value = load_model_and_tokenizer(cfg, device, torch_device)
+        self._key = key
+        return self._value, False
+
+
+class _Phases:
+    """Seconds spent in each fixed-cost step of an experiment, for the setup file."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict[str, Any]:
     import torch
-    from accelerate import Accelerator
 
     from joulebench.measure.factory import make_meter
     from joulebench.measure.flops import analytic_flops, counted_prefill_flops, linear_params
-    from joulebench.measure.memory import peak_memory
+    from joulebench.measure.memory import peak_memory, reset_peak_memory
 
     cfg = ExperimentConfig.model_validate(task["config"])
-    device = resolve_device(cfg.device)
-    acc = Accelerator(cpu=device == "cpu")
     rank, world, local_rank = acc.process_index, acc.num_processes, acc.local_process_index
     torch.manual_seed(cfg.seed + rank)
+    reset_peak_memory(device)  # this experiment's peak, not an earlier one's in this process
     work = Path(task["work_dir"])
-    load_start = time.perf_counter()
+    phases = _Phases()
     batch_size = int(task.get("batch_size") or cfg.batch_size)
-    wl = Workload(cfg, device, acc, batch_size)
-    load_s = time.perf_counter() - load_start
+    loaded, reused = models.get(cfg, device, acc.device)
+    phases.mark("load")
+    wl = Workload(cfg, device, acc, batch_size, loaded)
+    phases.mark("prompts")
     ckpt = BatchCheckpoint.open(work / f"ckpt_rank{rank}.json", experiment_id=task["experiment_id"],
                                 config_hash=task["config_hash"], world_size=world, rank=rank,
                                 batch_size=batch_size)
     thermal = _cool_down(cfg, device) if local_rank == 0 else None
     node_baseline = _baseline(cfg, device, task) if local_rank == 0 else None
     acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
-    warm_start = time.perf_counter()
+    phases.mark("baseline")
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
         wl.generate(wl.batches[0])
-    warmup_s = time.perf_counter() - warm_start
+    phases.mark("warmup")
     flops = (counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0])))
              if cfg.count_flops and rank == 0 and wl.batches else None)
+    phases.mark("flops")
     meter = make_meter(cfg.energy_meter, device=device) if local_rank == 0 else None
     extras = _start_extra_meters(cfg, device) if local_rank == 0 else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
+    phases.mark("meter_start")
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
     outside = [i for i, b in enumerate(wl.batches)
@@ -226,11 +266,14 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     _sync(device)
     acc.wait_for_everyone()  # the node's window closes when its last process finishes
     window_s = time.perf_counter() - window_start
+    phases.mark("window")
     energy = meter.stop().to_dict() if meter is not None else None
     extra_energy = _stop_extra_meters(extras)
+    phases.mark("meter_stop")
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))
+    phases.mark("outside_window")
     tokens = sum(b["input_tokens"] + b["output_tokens"] for b in ckpt.batches.values())
     return {
         "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
@@ -240,7 +283,9 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         "batches": {str(k): v for k, v in sorted(ckpt.batches.items())},
         "resumed_batches": sorted(ckpt.resumed_indices),
         "outside_window_batches": outside,
-        "window_s": window_s, "load_s": load_s, "warmup_s": warmup_s,
+        "window_s": window_s, "load_s": phases.seconds["load"],
+        "warmup_s": phases.seconds["warmup"], "model_reused": reused,
+        "phases_s": {k: round(v, 4) for k, v in phases.seconds.items() if k != "window"},
         "energy": energy,
         "extra_energy": extra_energy,
         "baseline": node_baseline,
@@ -265,19 +310,76 @@ def _failure(exc: BaseException) -> dict[str, Any]:
             "user_error": isinstance(exc, JoulebenchError), "traceback": traceback.format_exc()}
 
 
+def _send(conn: socket.socket, message: dict[str, Any]) -> None:
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _output_to(path: Path) -> tuple[int, int]:
+    """Point this process's stdout/stderr at ``path``; returns the old fds to restore."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return saved
+
+
+def _restore_output(saved: tuple[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for target, fd in zip((1, 2), saved, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
+def run_one(task_path: Path, acc: Any, device: str, models: ModelCache) -> None:
+    """One experiment in this process; its output goes to the task's ``workers.log``.
+
+    A failure is written for the parent and then re-raised, so the whole worker group
+    ends: the other processes may be waiting in a collective this one will never join.
+    """
+    task = json.loads(task_path.read_text(encoding="utf-8"))
+    work = Path(task["work_dir"])
+    saved = _output_to(work / "workers.log")
+    try:
+        result = run(task, acc, device, models)
+    except BaseException as exc:
+        atomic_write_json(work / f"error_rank{acc.process_index}.json", _failure(exc))
+        traceback.print_exc()  # into this experiment's log, not only the launcher's
+        raise
+    finally:
+        _restore_output(saved)
+    atomic_write_json(work / f"rank_{result['rank']}.json", result)
+
+
+def serve(address: str, device: str) -> int:
+    """Run the tasks the parent sends, one at a time, until it says stop or goes away."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=device == "cpu")
+    models = ModelCache()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(address)
+        _send(conn, {"rank": acc.process_index, "pid": os.getpid()})
+        for line in conn.makefile("rb"):  # blocks in the kernel between tasks
+            message = json.loads(line)
+            if message.get("stop"):
+                break
+            run_one(Path(message["task"]), acc, device, models)
+            _send(conn, {"done": message["task"]})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     die_with_parent()
-    task = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    work = Path(task["work_dir"])
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        result = run(task)
-    except BaseException as exc:  # report why to the parent, then fail loudly
-        atomic_write_json(work / f"error_rank{rank}.json", _failure(exc))
-        raise
-    atomic_write_json(work / f"rank_{result['rank']}.json", result)
-    return 0
+    if len(args) != 3 or args[0] != "--serve":
+        print("usage: python -m joulebench.runner.worker --serve SOCKET DEVICE", file=sys.stderr)
+        return 2
+    return serve(args[1], args[2])
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from joulebench.results import (
 )
 from joulebench.runner.experiment import ExperimentFailed, run_workers
 from joulebench.runner.launch import last_stop_signal
+from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
 
@@ -64,13 +65,16 @@ def _now() -> str:
 
 
 def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path,
-                   batch_size: int | None = None) -> dict[str, Any]:
+                   batch_size: int | None = None, pools: WorkerPools | None = None
+                   ) -> dict[str, Any]:
     """Run the workload and write files 1-8; returns the sections for the CSV row."""
     started = _now()
     folder = raw_dir(results_dir, ident.experiment_id)
     raw = run_workers(config, ident.experiment_id, config.config_hash(), folder / ".work",
-                      batch_size, baseline_cache_dir=results_dir / ".baseline")
-    timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s}
+                      batch_size, baseline_cache_dir=results_dir / ".baseline", pools=pools)
+    timing = {"started_at": started, "finished_at": _now(), "launch_wall_s": raw.launch_wall_s,
+              "workers_launch_s": raw.workers_launch_s,
+              "workers_reused": raw.workers_launch_s == 0.0}
     sections = build_sections(ident, config, raw.config_hash, raw.device, raw.ranks, timing)
     window_s = sections["inference"]["window_s"]
     if window_s < config.min_window_s:
@@ -137,8 +141,8 @@ def _halved_batch(failure: ExperimentFailed, config: ExperimentConfig,
 
 
 def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
-             job_id: str | None = None, sleep: Callable[[float], None] = time.sleep
-             ) -> TaskOutcome:
+             job_id: str | None = None, sleep: Callable[[float], None] = time.sleep,
+             pools: WorkerPools | None = None) -> TaskOutcome:
     """Claim, run (retrying transient failures with backoff) and record one key."""
     tries, batch_size = 0, spec.config.batch_size
     while True:
@@ -151,7 +155,8 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
         ident = Identity(claim.experiment_id, spec.key, spec.suite, spec.config_name,
                          spec.cycle, claim.attempt, spec.order_seed)
         try:
-            sections = run_experiment(spec.config, ident, paths.results_dir, batch_size)
+            sections = run_experiment(spec.config, ident, paths.results_dir, batch_size,
+                                      pools=pools)
         except JoulebenchError as exc:
             failure = exc if isinstance(exc, ExperimentFailed) else \
                 ExperimentFailed(str(exc), "code_error", user_error=True)
@@ -187,18 +192,31 @@ def job_id_from_env() -> str:
 
 
 def run_tasks(specs: list[ExperimentSpec], paths: JobPaths,
-              on_outcome: Callable[[TaskOutcome], None] | None = None) -> list[TaskOutcome]:
-    """Run keys one after another (a job's share of a suite), syncing the legacy view."""
+              on_outcome: Callable[[TaskOutcome], None] | None = None,
+              on_start: Callable[[ExperimentSpec], None] | None = None,
+              pools: WorkerPools | None = None) -> list[TaskOutcome]:
+    """Run keys one after another (a job's share of a suite), syncing the legacy view.
+
+    Consecutive keys of one shape (model, precision, quantisation, processes, device) run
+    in the same launched workers with the model loaded once; each still gets its own
+    claim, ID, warm-up, energy window, checkpoint, files and CSV row.
+    """
     tracker = ProgressTracker(paths.tracker_dir)
     outcomes = []
     job_id = job_id_from_env()
+    owned = pools is None
+    pools = WorkerPools() if pools is None else pools
     try:
         for spec in specs:
-            outcome = run_task(spec, paths, tracker, job_id)
+            if on_start is not None:
+                on_start(spec)
+            outcome = run_task(spec, paths, tracker, job_id, pools=pools)
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
     finally:
+        if owned:
+            pools.close()
         tracker.sync()
     return outcomes
 

@@ -3,6 +3,8 @@
 It calls the same in-job entry point a Slurm array task calls (``job.run_tasks``),
 so nothing about tracking, checkpoints or result files differs from a cluster run.
 One experiment at a time: each already spreads over all cores through its processes.
+All keys go to one ``run_tasks`` call, so consecutive keys of one shape share launched
+workers and a loaded model.
 """
 
 from __future__ import annotations
@@ -21,9 +23,4 @@ def sbatch_on_path() -> bool:
 def run_local(specs: list[ExperimentSpec], paths: JobPaths,
               on_start: Callable[[ExperimentSpec], None] | None = None,
               on_outcome: Callable[[TaskOutcome], None] | None = None) -> list[TaskOutcome]:
-    outcomes: list[TaskOutcome] = []
-    for spec in specs:
-        if on_start is not None:
-            on_start(spec)
-        outcomes.extend(run_tasks([spec], paths, on_outcome))
-    return outcomes
+    return run_tasks(specs, paths, on_outcome, on_start)
