@@ -117,7 +117,7 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
     _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight)
     try:
         if summary.executor == "slurm":
-            live = _live_keys(tracker.read(), paths, runner)
+            live = _live_keys(tracker.read(), paths, runner, [s.key for s in summary.to_run])
             if live:
                 summary.notes.append(f"{len(live)} keys are already queued or running in "
                                      "Slurm; not submitting them again")
@@ -286,11 +286,11 @@ def _refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:
             "Retry when sacct or squeue answers")
 
 
-def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner) -> set[str]:
+def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner,
+               to_submit: list[str]) -> set[str]:
     """Keys a Slurm job holds right now (queued, running or waiting after a requeue)."""
     labels = key_labels(None, paths, runner=runner, state=state)
-    _refuse_unknown([k for k, r in state.keys.items() if r.state != DONE], labels,
-                    "submitting")
+    _refuse_unknown(to_submit, labels, "submitting")
     return {key for key, label in labels.labels.items()
             if label in ("running", "queued", "requeued")
             and monitor.is_slurm_job(state.keys[key].job_id)}

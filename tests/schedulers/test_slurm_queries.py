@@ -73,7 +73,7 @@ def test_a_failing_sacct_is_reported_in_one_line() -> None:
         return subprocess.CompletedProcess(cmd, 1, "", DBD_DOWN)
 
     assert query_sacct(["1"], "now", down).problem == \
-        "sacct failed: sacct: error: Problem talking to the database: Connection refused"
+        "sacct failed: Problem talking to the database: Connection refused"
 
 
 def test_squeue_lists_live_array_tasks_one_per_line() -> None:
@@ -137,7 +137,7 @@ def test_unknown_slurm_state_refuses_to_resubmit(slurm_tracker: api.Paths) -> No
         api.resumable_keys("s", paths=slurm_tracker, runner=run)
     state = ProgressTracker(slurm_tracker.tracker_dir).read()
     with pytest.raises(SchedulerError, match="submitting nothing"):
-        api._live_keys(state, slurm_tracker, run)
+        api._live_keys(state, slurm_tracker, run, KEYS)
 
 
 def test_no_sacct_keeps_running_slurm_keys_running(slurm_tracker: api.Paths) -> None:

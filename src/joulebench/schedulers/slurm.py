@@ -107,7 +107,9 @@ def submit_array(plan: ArrayPlan, task: SuiteTask, log_folder: Path) -> dict[str
 def _last_line(stderr: str) -> str:
     """Slurm clients log a chain of errors; the last one says why (one line for users)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return (lines[-1] if lines else "no error message")[:160]
+    # "sacct: error: ..." / "slurm_load_jobs error: ...": the command is named already.
+    last = re.sub(r"^[\w ]+: error: |^\w+ error: ", "", lines[-1]) if lines else ""
+    return (last or "no error message")[:90]
 
 
 @dataclass(frozen=True)
