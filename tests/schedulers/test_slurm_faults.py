@@ -277,11 +277,11 @@ def test_sacct_down_status_warns_and_nothing_alive_is_resubmitted(
     wait_for(lambda: list(tracker_labels("nodb").values()).count("running") == 2, 180,
              "two tasks running")
     stopped_at = dev("fault", "stop-dbd")
-    note = one_line_note(cli("status", "nodb"))
     # Preempt both running tasks: they record "failed: preempted" and submitit requeues
     # them. The tracker alone would call them resumable; squeue knows they are queued.
     subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--wrap", "sleep 3"],
                    check=True, capture_output=True)
+    note = one_line_note(cli("status", "nodb"))
     wait_for(lambda: list(tracker_labels("nodb").values()).count("failed:preempted") >= 1, 120,
              "a task to record its preemption")
     dry = cli("resume-failed", "nodb", "--dry-run")
