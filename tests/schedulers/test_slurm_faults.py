@@ -50,6 +50,7 @@ overrides:
 controlled:
   seed: [1, 2, 3]
 """
+URGENT = "jb-fault-urgent"  # the job that preempts the suite's tasks
 SLURM_FLAGS = ["--partition", "gpu", "--time", "00:20:00", "--cpus-per-task", "1",
                "--array-parallelism", "2"]
 
@@ -110,6 +111,7 @@ def recover(checkout: Path) -> Iterator[None]:
         dev("up")  # starts any stopped daemon, resumes a DOWN node
         arrays = sorted({j.split("_")[0] for j in job_ids(checkout).values()
                          if j and j != "None" and not j.startswith("local-")})
+        subprocess.run(["scancel", "--name", URGENT], capture_output=True, timeout=30)
         if arrays:
             subprocess.run(["scancel", *arrays], capture_output=True, timeout=30)
             wait_for(lambda: not subprocess.run(
@@ -279,11 +281,20 @@ def test_sacct_down_status_warns_and_nothing_alive_is_resubmitted(
     stopped_at = dev("fault", "stop-dbd")
     # Preempt both running tasks: they record "failed: preempted" and submitit requeues
     # them. The tracker alone would call them resumable; squeue knows they are queued.
-    subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--wrap", "sleep 3"],
-                   check=True, capture_output=True)
+    subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--job-name", URGENT,
+                    "--wrap", "sleep 3"], check=True, capture_output=True)
     note = one_line_note(cli("status", "nodb"))
-    wait_for(lambda: list(tracker_labels("nodb").values()).count("failed:preempted") >= 1, 120,
-             "a task to record its preemption")
+    array = job_ids(checkout)[keys[0]].split("_")[0]
+
+    def preempted_and_off_the_node() -> bool:
+        # Stopping slurmctld while a preempted step still ends leaves it unable to report
+        # its end; slurmd then drains the node ("Kill task failed"). Wait for the ends.
+        ending = subprocess.run(["squeue", "-h", "-t", "R,CG", "--jobs", array],
+                                capture_output=True, text=True)
+        return ending.returncode == 0 and not ending.stdout.strip() and \
+            "failed:preempted" in tracker_labels("nodb").values()
+
+    wait_for(preempted_and_off_the_node, 120, "the preempted tasks to leave the node")
     dry = cli("resume-failed", "nodb", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.startswith("0 keys would be resumed"), dry.stdout
     again = cli("submit-suite", "nodb", *SLURM_FLAGS)
