@@ -16,11 +16,12 @@ from typing import Any
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.config.models import SAFE_NAME
-from joulebench.errors import ConfigError
+from joulebench.errors import ConfigError, SchedulerError
 from joulebench.paths import check_paths
 from joulebench.schedulers import monitor, slurm
 from joulebench.schedulers.job import JobPaths, TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
+from joulebench.schedulers.sacct import SacctJob
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
@@ -138,7 +139,7 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
                                    slurm_options)
     try:
         if summary.executor == "slurm":
-            live = _live_keys(tracker.read(), paths, runner)
+            live = _live_keys(tracker.read(), paths, runner, [s.key for s in summary.to_run])
             if live:
                 summary.notes.append(f"{len(live)} keys are already queued or running in "
                                      "Slurm; not submitting them again")
@@ -248,17 +249,44 @@ class StatusRow:
 @dataclass(frozen=True)
 class KeyLabels:
     labels: dict[str, str]  # key -> label (see monitor.LABELS, or failed:<cause>)
-    sacct_problem: str | None = None  # set when status fell back to the tracker alone
+    sacct_problem: str | None = None  # one line: what status could not ask, and what it shows
+    unknown: frozenset[str] = frozenset()  # keys whose Slurm job may still be alive
 
 
-def _sacct_for(state: TrackerState, records: list, runner: slurm.CommandRunner
-               ) -> slurm.SacctResult:
+@dataclass(frozen=True)
+class SlurmView:
+    jobs: dict[str, SacctJob] | None  # None: the tracker alone
+    unknown: frozenset[str] = frozenset()  # job IDs neither sacct nor squeue could place
+    problem: str | None = None
+
+
+def _slurm_view(state: TrackerState, records: list, runner: slurm.CommandRunner) -> SlurmView:
+    """sacct for history and causes; squeue (slurmctld) for the jobs sacct cannot place.
+
+    sacct lags: slurmctld reports jobs to slurmdbd asynchronously, and not at all while
+    slurmdbd is down. A job sacct does not know may be running, so it is never taken
+    for gone unless squeue, which lists every live job, does not list it either.
+    """
     ids = [str(r.job_id) for r in records if r.state != DONE and monitor.is_slurm_job(r.job_id)]
     if not ids:
-        return slurm.SacctResult({})
+        return SlurmView({})
     starts = [info.get("first_submitted_at") for info in state.suites.values()]
     start = min((s for s in starts if s), default=None)
-    return slurm.query_sacct(ids, monitor.sacct_starttime(start), runner)
+    result = slurm.query_sacct(ids, monitor.sacct_starttime(start), runner)
+    missing = [i for i in ids if result.jobs is None or i not in result.jobs]
+    if not missing:
+        return SlurmView(result.jobs)
+    live = slurm.query_squeue(runner)
+    if live.jobs is None:
+        if result.jobs is None:
+            return SlurmView(None, frozenset(ids), f"{result.problem}; {live.problem}; "
+                             "showing the tracker alone")
+        return SlurmView(result.jobs, frozenset(missing),
+                         f"{len(missing)} jobs not in sacct yet and {live.problem}")
+    jobs = {**(result.jobs or {}), **{i: live.jobs[i] for i in missing if i in live.jobs}}
+    note = None if result.jobs is not None else \
+        f"{result.problem}; live jobs from squeue, failure causes from the tracker"
+    return SlurmView(jobs, frozenset(), note)
 
 
 def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
@@ -267,14 +295,30 @@ def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: b
     """Label every key of ``suite`` (or all) from the tracker and one sacct call."""
     state = state or ProgressTracker(paths.tracker_dir).read()
     records = [r for r in state.keys.values() if suite is None or r.suite == suite]
-    result = _sacct_for(state, records, runner) if use_sacct else slurm.SacctResult({})
-    return KeyLabels({r.key: monitor.classify(r, result.jobs) for r in records}, result.problem)
+    # Without sacct a Slurm job's fate is unknown (None), not "gone" ({}): an empty
+    # answer would label every running Slurm key stale.
+    view = _slurm_view(state, records, runner) if use_sacct else SlurmView(None)
+    unknown = frozenset(r.key for r in records if str(r.job_id) in view.unknown)
+    return KeyLabels({r.key: monitor.classify(r, view.jobs) for r in records}, view.problem,
+                     unknown)
 
 
-def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner) -> set[str]:
+def _refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:
+    """Never (re)submit a key whose Slurm job might still be queued or running."""
+    blocked = [k for k in keys if k in labels.unknown]
+    if blocked:
+        raise SchedulerError(
+            f"{len(blocked)} keys (first: {blocked[0]}) have Slurm jobs whose state is "
+            f"unknown ({labels.sacct_problem}); {action} nothing so none runs twice. "
+            "Retry when sacct or squeue answers")
+
+
+def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner,
+               to_submit: list[str]) -> set[str]:
     """Keys a Slurm job holds right now (queued, running or waiting after a requeue)."""
-    labels = key_labels(None, paths, runner=runner, state=state).labels
-    return {key for key, label in labels.items()
+    labels = key_labels(None, paths, runner=runner, state=state)
+    _refuse_unknown(to_submit, labels, "submitting")
+    return {key for key, label in labels.labels.items()
             if label in ("running", "queued", "requeued")
             and monitor.is_slurm_job(state.keys[key].job_id)}
 
@@ -338,6 +382,7 @@ def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Pa
         cause = monitor.resumable(label)
         if cause is not None and (not causes or cause in causes):
             out.append(key)
+    _refuse_unknown(out, labels, "resubmitting")
     return out
 
 

@@ -157,8 +157,10 @@ def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
     ids = job_ids(checkout)
 
     def running(*wanted: str) -> bool:
+        # Claimed in the tracker too, not only started by Slurm: the IDs are compared below.
         now = labels("rq")
-        return all(now.get(k) == "running" for k in wanted)
+        state = ProgressTracker(checkout / "persistent_progress_trackers").read()
+        return all(now.get(k) == "running" and state.keys[k].experiment_id for k in wanted)
 
     wait_for(lambda: running(requeued, cancelled), 300, "two running tasks", poll_s=0.5)
     subprocess.run(["scontrol", "requeue", ids[requeued]], check=True)

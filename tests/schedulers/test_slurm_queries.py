@@ -1,11 +1,18 @@
-"""Slurm commands go through one injectable runner; here it plays sacct failing."""
+"""Slurm commands go through one injectable runner; here it plays sacct and squeue failing."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from joulebench import api
+from joulebench.errors import SchedulerError
+from joulebench.schedulers.sacct import parse_squeue
 from joulebench.schedulers.slurm import max_array_size, query_sacct
+from joulebench.suite.spec import make_key
+from joulebench.tracker import ProgressTracker
 
 DATA = Path(__file__).parent / "data"
 
@@ -53,3 +60,86 @@ def test_max_array_size_falls_back_when_scontrol_fails() -> None:
         return subprocess.CompletedProcess(cmd, 1, "", "error")
 
     assert max_array_size(failing) == 1001
+
+
+DBD_DOWN = ("sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
+            "connection to host:127.0.0.1:6819: Connection refused\n"
+            "sacct: error: Sending PersistInit msg: Connection refused\n"
+            "sacct: error: Problem talking to the database: Connection refused\n")
+
+
+def test_a_failing_sacct_is_reported_in_one_line() -> None:
+    def down(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(cmd, 1, "", DBD_DOWN)
+
+    assert query_sacct(["1"], "now", down).problem == \
+        "sacct failed: Problem talking to the database: Connection refused"
+
+
+def test_squeue_lists_live_array_tasks_one_per_line() -> None:
+    jobs = parse_squeue("205_2|PENDING\n205_0|RUNNING\n210|COMPLETING\n")
+    assert {j: r.state for j, r in jobs.items()} == \
+        {"205_2": "PENDING", "205_0": "RUNNING", "210": "COMPLETING"}
+    with pytest.raises(SchedulerError, match="squeue: unexpected line"):
+        parse_squeue("JOBID PARTITION NAME\n")
+
+
+KEYS = [make_key("m", "s", f"c{i}", 1) for i in range(3)]
+
+
+@pytest.fixture
+def slurm_tracker(tmp_path: Path) -> api.Paths:
+    """k0 running as 7_0, k1 preempted (requeued by submitit as 7_1), k2 queued as 7_2."""
+    paths = api.Paths(tracker_dir=tmp_path / "tracker")
+    tracker = ProgressTracker(paths.tracker_dir)
+    tracker.register("s", [(k, "h") for k in KEYS])
+    ids = {k: f"7_{i}" for i, k in enumerate(KEYS)}
+    tracker.record_submission("s", KEYS, "7_0", ids)
+    for key in KEYS[:2]:
+        tracker.claim(key, "h", suite="s", cycle=1, job_id=ids[key])
+    tracker.fail(KEYS[1], "preempted", "USR2")
+    return paths
+
+
+def slurm_runner(sacct: tuple[int, str], squeue: tuple[int, str]):
+    def run(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+        code, out = sacct if cmd[0] == "sacct" else squeue
+        return subprocess.CompletedProcess(cmd, code, out, DBD_DOWN if code else "")
+
+    return run
+
+
+LIVE = "7_0|RUNNING\n7_1|PENDING\n7_2|PENDING\n"
+
+
+def test_sacct_down_squeue_says_which_keys_are_alive(slurm_tracker: api.Paths) -> None:
+    run = slurm_runner((1, ""), (0, LIVE))
+    labels = api.key_labels("s", slurm_tracker, runner=run)
+    assert [labels.labels[k] for k in KEYS] == ["running", "queued", "queued"]
+    assert labels.sacct_problem.endswith("live jobs from squeue, failure causes from the tracker")
+    assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == []
+
+
+def test_a_job_sacct_has_not_recorded_yet_is_not_stale(slurm_tracker: api.Paths) -> None:
+    # slurmctld reports jobs to slurmdbd asynchronously: sacct may not know a running job.
+    run = slurm_runner((0, '{"jobs": []}'), (0, "7_0|RUNNING\n"))
+    labels = api.key_labels("s", slurm_tracker, runner=run).labels
+    assert [labels[k] for k in KEYS] == ["running", "failed:preempted", "pending"]
+    assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == [KEYS[1]]
+
+
+def test_unknown_slurm_state_refuses_to_resubmit(slurm_tracker: api.Paths) -> None:
+    run = slurm_runner((1, ""), (1, ""))
+    labels = api.key_labels("s", slurm_tracker, runner=run)
+    assert labels.unknown == frozenset(KEYS)
+    assert labels.sacct_problem.endswith("showing the tracker alone")
+    with pytest.raises(SchedulerError, match="state is unknown"):
+        api.resumable_keys("s", paths=slurm_tracker, runner=run)
+    state = ProgressTracker(slurm_tracker.tracker_dir).read()
+    with pytest.raises(SchedulerError, match="submitting nothing"):
+        api._live_keys(state, slurm_tracker, run, KEYS)
+
+
+def test_no_sacct_keeps_running_slurm_keys_running(slurm_tracker: api.Paths) -> None:
+    labels = api.key_labels("s", slurm_tracker, use_sacct=False)
+    assert [labels.labels[k] for k in KEYS] == ["running", "failed:preempted", "pending"]

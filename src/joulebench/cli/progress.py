@@ -104,7 +104,7 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
     """The status screen: table per suite/cycle, pace and ETA, latest failures."""
     parts: list[Any] = []
     if report.sacct_problem:
-        parts.append(Text(f"note: {report.sacct_problem}; showing the tracker alone"))
+        parts.append(Text(f"note: {report.sacct_problem}"))
     rows = report.rows
     if not rows:
         return Group(Text(f"no experiments tracked in {tracker_dir}/"), *parts)

@@ -143,3 +143,22 @@ def parse_json(text: str) -> dict[str, SacctJob]:
         # say so in one line rather than guess at job states.
         raise SchedulerError("sacct --json: a job record has an unexpected shape") from None
     return jobs
+
+
+# squeue asks slurmctld, not the accounting database: it lists every job that is still
+# pending, running or completing, even ones slurmdbd has not recorded yet (slurmctld
+# sends it job records asynchronously), and it answers while slurmdbd is down.
+SQUEUE_COMMAND = ["squeue", "--me", "--noheader", "--array", "--format=%i|%T"]
+
+
+def parse_squeue(text: str) -> dict[str, SacctJob]:
+    """``squeue --array --format=%i|%T`` -> the live jobs, one per array task."""
+    jobs: dict[str, SacctJob] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        job_id, sep, state = line.strip().partition("|")
+        if not sep or not re.fullmatch(r"\d+(_\d+)?", job_id):
+            raise SchedulerError(f"squeue: unexpected line {line[:80]!r}")
+        jobs[job_id] = SacctJob(job_id, _normal_state(state))
+    return jobs

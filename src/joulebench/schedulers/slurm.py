@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.errors import SchedulerError
-from joulebench.schedulers.sacct import SacctJob, parse_json, parse_parsable2, sacct_command
+from joulebench.schedulers.sacct import (
+    SQUEUE_COMMAND,
+    SacctJob,
+    parse_json,
+    parse_parsable2,
+    parse_squeue,
+    sacct_command,
+)
 from joulebench.schedulers.slurm_options import SlurmOptions, executor_parameters
 from joulebench.schedulers.slurm_task import SuiteTask, spec_payload
 from joulebench.suite.spec import ExperimentSpec
@@ -97,6 +104,14 @@ def submit_array(plan: ArrayPlan, task: SuiteTask, log_folder: Path) -> dict[str
     return {spec.key: str(job.job_id) for spec, job in zip(plan.specs, jobs, strict=True)}
 
 
+def _last_line(stderr: str) -> str:
+    """Slurm clients log a chain of errors; the last one says why (one line for users)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    # "sacct: error: ..." / "slurm_load_jobs error: ...": the command is named already.
+    last = re.sub(r"^[\w ]+: error: |^\w+ error: ", "", lines[-1]) if lines else ""
+    return (last or "no error message")[:90]
+
+
 @dataclass(frozen=True)
 class SacctResult:
     jobs: dict[str, SacctJob] | None
@@ -119,8 +134,7 @@ def query_sacct(job_ids: list[str], starttime: str, runner: CommandRunner = run_
         if done.returncode != 0:
             if use_json:
                 continue  # older Slurm without --json, or no openapi plugin
-            first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
-            return SacctResult(None, f"sacct failed: {first[:160]}")
+            return SacctResult(None, f"sacct failed: {_last_line(done.stderr)}")
         try:
             return SacctResult(parse_json(done.stdout) if use_json
                                else parse_parsable2(done.stdout))
@@ -128,3 +142,19 @@ def query_sacct(job_ids: list[str], starttime: str, runner: CommandRunner = run_
             if not use_json:
                 return SacctResult(None, str(exc))
     return SacctResult(None, "sacct gave no usable output")
+
+
+def query_squeue(runner: CommandRunner = run_command, timeout_s: float = 20.0) -> SacctResult:
+    """This user's live jobs from slurmctld (``jobs`` holds only live ones)."""
+    try:
+        done = runner(SQUEUE_COMMAND, timeout_s)
+    except FileNotFoundError:
+        return SacctResult(None, "squeue not found on PATH")
+    except subprocess.TimeoutExpired:
+        return SacctResult(None, f"squeue did not answer within {timeout_s:.0f} s")
+    if done.returncode != 0:
+        return SacctResult(None, f"squeue failed: {_last_line(done.stderr)}")
+    try:
+        return SacctResult(parse_squeue(done.stdout))
+    except SchedulerError as exc:
+        return SacctResult(None, str(exc))
