@@ -103,8 +103,8 @@ def check_submission(specs: list[ExperimentSpec], executor: str, paths: Paths,
 
 
 def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
-             preflight: bool, opts: SlurmOptions
-             ) -> tuple[list[ExperimentSpec], SubmitSummary, ProgressTracker]:
+             preflight: bool, opts: SlurmOptions, runner: slurm.CommandRunner
+             ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
@@ -113,6 +113,13 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
                     local_device_has_cuda=_cuda_visible() if name == "local" else None)
+    live: set[str] = set()
+    if name == "slurm":
+        # Asked before any write, so a refusal (Slurm state unknown) changes nothing.
+        before = ProgressTracker(paths.tracker_dir).read()
+        wanted = [s.key for s in specs
+                  if s.key not in before.keys or before.keys[s.key].state != DONE]
+        live = _live_keys(before, paths, runner, wanted)
     # Everything is validated: only now may the tracker be written.
     tracker = ProgressTracker(paths.tracker_dir)
     tracker.backup()
@@ -124,8 +131,8 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
     tracker.register(specs[0].suite, [(s.key, s.config_hash) for s in specs])
     state = tracker.read()
     todo = [s for s in specs if state.keys[s.key].state != DONE]
-    return specs, SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo,
-                                notes=notes), tracker
+    return SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo,
+                         notes=notes), tracker, live
 
 
 def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: bool = False,
@@ -135,11 +142,10 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
                  on_start: Callable[[ExperimentSpec], None] | None = None,
                  on_outcome: Callable[[TaskOutcome], None] | None = None) -> SubmitSummary:
     """Validate, register, then run (local) or submit (Slurm) every key not done."""
-    _, summary, tracker = _prepare(suite, cycles, executor, fresh, paths, preflight,
-                                   slurm_options)
+    summary, tracker, live = _prepare(suite, cycles, executor, fresh, paths, preflight,
+                                      slurm_options, runner)
     try:
         if summary.executor == "slurm":
-            live = _live_keys(tracker.read(), paths, runner, [s.key for s in summary.to_run])
             if live:
                 summary.notes.append(f"{len(live)} keys are already queued or running in "
                                      "Slurm; not submitting them again")

@@ -337,7 +337,7 @@ def mounts() -> object:
     mounted: list[Path] = []
     yield mounted
     for point in reversed(mounted):
-        subprocess.run(["umount", str(point)], capture_output=True, timeout=30)
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=30)
 
 
 def test_read_only_results_dir_is_refused_before_anything_is_written(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -143,3 +144,35 @@ def test_unknown_slurm_state_refuses_to_resubmit(slurm_tracker: api.Paths) -> No
 def test_no_sacct_keeps_running_slurm_keys_running(slurm_tracker: api.Paths) -> None:
     labels = api.key_labels("s", slurm_tracker, use_sacct=False)
     assert [labels.labels[k] for k in KEYS] == ["running", "failed:preempted", "pending"]
+
+
+def test_submit_refused_over_unknown_slurm_state_writes_nothing(
+        checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal comes before the backup and the registration, like every user error."""
+    import hashlib
+
+    from tests.conftest import write_suite
+
+    bin_dir = checkout / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")  # never called: only on PATH
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    write_suite(checkout, "few", "models: [tiny-demo]\ncontrolled: {batch_size: [2, 4]}\n")
+    paths = api.Paths()
+    keys = [s.key for s in api.expand_suite("few", 1, paths)]
+    tracker = ProgressTracker(paths.tracker_dir)
+    tracker.register("few", [(k, "h") for k in keys])
+    tracker.record_submission("few", keys, "9_0", {k: f"9_{i}" for i, k in enumerate(keys)})
+    tracker.sync()
+
+    def tree() -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(checkout.rglob("*")) if p.is_file()
+                and p.name != ".tracker.lock"}
+
+    before = tree()
+    with pytest.raises(SchedulerError, match="submitting nothing"):
+        api.submit_suite("few", executor="slurm", paths=paths, preflight=False,
+                         runner=slurm_runner((1, ""), (1, "")))
+    assert tree() == before
