@@ -177,12 +177,13 @@ def main() -> None:
     parser.add_argument("--large", action="store_true",
                         help="also run a ~1B-parameter Llama (models/bench-llama-1b)")
     parser.add_argument("--large-model", type=Path, default=Path("models/bench-llama-1b"))
+    parser.add_argument("--large-only", action="store_true", help="skip the tiny model")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-size", type=int, default=4)
     args = parser.parse_args()
-    models = [(ensure_model(args.model, False), False)]
-    if args.large:
+    models = [] if args.large_only else [(ensure_model(args.model, False), False)]
+    if args.large or args.large_only:
         models.append((ensure_model(args.large_model, True), True))
     scratch = Path(tempfile.mkdtemp(prefix="jb-overhead-"))
     for model, large in models:

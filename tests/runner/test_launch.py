@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from joulebench.runner.launch import accelerate_command, worker_env
@@ -33,3 +35,13 @@ def test_cpu_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert worker_env(2, "cpu", cpu_count=8)["OMP_NUM_THREADS"] == "4"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert worker_env(2, "cpu", cpu_count=8)["OMP_NUM_THREADS"] == "3"  # the user's wins
+
+
+def test_cpu_threads_follow_the_slurm_allocation_not_the_whole_node(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_ON_NODE", raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert worker_env(1, "cpu")["OMP_NUM_THREADS"] == "1"
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert worker_env(1, "cpu")["OMP_NUM_THREADS"] == str(len(os.sched_getaffinity(0)))

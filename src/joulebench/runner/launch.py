@@ -43,9 +43,22 @@ def worker_env(num_processes: int, device: str, cpu_count: int | None = None) ->
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("CODECARBON_LOG_LEVEL", "error")
     if device == "cpu" and "OMP_NUM_THREADS" not in env:
-        cores = cpu_count or len(os.sched_getaffinity(0))
+        cores = cpu_count or allotted_cpus(env)
         env["OMP_NUM_THREADS"] = str(max(1, cores // num_processes))
     return env
+
+
+def allotted_cpus(env: dict[str, str]) -> int:
+    """CPUs this task may use: Slurm's allocation when set, else the affinity mask.
+
+    Without task/affinity or cgroup binding the mask is the whole node, so two 1-CPU
+    tasks on one node would each start a thread per core and slow each other ~8x.
+    """
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
+        value = env.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return min(int(value), len(os.sched_getaffinity(0)))
+    return len(os.sched_getaffinity(0))
 
 
 def die_with_parent() -> None:
