@@ -105,6 +105,49 @@ def _quiet_codecarbon() -> str:
     return level.lower()
 
 
+def slurm_cpus() -> int | None:
+    """The CPUs Slurm gave this job on this node, from the environment it exports."""
+    for name in ("SLURM_CPUS_ON_NODE", "SLURM_CPUS_PER_TASK"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def _spare_the_slurm_controller() -> None:
+    """Answer codecarbon's CPU count from the job's environment.
+
+    Inside a Slurm job codecarbon runs ``scontrol show job`` (no timeout) every time
+    it counts CPUs, dozens of times per experiment: thousands of array tasks then load
+    slurmctld, and while slurmctld is down each call hangs on retries (a 14 s
+    experiment took ~120 s in the dev-cluster fault test). Slurm already exports the
+    count, so use that.
+    """
+    import codecarbon.core.util as util
+
+    cpus = slurm_cpus()
+    if util.SLURM_JOB_ID is None or cpus is None:
+        return
+    import importlib
+
+    for name in ("codecarbon.core.util", "codecarbon.emissions_tracker", "codecarbon.core.cpu",
+                 "codecarbon.external.hardware"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "count_cpus"):
+            module.count_cpus = lambda cpus=cpus: cpus
+    try:
+        from codecarbon.external.ram import RAM
+    except ImportError:
+        return
+    # RAM asks scontrol once for the job's memory; SLURM_MEM_PER_NODE says it (in MB).
+    mem_mb = os.environ.get("SLURM_MEM_PER_NODE", "")
+    allocated = f"AllocTRES=cpu={cpus},mem={mem_mb}M" if mem_mb.isdigit() else None
+    RAM._read_slurm_scontrol = lambda self: allocated  # None: the machine's total RAM
+
+
 def _new_tracker(
     country_iso_code: str, measure_power_secs: float, output_dir: str
 ) -> Any:
@@ -116,6 +159,7 @@ def _new_tracker(
             "or use energy_meter: nvml on machines with NVIDIA GPUs"
         ) from err
     level = _quiet_codecarbon()
+    _spare_the_slurm_controller()
     return OfflineEmissionsTracker(
         country_iso_code=country_iso_code,
         measure_power_secs=measure_power_secs,
