@@ -161,9 +161,12 @@ def report_jobs(label: str, size: int, cold: dict[str, Any], warm: dict[str, Any
               f"   reused {w[0]:6.2f} / {statistics.median(w[1:] or w):6.2f}")
 
 
+PROMPTS = {"tiny": 64}  # --prompts: longer windows shrink any fixed per-window cost
+
+
 def config(model: Path, processes: int, large: bool, baseline_s: float) -> ExperimentConfig:
     size = ({"num_prompts": 16, "batch_size": 4, "max_output_tokens": 16} if large else
-            {"num_prompts": 64, "batch_size": 8, "max_output_tokens": 128})
+            {"num_prompts": PROMPTS["tiny"], "batch_size": 8, "max_output_tokens": 128})
     return ExperimentConfig(model=str(model), device="cpu", num_processes=processes,
                             max_input_tokens=64, min_output_tokens=size["max_output_tokens"],
                             warmup_iterations=1, energy_meter="codecarbon",
@@ -178,10 +181,13 @@ def main() -> None:
                         help="also run a ~1B-parameter Llama (models/bench-llama-1b)")
     parser.add_argument("--large-model", type=Path, default=Path("models/bench-llama-1b"))
     parser.add_argument("--large-only", action="store_true", help="skip the tiny model")
+    parser.add_argument("--prompts", type=int, default=64,
+                        help="prompts per tiny-model experiment (default 64)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-size", type=int, default=4)
     args = parser.parse_args()
+    PROMPTS["tiny"] = args.prompts
     models = [] if args.large_only else [(ensure_model(args.model, False), False)]
     if args.large or args.large_only:
         models.append((ensure_model(args.large_model, True), True))

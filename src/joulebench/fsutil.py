@@ -100,27 +100,34 @@ def drop_partial_last_line(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def append_line(path: Path, line: str) -> None:
-    """O(1) durable append of one line; callers hold the lock that orders writers."""
-    drop_partial_last_line(path)
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    start = os.fstat(fd).st_size
+def append_at_end(fd: int, data: bytes, start: int, path: Path) -> None:
+    """Write ``data`` to an O_APPEND descriptor whose file is ``start`` bytes long, fsync.
+
+    A full disk may take part of a multi-line append; cut it back so the file never
+    holds some of one append's complete lines but not the rest.
+    """
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
     except OSError as exc:
-        # A full disk may take part of a multi-line append; cut it back so the file
-        # never holds some of one append's complete lines but not the rest.
         try:
             os.ftruncate(fd, start)
         except OSError:
-            pass  # the torn tail is then cut by the next append (drop_partial_last_line)
+            pass  # the torn tail is cut by the next append, and readers skip it
         named = _named(exc, path)
         if named is not exc:
             raise named from exc
         raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """O(1) durable append of one line; callers hold the lock that orders writers."""
+    drop_partial_last_line(path)
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        append_at_end(fd, data, os.fstat(fd).st_size, path)
     finally:
         os.close(fd)

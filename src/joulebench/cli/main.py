@@ -52,7 +52,7 @@ def _one_line(error: click.UsageError) -> _OneLineUsageError:
     return out
 
 
-class OneLineCommand(click.Command):
+class _OneLineUsage(click.Command):
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
         try:
@@ -61,14 +61,11 @@ class OneLineCommand(click.Command):
             raise _one_line(exc) from None
 
 
-class OneLineGroup(click.Group):
-    def make_context(self, info_name: str | None, args: list[str],
-                     parent: click.Context | None = None, **extra: Any) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as exc:
-            raise _one_line(exc) from None
+class OneLineCommand(_OneLineUsage):
+    pass
 
+
+class OneLineGroup(_OneLineUsage, click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)

@@ -7,19 +7,25 @@ from pathlib import Path
 
 import click
 
-from joulebench.cli.main import EXIT_OK, EXIT_USER, handle_errors
+from joulebench.cli.main import (
+    EXIT_OK,
+    EXIT_USER,
+    OneLineCommand,
+    OneLineGroup,
+    handle_errors,
+)
 
 TRACKER_DIR = click.option("--tracker-dir", type=click.Path(path_type=Path),
                            default=Path("persistent_progress_trackers"), show_default=True,
                            help="Progress tracker folder.")
 
 
-@click.group("tracker")
+@click.group("tracker", cls=OneLineGroup)
 def tracker() -> None:
     """Check or repair the progress tracker folder."""
 
 
-@tracker.command("check")
+@tracker.command("check", cls=OneLineCommand)
 @TRACKER_DIR
 @handle_errors
 def check(tracker_dir: Path) -> None:
@@ -36,7 +42,7 @@ def check(tracker_dir: Path) -> None:
     sys.exit(EXIT_OK)
 
 
-@tracker.command("repair")
+@tracker.command("repair", cls=OneLineCommand)
 @TRACKER_DIR
 @click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True,

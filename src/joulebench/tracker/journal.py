@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from joulebench.errors import TrackerError
-from joulebench.fsutil import atomic_write_text
+from joulebench.fsutil import append_at_end, atomic_write_text
 
 JOURNAL_FORMAT = "joulebench-journal/1"
 
@@ -106,15 +106,4 @@ def append_at(fd: int, offset: int, data: bytes, path: Path, lock_fix: str) -> N
                                f"so the lock does not work here: {lock_fix} (nothing was "
                                "written)")
         os.ftruncate(fd, offset)
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except OSError as exc:
-        try:
-            os.ftruncate(fd, offset)
-        except OSError:
-            pass  # the next append cuts it, and readers skip a line without its newline
-        exc.filename = exc.filename or str(path)
-        raise
+    append_at_end(fd, data, offset, path)

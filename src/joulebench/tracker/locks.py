@@ -149,7 +149,7 @@ class HardLock(_Reentrant):
             pass
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -235,7 +235,7 @@ class SoftLock(_Reentrant):
 
     def _holder_dead(self, observed: tuple[object, ...]) -> bool:
         _, _, _, host, pid = observed
-        return host == self._host and isinstance(pid, int) and not _pid_alive(pid)
+        return host == self._host and isinstance(pid, int) and not pid_alive(pid)
 
     def _break(self, observed: tuple[object, ...]) -> None:
         """Move the stale file aside, then check it was the one we judged stale."""

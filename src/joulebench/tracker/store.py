@@ -28,7 +28,7 @@ from joulebench.tracker.journal import (
     parse_events,
     read_journal,
 )
-from joulebench.tracker.locks import HARD_LOCK_FILE, LockTimeout, make_lock
+from joulebench.tracker.locks import HARD_LOCK_FILE, LockTimeout, make_lock, pid_alive
 from joulebench.tracker.settings import SETTINGS_FILE, load_settings
 from joulebench.tracker.state import (
     DONE,
@@ -51,16 +51,6 @@ _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
