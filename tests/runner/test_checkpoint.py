@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,23 @@ def test_another_batch_size_starts_the_checkpoint_over(tmp_path: Path) -> None:
     open_ckpt(path, batch_size=8).add(0, {})
     assert open_ckpt(path, batch_size=8).done(0)
     assert not open_ckpt(path, batch_size=4).done(0)  # an OOM retry with half the batch
+
+
+def test_written_behind_the_window_is_all_on_disk_when_the_block_ends(tmp_path: Path) -> None:
+    ckpt = open_ckpt(tmp_path / "c.json")
+    with ckpt.behind():
+        for index in range(50):
+            ckpt.add(index, {"tokens": index})
+    on_disk = open_ckpt(tmp_path / "c.json")
+    assert sorted(on_disk.batches) == list(range(50))
+    assert on_disk.batches[49] == {"tokens": 49}
+
+
+def test_a_failing_background_write_reaches_the_worker(tmp_path: Path) -> None:
+    ckpt = open_ckpt(tmp_path / "missing-dir" / "sub" / "c.json")
+    (tmp_path / "missing-dir").write_text("a file where a folder should be")
+    with pytest.raises(OSError):
+        with ckpt.behind():
+            for index in range(5):
+                ckpt.add(index, {"tokens": index})
+                time.sleep(0.01)
