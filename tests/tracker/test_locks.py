@@ -206,3 +206,13 @@ def test_a_line_written_past_the_lock_stops_the_next_writer(tmp_path: Path) -> N
             tracker._append(state, {"op": "fail", "key": "m::s::c0::1", "cause": "oom"})
     lines = (tmp_path / "journal.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["key"] == "m::s::c1::1", "the intruder's line was cut"
+
+
+def test_soft_lock_heartbeat_threads_end_after_release(tmp_path: Path) -> None:
+    before = threading.active_count()
+    for _ in range(20):
+        lock = SoftLock(tmp_path, lease_s=0.15)
+        lock.acquire(1)
+        lock.release()
+    time.sleep(0.3)  # one heartbeat period and a bit
+    assert threading.active_count() <= before + 1

@@ -145,7 +145,7 @@ class HardLock(_Reentrant):
         # `status --watch` builds a tracker per redraw: without this, one fd per redraw.
         try:
             self.close()
-        except OSError:
+        except Exception:  # at interpreter exit `os` may already be gone
             pass
 
 
@@ -264,13 +264,16 @@ class SoftLock(_Reentrant):
             self._beater.start()
 
     def _heartbeat(self) -> None:
+        # Ends once the lock is let go, so short-lived trackers (one per `status --watch`
+        # redraw) leave no thread behind; the next acquire starts a new one.
         while True:
             self._beat.wait(self.lease_s / 3)
-            if self._token is not None and self._pid == os.getpid():
-                try:
-                    os.utime(self.path)
-                except OSError:
-                    pass  # verify() reports a lost lock before the next write
+            if self._token is None or self._pid != os.getpid():
+                return
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass  # verify() reports a lost lock before the next write
 
     def verify(self) -> None:
         try:
