@@ -162,6 +162,7 @@ def report_jobs(label: str, size: int, cold: dict[str, Any], warm: dict[str, Any
 
 
 PROMPTS = {"tiny": 64}  # --prompts: longer windows shrink any fixed per-window cost
+EXTRA: dict[str, Any] = {}  # --no-token-timing: how much the per-step streamer costs
 
 
 def config(model: Path, processes: int, large: bool, baseline_s: float) -> ExperimentConfig:
@@ -171,7 +172,7 @@ def config(model: Path, processes: int, large: bool, baseline_s: float) -> Exper
                             max_input_tokens=64, min_output_tokens=size["max_output_tokens"],
                             warmup_iterations=1, energy_meter="codecarbon",
                             idle_baseline_s=baseline_s, count_flops=False, save_outputs=False,
-                            **size)
+                            **size, **EXTRA)
 
 
 def main() -> None:
@@ -181,6 +182,8 @@ def main() -> None:
                         help="also run a ~1B-parameter Llama (models/bench-llama-1b)")
     parser.add_argument("--large-model", type=Path, default=Path("models/bench-llama-1b"))
     parser.add_argument("--large-only", action="store_true", help="skip the tiny model")
+    parser.add_argument("--no-token-timing", action="store_true",
+                        help="run the harness without its per-step TTFT/ITL streamer")
     parser.add_argument("--prompts", type=int, default=64,
                         help="prompts per tiny-model experiment (default 64)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
@@ -188,6 +191,8 @@ def main() -> None:
     parser.add_argument("--job-size", type=int, default=4)
     args = parser.parse_args()
     PROMPTS["tiny"] = args.prompts
+    if args.no_token_timing:
+        EXTRA["token_timing"] = False
     models = [] if args.large_only else [(ensure_model(args.model, False), False)]
     if args.large or args.large_only:
         models.append((ensure_model(args.large_model, True), True))
