@@ -113,15 +113,15 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
                     local_device_has_cuda=_cuda_visible() if name == "local" else None)
+    tracker = ProgressTracker(paths.tracker_dir)
     live: set[str] = set()
     if name == "slurm":
         # Asked before any write, so a refusal (Slurm state unknown) changes nothing.
-        before = ProgressTracker(paths.tracker_dir).read()
+        before = tracker.read()
         wanted = [s.key for s in specs
                   if s.key not in before.keys or before.keys[s.key].state != DONE]
         live = _live_keys(before, paths, runner, wanted)
     # Everything is validated: only now may the tracker be written.
-    tracker = ProgressTracker(paths.tracker_dir)
     tracker.backup()
     notes = [note] if note else []
     if fresh:

@@ -192,3 +192,8 @@ def test_repair_refuses_while_another_process_holds_the_lock(tmp_path: Path,
         with pytest.raises(Exception, match="holds the tracker lock"):
             repair(folder, lock_timeout_s=0.2)
     assert (folder / name).exists()
+
+
+def test_check_on_a_missing_folder_says_so_instead_of_healthy(tmp_path: Path) -> None:
+    code, out = _run("tracker", "check", "--tracker-dir", str(tmp_path / "nope"))
+    assert code == 2 and "no tracker folder here" in out and "\n" not in out.strip()

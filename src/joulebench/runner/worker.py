@@ -267,9 +267,11 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict
         _sync(device)
         acc.wait_for_everyone()  # the node's window closes when its last process finishes
         window_s = time.perf_counter() - window_start
-    phases.mark("window")
-    energy = meter.stop().to_dict() if meter is not None else None
-    extra_energy = _stop_extra_meters(extras)
+        phases.mark("window")
+        # Meters stop before the last checkpoint write is flushed: its fsyncs are not
+        # part of what the window measures.
+        energy = meter.stop().to_dict() if meter is not None else None
+        extra_energy = _stop_extra_meters(extras)
     phases.mark("meter_stop")
     for index in outside:
         if not ckpt.done(index):

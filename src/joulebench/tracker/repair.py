@@ -45,6 +45,8 @@ def check(directory: Path) -> list[str]:
     """Problems a load would hit or hide, one line each; [] when healthy."""
     from joulebench.tracker.store import ProgressTracker
 
+    if not Path(directory).is_dir():
+        raise TrackerError(f"{directory}: no tracker folder here; check --tracker-dir")
     problems = []
     try:
         ProgressTracker(directory).read()

@@ -142,7 +142,9 @@ class ProgressTracker:
         # O_APPEND: even a writer that slipped past a broken lock cannot overwrite lines.
         try:
             fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND)
-        except PermissionError:
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
             fd = os.open(self.journal_path, os.O_RDONLY)  # a reader without write access
         self._pid = os.getpid()
         return os.fdopen(fd, "rb", buffering=0)
