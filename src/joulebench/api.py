@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +270,9 @@ def _slurm_view(state: TrackerState, records: list, runner: slurm.CommandRunner)
     """sacct for history and causes; squeue (slurmctld) for the jobs sacct cannot place.
 
     sacct lags: slurmctld reports jobs to slurmdbd asynchronously, and not at all while
-    slurmdbd is down. A job sacct does not know may be running, so it is never taken
-    for gone unless squeue, which lists every live job, does not list it either.
+    slurmdbd is down. A job sacct does not know may be running, and one sacct shows ended
+    (NODE_FAIL, PREEMPTED) may already be requeued, its new run not yet recorded. Neither
+    is taken for gone unless squeue, which lists every live job, does not list it either.
     """
     ids = [str(r.job_id) for r in records if r.state != DONE and monitor.is_slurm_job(r.job_id)]
     if not ids:
@@ -279,17 +280,27 @@ def _slurm_view(state: TrackerState, records: list, runner: slurm.CommandRunner)
     starts = [info.get("first_submitted_at") for info in state.suites.values()]
     start = min((s for s in starts if s), default=None)
     result = slurm.query_sacct(ids, monitor.sacct_starttime(start), runner)
-    missing = [i for i in ids if result.jobs is None or i not in result.jobs]
-    if not missing:
+    known = result.jobs or {}
+    missing = [i for i in ids if i not in known]
+    ended = [i for i in ids if i in known and known[i].category != "active"]
+    if not missing and not ended:
         return SlurmView(result.jobs)
     live = slurm.query_squeue(runner)
     if live.jobs is None:
         if result.jobs is None:
             return SlurmView(None, frozenset(ids), f"{result.problem}; {live.problem}; "
                              "showing the tracker alone")
-        return SlurmView(result.jobs, frozenset(missing),
-                         f"{len(missing)} jobs not in sacct yet and {live.problem}")
-    jobs = {**(result.jobs or {}), **{i: live.jobs[i] for i in missing if i in live.jobs}}
+        return SlurmView(result.jobs, frozenset(missing + ended),
+                         f"{len(missing) + len(ended)} jobs sacct cannot place for sure "
+                         f"and {live.problem}")
+    jobs = dict(known)
+    for i in missing:
+        if i in live.jobs:
+            jobs[i] = live.jobs[i]
+    for i in ended:
+        if i in live.jobs:  # requeued: the ended run becomes history of the live one
+            old = known[i]
+            jobs[i] = replace(live.jobs[i], history=[*old.history, old.state])
     note = None if result.jobs is not None else \
         f"{result.problem}; live jobs from squeue, failure causes from the tracker"
     return SlurmView(jobs, frozenset(), note)

@@ -129,6 +129,35 @@ def test_a_job_sacct_has_not_recorded_yet_is_not_stale(slurm_tracker: api.Paths)
     assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == [KEYS[1]]
 
 
+def sacct_json(*jobs: tuple[str, str]) -> str:
+    import json
+
+    return json.dumps({"jobs": [
+        {"job_id": 100 + n, "array": {"job_id": int(j.split("_")[0]),
+                                      "task_id": {"set": True, "number": int(j.split("_")[1])}},
+         "state": {"current": [state]}, "exit_code": {}, "nodes": "n1"} for n, (j, state) in enumerate(jobs)]})
+
+
+def test_a_requeued_job_sacct_still_shows_ended_is_not_resubmitted(
+        slurm_tracker: api.Paths) -> None:
+    # After a node failure slurmctld requeues the task at once, but slurmdbd may still hold
+    # only the NODE_FAIL record: squeue, which lists the requeued task, decides.
+    sacct = sacct_json(("7_0", "NODE_FAIL"), ("7_1", "PREEMPTED"), ("7_2", "PENDING"))
+    run = slurm_runner((0, sacct), (0, "7_1|PENDING\n7_2|PENDING\n"))
+    labels = api.key_labels("s", slurm_tracker, runner=run).labels
+    assert [labels[k] for k in KEYS] == ["failed:node_fail", "requeued", "queued"]
+    assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == [KEYS[0]]
+
+
+def test_ended_in_sacct_with_squeue_down_refuses_to_resubmit(slurm_tracker: api.Paths) -> None:
+    sacct = sacct_json(("7_0", "NODE_FAIL"), ("7_1", "RUNNING"), ("7_2", "PENDING"))
+    run = slurm_runner((0, sacct), (1, ""))
+    labels = api.key_labels("s", slurm_tracker, runner=run)
+    assert labels.unknown == frozenset({KEYS[0]})
+    with pytest.raises(SchedulerError, match="state is unknown"):
+        api.resumable_keys("s", paths=slurm_tracker, runner=run)
+
+
 def test_unknown_slurm_state_refuses_to_resubmit(slurm_tracker: api.Paths) -> None:
     run = slurm_runner((1, ""), (1, ""))
     labels = api.key_labels("s", slurm_tracker, runner=run)
