@@ -5,6 +5,7 @@
 Same model, prompts (same selection and per-process shard), batch size and output length
 as the harness; one warm-up batch, then the timed loop between two barriers, as the
 harness's window. Each process writes ``bare_rank{r}.json`` (output tokens, seconds).
+``bare_window`` is also what window_ab.py runs beside the harness in the same processes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -22,15 +24,10 @@ from joulebench.runner.prompts import batches, load_prompt_texts, select_prompts
 from joulebench.runner.worker import generation_kwargs
 
 
-def main() -> None:
+def bare_window(cfg: ExperimentConfig, acc: Any, model: Any, tok: Any) -> tuple[int, float]:
+    """(this process's output tokens, the node's window in s) of one bare generate loop."""
     import torch
-    from accelerate import Accelerator
 
-    cfg = ExperimentConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
-    out_dir = Path(sys.argv[2])
-    acc = Accelerator(cpu=True)
-    torch.manual_seed(cfg.seed + acc.process_index)
-    model, tok = load_model_and_tokenizer(cfg, "cpu", acc.device)
     texts = load_prompt_texts(cfg.dataset)
     counts = [len(ids) for ids in tok(texts, add_special_tokens=True)["input_ids"]]
     prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
@@ -48,7 +45,19 @@ def main() -> None:
             out = model.generate(**enc, **kwargs)
             out_tokens += int((out[:, enc["input_ids"].shape[1]:] != tok.pad_token_id).sum())
         acc.wait_for_everyone()
-        window_s = time.perf_counter() - start
+        return out_tokens, time.perf_counter() - start
+
+
+def main() -> None:
+    import torch
+    from accelerate import Accelerator
+
+    cfg = ExperimentConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+    out_dir = Path(sys.argv[2])
+    acc = Accelerator(cpu=True)
+    torch.manual_seed(cfg.seed + acc.process_index)
+    model, tok = load_model_and_tokenizer(cfg, "cpu", acc.device)
+    out_tokens, window_s = bare_window(cfg, acc, model, tok)
     (out_dir / f"bare_rank{acc.process_index}.json").write_text(
         json.dumps({"output_tokens": out_tokens, "window_s": window_s}))
 

@@ -35,6 +35,7 @@ from joulebench.schedulers.job import JobPaths, run_experiment, run_tasks
 from joulebench.suite.spec import ExperimentSpec
 
 BARE = Path(__file__).resolve().with_name("bare_generate.py")
+AB = Path(__file__).resolve().with_name("window_ab.py")
 LARGE = {"hidden_size": 2048, "layers": 22, "intermediate_size": 5632, "heads": 16,
          "kv_heads": 4}  # TinyLlama-1.1B's shape with the demo's 512-token vocabulary
 PHASES = ("load", "prompts", "baseline", "warmup", "meter_start", "meter_stop")
@@ -59,6 +60,52 @@ def bare_tokens_per_s(cfg: ExperimentConfig, scratch: Path) -> float:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ranks = [json.loads(p.read_text()) for p in out.glob("bare_rank*.json")]
     return sum(r["output_tokens"] for r in ranks) / max(r["window_s"] for r in ranks)
+
+
+def same_processes(cfg: ExperimentConfig, pairs: int, scratch: Path) -> dict[str, Any]:
+    """Harness and bare windows alternating (A/B/B/A) in one set of worker processes."""
+    out = Path(tempfile.mkdtemp(dir=scratch))
+    (out / "cfg.json").write_text(cfg.model_dump_json())
+    launch = accelerate_command(cfg.num_processes, "cpu", [])[:-2]
+    subprocess.run([*launch, str(AB), str(out / "cfg.json"), str(out), str(pairs)],
+                   env=worker_env(cfg.num_processes, "cpu"), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ranks = [json.loads(p.read_text()) for p in sorted(out.glob("ab_rank*.json"))]
+    rates: dict[str, list[float]] = {"harness": [], "bare": []}
+    for runs in zip(*ranks, strict=True):  # the n-th window of every process
+        tokens = sum(r["output_tokens"] for r in runs)
+        rates[runs[0]["side"]].append(tokens / max(r["window_s"] for r in runs))
+    h, b = rates["harness"], rates["bare"]
+    ratios = sorted(x / y for x, y in zip(h, b, strict=True))
+    return {"harness": statistics.median(h), "bare": statistics.median(b),
+            "ratio": statistics.median(h) / statistics.median(b),
+            "pair_ratio": statistics.median(ratios), "pair_ratios": ratios,
+            "mean_ratio": sum(h) / sum(b), "mean_ratio_ci": bootstrap_ci(h, b)}
+
+
+def bootstrap_ci(h: list[float], b: list[float], draws: int = 4000) -> tuple[float, float]:
+    """95% interval of the ratio of means, resampling whole pairs (seeded: reproducible)."""
+    import random
+
+    rng, n = random.Random(0), len(h)
+    stats = []
+    for _ in range(draws):
+        picks = [rng.randrange(n) for _ in range(n)]
+        stats.append(sum(h[i] for i in picks) / sum(b[i] for i in picks))
+    stats.sort()
+    return stats[int(0.025 * draws)], stats[int(0.975 * draws) - 1]
+
+
+def report_same_processes(label: str, r: dict[str, Any]) -> None:
+    n = len(r["pair_ratios"])
+    quart = (r["pair_ratios"][n // 4], r["pair_ratios"][(3 * n) // 4])
+    print(f"\n== {label}: harness and bare alternating in the same processes, {n} pairs")
+    print(f"bare generate loop:   {r['bare']:8.1f} tok/s (median)")
+    print(f"joulebench window:    {r['harness']:8.1f} tok/s (median)")
+    low, high = r["mean_ratio_ci"]
+    print(f"ratio harness / bare: {r['mean_ratio']:.3f} of means (95% interval {low:.3f}-"
+          f"{high:.3f}; bar >= 0.98), {r['ratio']:.3f} of medians, {r['pair_ratio']:.3f} "
+          f"median of pairs (quartiles {quart[0]:.3f}-{quart[1]:.3f})")
 
 
 def throughput(cfg: ExperimentConfig, repeats: int, scratch: Path) -> dict[str, Any]:
@@ -189,6 +236,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-size", type=int, default=4)
+    parser.add_argument("--same-processes", type=int, default=0, metavar="PAIRS",
+                        help="only alternate harness and bare windows in one set of "
+                             "processes, PAIRS times (the low-noise comparison)")
     args = parser.parse_args()
     PROMPTS["tiny"] = args.prompts
     if args.no_token_timing:
@@ -200,6 +250,10 @@ def main() -> None:
     for model, large in models:
         for processes in args.processes:
             label = f"{model.name}, {processes} process{'es' if processes > 1 else ''}"
+            if args.same_processes:
+                report_same_processes(label, same_processes(
+                    config(model, processes, large, 0), args.same_processes, scratch))
+                continue
             report_throughput(label, throughput(config(model, processes, large, 0),
                                                 args.repeats, scratch))
             cfg = config(model, processes, large, 2.0)  # each job measures one idle baseline
