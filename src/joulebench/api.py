@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,14 @@ def choose_executor(requested: str) -> tuple[str, str | None]:
     return "local", "sbatch not found on PATH: running locally (--executor local)"
 
 
+def ignored_slurm_flags(executor: str, opts: SlurmOptions) -> str | None:
+    """The note for Slurm options given to a run that will not go through Slurm."""
+    given = [f"--{k.replace('_', '-')}" for k, v in asdict(opts).items() if v is not None]
+    if executor == "slurm" or not given:
+        return None
+    return f"{', '.join(given)}: Slurm options, ignored by the {executor} executor"
+
+
 def _cuda_visible() -> bool:
     import torch
 
@@ -123,7 +131,7 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
         live = _live_keys(before, paths, runner, wanted)
     # Everything is validated: only now may the tracker be written.
     tracker.backup()
-    notes = [note] if note else []
+    notes = [n for n in (note, ignored_slurm_flags(name, opts)) if n]
     if fresh:
         archived = tracker.archive_suite(specs[0].suite)
         if archived is not None:
@@ -356,6 +364,8 @@ def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct
     paths.check(write=False)
     state = ProgressTracker(paths.tracker_dir).read()
     labels = key_labels(suite, paths, use_sacct=use_sacct, runner=runner, state=state)
+    if suite is not None and not labels.labels:
+        resolve_suite_path(suite, paths.configs_dir)  # a typo must not read as "nothing yet"
     records = [r for r in state.keys.values() if r.key in labels.labels]
     suites = sorted({r.suite or "?" for r in records})
     eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
@@ -426,7 +436,8 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
     specs = [specs_by_key[k] for k in keys]
     if name == "slurm":
         check_submission(specs, name, paths, slurm_options)
-    summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=[note] if note else [])
+    notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
+    summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=notes)
     if dry_run or not keys:
         return summary
     if on_keys is not None:

@@ -52,6 +52,7 @@ def snapshot(root: Path) -> set[str]:
     (["report", "demo"], None, "no *_results.csv yet"),
     (["report", "../demo"], None, "may only hold letters"),
     (["resume-failed", "demo", "--cause", "bogus"], None, "Invalid value for '--cause'"),
+    (["status", "demoo"], None, "suite 'demoo' not found"),
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(checkout: Path, args: list[str],
                                                           suite_text: str | None,
@@ -83,6 +84,19 @@ def test_status_on_an_empty_checkout(checkout: Path) -> None:
     result = jb("status", cwd=checkout)
     assert result.returncode == 0 and "no experiments tracked" in result.stdout
     assert not (checkout / "persistent_progress_trackers").exists()
+
+
+def test_status_of_a_known_suite_not_yet_submitted_is_not_an_error(checkout: Path) -> None:
+    result = jb("status", "demo", cwd=checkout)
+    assert result.returncode == 0, result.stderr
+    assert not (checkout / "persistent_progress_trackers").exists()
+
+
+def test_slurm_flags_with_the_local_executor_are_named_as_ignored(checkout: Path) -> None:
+    result = jb("submit-suite", "demo", "--dry-run", "--executor", "local", "--partition", "gpu",
+                "--time", "02:00:00", cwd=checkout)
+    assert result.returncode == 0, result.stderr
+    assert "--partition, --time: Slurm options, ignored by the local executor" in result.stderr
 
 
 def test_console_script_aliases_exist() -> None:

@@ -89,8 +89,10 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
     opts = build_slurm_options(slurm)
     if dry_run:
         specs = api.expand_suite(suite, cycles, paths)
-        name = api.choose_executor(executor)[0]
+        name, note = api.choose_executor(executor)
         api.check_submission(specs, name, paths, opts)  # refuse what the real run would
+        for line in filter(None, (note, api.ignored_slurm_flags(name, opts))):
+            click.echo(line, err=True)
         print_expansion(specs)
         if name == "slurm":
             print_scripts(api.plan_slurm(specs, opts), paths)
@@ -209,6 +211,8 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
     if dry_run:
         summary = api.resume_failed(suite, causes=wanted, dry_run=True, executor=executor,
                                     paths=paths, slurm_options=opts)
+        for note in summary.notes:
+            click.echo(note, err=True)
         click.echo(f"{len(summary.to_run)} keys would be resumed:")
         for spec in summary.to_run:
             click.echo(f"  {spec.key}")
@@ -217,6 +221,8 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
         summary = api.resume_failed(suite, causes=wanted, executor=executor, paths=paths,
                                     slurm_options=opts, on_start=progress.start,
                                     on_outcome=progress.outcome, on_keys=progress.plan_keys)
+    for note in summary.notes:
+        click.echo(note, err=True)
     if not summary.to_run:
         click.echo("nothing to resume")
     if summary.executor == "slurm":
