@@ -69,6 +69,34 @@ def test_compaction_writes_legacy_files_in_seed_format(tmp_path: Path) -> None:
     assert ProgressTracker(tmp_path).read().keys["m::s::c0::1"].state == DONE
 
 
+def test_lazy_sync_folds_only_when_due(tmp_path: Path) -> None:
+    """Array tasks end with a lazy sync: O(keys) folding must not happen once per key."""
+    snapshot = tmp_path / "tracker_state.json"
+    tracker = ProgressTracker(tmp_path)
+    tracker.register("s", _keys(3))
+    tracker.sync()
+    first = snapshot.stat().st_mtime_ns
+    tracker.sync(lazy=True)  # nothing new since the fold
+    claim = tracker.claim("m::s::c0::1", "h")
+    tracker.complete("m::s::c0::1", claim.experiment_id)
+    tracker.sync(lazy=True)  # a fresh fold and keys still pending: the view may trail
+    assert snapshot.stat().st_mtime_ns == first
+    legacy = json.loads((tmp_path / "configs_run_progress.json").read_text())
+    assert legacy["m::s::c0::1"] is None
+    tracker.sync(lazy=True, interval_s=0)  # the last fold is old enough
+    assert snapshot.stat().st_mtime_ns != first
+    legacy = json.loads((tmp_path / "configs_run_progress.json").read_text())
+    assert legacy["m::s::c0::1"] == "0001"
+    # The last key of a suite to finish leaves the view whole, however recent the fold.
+    for key in ("m::s::c1::1", "m::s::c2::1"):
+        claim = tracker.claim(key, "h")
+        tracker.complete(key, claim.experiment_id)
+        tracker.sync(lazy=True)
+    legacy = json.loads((tmp_path / "configs_run_progress.json").read_text())
+    assert legacy == {"m::s::c0::1": "0001", "m::s::c1::1": "0002", "m::s::c2::1": "0003"}
+    assert ProgressTracker(tmp_path).read().keys["m::s::c2::1"].state == DONE
+
+
 def test_stale_cache_reloads_after_another_writer_compacts(tmp_path: Path) -> None:
     a, b = ProgressTracker(tmp_path), ProgressTracker(tmp_path)
     a.register("s", _keys(1))

@@ -194,8 +194,9 @@ def job_id_from_env() -> str:
 def run_tasks(specs: list[ExperimentSpec], paths: JobPaths,
               on_outcome: Callable[[TaskOutcome], None] | None = None,
               on_start: Callable[[ExperimentSpec], None] | None = None,
-              pools: WorkerPools | None = None) -> list[TaskOutcome]:
-    """Run keys one after another (a job's share of a suite), syncing the legacy view.
+              pools: WorkerPools | None = None, lazy_sync: bool = False) -> list[TaskOutcome]:
+    """Run keys one after another (a job's share of a suite), syncing the legacy view
+    (``lazy_sync``: only when due, for array tasks of one key each; see tracker.sync).
 
     Consecutive keys of one shape (model, precision, quantisation, processes, device) run
     in the same launched workers with the model loaded once; each still gets its own
@@ -217,6 +218,6 @@ def run_tasks(specs: list[ExperimentSpec], paths: JobPaths,
     finally:
         if owned:
             pools.close()
-        tracker.sync()
+        tracker.sync(lazy=lazy_sync)
     return outcomes
 

@@ -45,7 +45,8 @@ class SuiteTask(submitit.helpers.Checkpointable):
 
         os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
         spec = spec_from_payload(payload)
-        outcome = run_tasks([spec], JobPaths(Path(self.tracker_dir), Path(self.results_dir)))[0]
+        outcome = run_tasks([spec], JobPaths(Path(self.tracker_dir), Path(self.results_dir)),
+                            lazy_sync=True)[0]
         if outcome.status == "failed":
             # A failed key must show as FAILED in sacct too, not COMPLETED.
             raise RuntimeError(f"{outcome.key} failed [{outcome.cause}]: {outcome.message}")

@@ -23,6 +23,7 @@ class JournalChunk:
     generation: int
     events: list[dict[str, Any]]
     end_offset: int  # just past the last complete line read
+    header_end: int = 0  # where the events start
 
 
 def new_journal(path: Path, generation: int) -> None:
@@ -69,7 +70,8 @@ def read_journal(path: Path, offset: int = 0, expect_generation: int | None = No
             raise TrackerError(f"{path}: not a joulebench journal; move it aside")
         generation = int(header["generation"])
         if expect_generation is not None and generation != expect_generation:
-            return JournalChunk(generation=generation, events=[], end_offset=0)
+            return JournalChunk(generation=generation, events=[], end_offset=0,
+                                header_end=len(header_raw))
         start = max(offset, len(header_raw))
         handle.seek(start)
         data = handle.read()
@@ -77,7 +79,8 @@ def read_journal(path: Path, offset: int = 0, expect_generation: int | None = No
         if own:
             handle.close()
     events, used = parse_events(path, data)
-    return JournalChunk(generation=generation, events=events, end_offset=start + used)
+    return JournalChunk(generation=generation, events=events, end_offset=start + used,
+                        header_end=len(header_raw))
 
 
 def encode_events(events: list[dict[str, Any]]) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from joulebench.tracker.locks import HARD_LOCK_FILE, LockTimeout, make_lock, pid
 from joulebench.tracker.settings import SETTINGS_FILE, load_settings
 from joulebench.tracker.state import (
     DONE,
+    PENDING,
     RUNNING,
     KeyRecord,
     TrackerState,
@@ -76,6 +78,7 @@ class ProgressTracker:
         self._state: TrackerState | None = None
         self._journal_generation = -1
         self._offset = 0
+        self._header_end = 0  # events start here: an offset past it means something to fold
         # Kept open between operations: reads and appends skip an open() each, and the
         # open descriptor pins the inode, so "same inode as the path" proves that no
         # compaction has replaced the journal since we last read it.
@@ -131,6 +134,7 @@ class ProgressTracker:
                 for event in chunk.events:
                     apply_event(state, event)
                 self._journal_generation, self._offset = chunk.generation, chunk.end_offset
+                self._header_end = chunk.header_end
                 self._journal = handle
             else:
                 # an older journal is one a crash left behind mid-compaction: the snapshot
@@ -253,12 +257,30 @@ class ProgressTracker:
         self._close_journal()
         self._journal = self._open_journal()
         self._journal_generation = generation
-        self._offset = os.fstat(self._journal.fileno()).st_size
+        self._offset = self._header_end = os.fstat(self._journal.fileno()).st_size
 
-    def sync(self) -> None:
-        """Fold the journal and refresh the legacy files (at the end of a job or command)."""
+    def sync(self, *, lazy: bool = False, interval_s: float = 60.0) -> None:
+        """Fold the journal and refresh the legacy files (at the end of a job or command).
+
+        Folding is O(keys): 1.6 s at 100k keys, under the lock. An array task runs one key,
+        so folding at the end of every task would cost O(keys) per key. ``lazy`` (what array
+        tasks use) folds only when there is something new and the last fold is older than
+        ``interval_s`` or nothing is left pending or running, so the seed files trail by at
+        most a minute while a suite runs and are whole when it ends.
+        """
         with self.locked() as state:
-            self._compact(state)
+            if not lazy or self._worth_folding(state, interval_s):
+                self._compact(state)
+
+    def _worth_folding(self, state: TrackerState, interval_s: float) -> bool:
+        if self._offset <= self._header_end:
+            return False
+        try:
+            age_s = time.time() - os.stat(self.dir / SNAPSHOT).st_mtime
+        except FileNotFoundError:
+            return True
+        return age_s >= interval_s or not any(
+            r.state in (RUNNING, PENDING) for r in state.keys.values())
 
     def register(self, suite: str, keys: Iterable[tuple[str, str]]) -> dict[str, int]:
         """Record (key, config_hash) pairs as pending unless known; returns counts by state."""
