@@ -40,6 +40,19 @@ def test_grid_is_a_cartesian_product_with_readable_names() -> None:
                      "batch_size_2__precision_bfloat16", "batch_size_2__precision_float16"]
 
 
+def test_grid_values_that_cannot_be_in_a_name_are_named_by_a_mapping() -> None:
+    grid = {"batch_size": [1, 2], "decoder.mode": {"g": "greedy", "s": "sampling"}}
+    specs = expand_suite(suite(grid=grid), 1)
+    modes = {s.config_name: s.config.decoder.mode for s in specs}
+    assert modes == {"batch_size_1__mode_g": "greedy", "batch_size_1__mode_s": "sampling",
+                     "batch_size_2__mode_g": "greedy", "batch_size_2__mode_s": "sampling"}
+
+
+def test_a_grid_value_listed_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match="appears twice"):
+        expand_suite(suite(grid={"batch_size": [2, 2]}), 1)
+
+
 def test_expansion_is_deterministic_and_hash_tracks_settings() -> None:
     one = expand_suite(suite(controlled={"batch_size": [1, 2]}), 1)
     two = expand_suite(suite(controlled={"batch_size": [1, 2]}), 1)
@@ -100,3 +113,18 @@ def test_zero_cycles_is_refused() -> None:
                                          ("mlenergy", 3)])
 def test_shipped_suites_expand(name: str, count: int) -> None:
     assert len(load_and_expand(name, 1, REPO_CONFIGS)) == count
+
+
+def test_a_yaml_grid_over_dataset_paths_names_them(checkout: Path) -> None:
+    from tests.conftest import write_suite
+
+    data = checkout / "prompts"
+    data.mkdir()
+    for name in ("a", "b"):
+        (data / f"{name}.jsonl").write_text('{"text": "hello there"}\n' * 4)
+    write_suite(checkout, "paths", "models: [tiny-demo]\ngrid:\n  batch_size: [1, 2]\n"
+                "  dataset.name: {a: prompts/a.jsonl, b: prompts/b.jsonl}\n")
+    specs = load_and_expand("paths", 1, checkout / "configs")
+    assert {(s.config_name, s.config.dataset.name) for s in specs} == {
+        ("batch_size_1__name_a", "prompts/a.jsonl"), ("batch_size_1__name_b", "prompts/b.jsonl"),
+        ("batch_size_2__name_a", "prompts/a.jsonl"), ("batch_size_2__name_b", "prompts/b.jsonl")}

@@ -29,7 +29,7 @@ class SuiteDefinition:
     models: Mapping[str, Mapping[str, Any]]
     overrides: Mapping[str, Any] = field(default_factory=dict)
     controlled: Mapping[str, Any] = field(default_factory=dict)
-    grid: Mapping[str, list[Any]] = field(default_factory=dict)
+    grid: Mapping[str, Any] = field(default_factory=dict)
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Each cycle runs its configs in its own seeded random order, so slow drift (a
     # warming room, a neighbour's job) does not line up with a controlled variable.
@@ -81,19 +81,29 @@ def controlled_variations(source: str, controlled: Mapping[str, Any]) -> dict[st
     return out
 
 
-def grid_variations(source: str, grid: Mapping[str, list[Any]]) -> dict[str, dict[str, Any]]:
-    """Cartesian product of every listed value."""
+def grid_variations(source: str, grid: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Cartesian product of every listed value; a mapping names its values (for values such
+    as paths that cannot be part of a config name)."""
     if not grid:
         return {}
+    labelled: dict[str, list[tuple[str, Any]]] = {}
     for path, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{source}: field 'grid.{path}': give a non-empty list of values")
-    paths = list(grid)
+        if isinstance(values, Mapping) and values:
+            labelled[path] = [(str(name), v) for name, v in values.items()]
+        elif isinstance(values, list) and values:
+            labelled[path] = [(_value_label(v), v) for v in values]
+        else:
+            raise ConfigError(f"{source}: field 'grid.{path}': give a non-empty list of values "
+                              "or a mapping of name -> value")
+    paths = list(labelled)
     out: dict[str, dict[str, Any]] = {}
-    for combo in itertools.product(*(grid[p] for p in paths)):
-        name = "__".join(f"{p.split('.')[-1]}_{_value_label(v)}"
-                         for p, v in zip(paths, combo, strict=True))
-        out[name] = dict(zip(paths, combo, strict=True))
+    for combo in itertools.product(*(labelled[p] for p in paths)):
+        name = "__".join(f"{p.split('.')[-1]}_{label}"
+                         for p, (label, _) in zip(paths, combo, strict=True))
+        if name in out:  # e.g. batch_size: [1, 1] would silently run one config
+            raise ConfigError(f"{source}: field 'grid': config name '{name}' appears twice; "
+                              "list each value once")
+        out[name] = {p: v for p, (_, v) in zip(paths, combo, strict=True)}
     return out
 
 

@@ -26,7 +26,7 @@ class SuiteFile(BaseModel):
     models: list[str] = Field(..., min_length=1)
     overrides: dict[str, Any] = {}
     controlled: dict[str, Any] = {}
-    grid: dict[str, list[Any]] = {}
+    grid: dict[str, list[Any] | dict[str, Any]] = {}
     configs: dict[str, dict[str, Any]] = {}
     shuffle: Bool = True
     order_seed: Int = 0
