@@ -135,7 +135,8 @@ def sacct_json(*jobs: tuple[str, str]) -> str:
     return json.dumps({"jobs": [
         {"job_id": 100 + n, "array": {"job_id": int(j.split("_")[0]),
                                       "task_id": {"set": True, "number": int(j.split("_")[1])}},
-         "state": {"current": [state]}, "exit_code": {}, "nodes": "n1"} for n, (j, state) in enumerate(jobs)]})
+         "state": {"current": [state]}, "exit_code": {}, "nodes": "n1"}
+        for n, (j, state) in enumerate(jobs)]})
 
 
 def test_a_requeued_job_sacct_still_shows_ended_is_not_resubmitted(
