@@ -20,6 +20,7 @@ def rec(state: str, job_id: str | None = "7_1", cause: str | None = None,
 @pytest.mark.parametrize("state, sacct_state, history, expected", [
     ("running", "RUNNING", [], "running"),
     ("pending", "PENDING", [], "queued"),
+    ("pending", "RUNNING", [], "queued"),  # --keys-per-task: its task runs another key first
     ("running", "PENDING", ["PREEMPTED"], "requeued"),
     ("running", "REQUEUED", [], "requeued"),
     ("running", "PREEMPTED", [], "failed:preempted"),

@@ -186,3 +186,56 @@ def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
     by_key = {r["key"]: r["experiment_id"] for r in got}
     assert by_key[cancelled] == before.keys[cancelled].experiment_id
     assert by_key[requeued] == before.keys[requeued].experiment_id
+
+
+CHUNK_SUITE = """
+models: [tiny-demo]
+shuffle: false
+overrides:
+  num_processes: 1
+  warmup_iterations: 0
+  energy_meter: codecarbon
+  max_input_tokens: 64
+  num_prompts: 40
+  batch_size: 2
+  max_output_tokens: 160
+  min_output_tokens: 160
+controlled:
+  seed: [1, 2, 3]
+"""
+
+
+def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
+        checkout: Path) -> None:
+    write_suite(checkout, "chunk", CHUNK_SUITE)
+    sub = cli("submit-suite", "chunk", "--partition", "gpu", "--time", "00:20:00",
+              "--keys-per-task", "3")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    assert "submitted 3 keys as 1 tasks in 1 sbatch call" in sub.stdout
+    keys = sorted(job_ids(checkout))
+    assert len(set(job_ids(checkout).values())) == 1  # one array task holds all three
+    # Preempt once the first key is done and the second has checkpointed a batch.
+    second = checkout / "results" / "raw_results" / "0002" / ".work"
+    wait_for(lambda: finished_batches(second) >= 1, 300, "the second key under way",
+             poll_s=0.2)
+    assert list(labels("chunk").values()).count("done") == 1
+    assert sorted(labels("chunk").values()) == ["done", "queued", "running"]
+    subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--parsable", "--wrap",
+                    "sleep 3"], capture_output=True, text=True, check=True)
+    wait_for(all_done("chunk", 3), 600, "the chunk to finish after its requeue", poll_s=2)
+    state = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    assert [state.keys[k].experiment_id for k in keys] == ["0001", "0002", "0003"]
+    assert state.last_id == 3
+    got = rows(checkout)
+    assert sorted(r["key"] for r in got) == keys  # one row each: nothing ran twice
+    job = next(iter(job_ids(checkout).values()))
+    history = query_sacct([job], "now-1hour").jobs[job]
+    assert "PREEMPTED" in history.history or "REQUEUED" in history.history
+    setups = {r["experiment_id"]: json.loads(
+        (checkout / "results" / "raw_results" / r["experiment_id"] /
+         f"{r['experiment_id']}_1_experiment_setup.json").read_text()) for r in got}
+    assert int(next(r for r in got if r["experiment_id"] == "0001")["attempt"]) == 1
+    metrics = json.loads((second.parent / "0002_4_inference_metrics.json").read_text())
+    assert metrics["batches_resumed"] >= 1  # the interrupted key kept its batches
+    # The key after the requeue's first one ran in the workers the requeued run launched.
+    assert setups["0003"]["timing"]["model_reused"] is True

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from joulebench.errors import ConfigError
-from joulebench.schedulers.slurm import parse_max_array_size, plan_arrays
+from joulebench.schedulers.slurm import parse_max_array_size, plan_arrays, sbatch_script
 from joulebench.schedulers.slurm_options import (
     SlurmOptions,
     executor_parameters,
@@ -73,6 +73,28 @@ def test_arrays_group_by_shape_and_split_at_max_array_size() -> None:
     assert sorted(n for shape, n in sizes if shape == ("cpu", 1)) == [4]
     assert len([p for p in plans if p.shape == ("cpu", 1)]) == 3
     assert [len(p.specs) for p in plans if p.shape == ("cpu", 2)] == [3]
+
+
+def test_keys_per_task_packs_keys_into_fewer_array_tasks_in_order() -> None:
+    suite = SuiteDefinition(name="s", source="s.yaml", base={"model": "m", "device": "cpu"},
+                            models={"m": {"model": "org/m"}},
+                            controlled={"batch_size": list(range(1, 11))})
+    specs = expand_suite(suite, 5)  # 10 configs x 5 cycles = 50 keys of one shape
+    plans = plan_arrays(specs, SlurmOptions(keys_per_task=4), max_size=6, job_name="jb")
+    # 50 keys -> 13 tasks of up to 4 keys -> arrays of at most 6 tasks: 6 + 6 + 1
+    assert [len(p.tasks) for p in plans] == [6, 6, 1]
+    assert [len(t) for p in plans for t in p.tasks] == [4] * 12 + [2]
+    assert [s.key for p in plans for t in p.tasks for s in t] == [s.key for s in specs]
+    script = sbatch_script(plans[0], Path("logs"))
+    assert "#SBATCH --array=0-5%" in script
+    assert plan_arrays(specs, SlurmOptions(), max_size=6, job_name="jb")[0].tasks[0] == \
+        [specs[0]]
+
+
+def test_keys_per_task_must_be_a_positive_whole_number() -> None:
+    assert options_from_mapping({"keys_per_task": 8}, "site.yaml").keys_per_task == 8
+    with pytest.raises(ConfigError, match="keys_per_task"):
+        options_from_mapping({"keys_per_task": 0}, "site.yaml")
 
 
 def test_max_array_size_from_scontrol() -> None:

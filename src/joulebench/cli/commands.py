@@ -38,6 +38,10 @@ def slurm_options(func: Any) -> Any:
         click.option("--constraint", help="Node features, e.g. a100 (sbatch --constraint)."),
         click.option("--array-parallelism", type=click.IntRange(min=1),
                      help="Max tasks of one array running at once (sbatch --array=...%K)."),
+        click.option("--keys-per-task", type=click.IntRange(min=1),
+                     help="Keys one array task runs in turn (default 1); consecutive keys of "
+                          "one model and precision reuse its loaded workers. Size --time for "
+                          "all of them."),
         click.option("--profile", type=click.Path(path_type=Path),
                      help="Site defaults: a YAML mapping with the keys above."),
     ]
@@ -113,14 +117,17 @@ def print_scripts(plans: list[Any], paths: Any) -> None:
 
     for number, plan in enumerate(plans, 1):
         device, processes = plan.shape
-        click.echo(f"--- sbatch {number}/{len(plans)}: {len(plan.specs)} tasks "
+        click.echo(f"--- sbatch {number}/{len(plans)}: {len(plan.tasks)} tasks "
                    f"({device}, {processes} processes)")
         click.echo(sbatch_script(plan, paths.logs_dir / "submitit"))
 
 
 def report_submission(summary: Any) -> None:
     arrays = sorted({job.split("_")[0] for job in summary.submitted.values()})
-    click.echo(f"submitted {len(summary.submitted)} tasks in {len(arrays)} sbatch call"
+    tasks = len(set(summary.submitted.values()))
+    what = f"{tasks} tasks" if tasks == len(summary.submitted) else \
+        f"{len(summary.submitted)} keys as {tasks} tasks"
+    click.echo(f"submitted {what} in {len(arrays)} sbatch call"
                f"{'s' if len(arrays) != 1 else ''} (jobs {', '.join(arrays) or '-'}); watch "
                f"with: joulebench status {summary.suite} --watch")
 

@@ -40,7 +40,8 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
         elif job.category == "active":
             interrupted = job.state == "REQUEUED" or any(
                 h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history)
-            label = ("running" if job.state == "RUNNING" else
+            # A task of several keys runs them in turn: one not claimed yet is waiting.
+            label = ("running" if job.state == "RUNNING" and rec.state != PENDING else
                      "requeued" if interrupted else "queued")
         elif job.category == "failed":
             # "interrupted" only says a signal came; Slurm knows whether it was a cancel,

@@ -50,11 +50,18 @@ def max_array_size(runner: CommandRunner = run_command) -> int:
 
 @dataclass(frozen=True)
 class ArrayPlan:
-    """One sbatch call: specs sharing a resource shape, at most MaxArraySize of them."""
+    """One sbatch call: keys sharing a resource shape, at most MaxArraySize array tasks,
+    each task running ``keys_per_task`` of them in turn."""
 
     shape: tuple[str, int]
     specs: list[ExperimentSpec]
     parameters: dict[str, Any]
+    keys_per_task: int = 1
+
+    @property
+    def tasks(self) -> list[list[ExperimentSpec]]:
+        k = self.keys_per_task
+        return [self.specs[i:i + k] for i in range(0, len(self.specs), k)]
 
 
 def plan_arrays(specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int,
@@ -62,12 +69,14 @@ def plan_arrays(specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int,
     groups: dict[tuple[str, int], list[ExperimentSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.resource_shape, []).append(spec)
+    per_task = opts.keys_per_task or 1
+    per_array = max_size * per_task
     plans = []
     for shape, members in groups.items():
         params = executor_parameters(opts, device=shape[0], num_processes=shape[1],
                                      job_name=job_name)
-        for start in range(0, len(members), max_size):
-            plans.append(ArrayPlan(shape, members[start:start + max_size], params))
+        for start in range(0, len(members), per_array):
+            plans.append(ArrayPlan(shape, members[start:start + per_array], params, per_task))
     return plans
 
 
@@ -86,8 +95,8 @@ def sbatch_script(plan: ArrayPlan, log_folder: Path) -> str:
 
     executor = _executor(log_folder, plan.parameters)
     params = dict(executor.parameters)
-    if len(plan.specs) > 1:
-        params["map_count"] = len(plan.specs)
+    if len(plan.tasks) > 1:
+        params["map_count"] = len(plan.tasks)
     return _make_sbatch_string(command=executor._submitit_command_str, folder=log_folder,
                                **params)
 
@@ -95,13 +104,17 @@ def sbatch_script(plan: ArrayPlan, log_folder: Path) -> str:
 def submit_array(plan: ArrayPlan, task: SuiteTask, log_folder: Path) -> dict[str, str]:
     """One sbatch call; returns key -> Slurm job ID ("ARRAY_TASK" or a plain ID)."""
     executor = _executor(log_folder, plan.parameters)
+    # One key per task stays a plain payload, as jobs submitted before keys_per_task got.
+    payloads = [spec_payload(t[0]) if len(t) == 1 else [spec_payload(s) for s in t]
+                for t in plan.tasks]
     try:
-        jobs = executor.map_array(task, [spec_payload(s) for s in plan.specs])
+        jobs = executor.map_array(task, payloads)
     except Exception as exc:  # submitit raises FailedJobError/FailedSubmissionError/OSError
         first = str(exc).strip().splitlines()
         raise SchedulerError(f"sbatch refused the array ({first[-1] if first else exc}); "
                              "check --partition/--account/--qos and `sinfo`") from None
-    return {spec.key: str(job.job_id) for spec, job in zip(plan.specs, jobs, strict=True)}
+    return {spec.key: str(job.job_id)
+            for keys, job in zip(plan.tasks, jobs, strict=True) for spec in keys}
 
 
 def _last_line(stderr: str) -> str:

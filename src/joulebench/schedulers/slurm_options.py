@@ -18,7 +18,7 @@ from joulebench.errors import ConfigError
 MIN_REQUEUEABLE_MINUTES = 11
 DEFAULT_TIME = "01:00:00"
 PROFILE_KEYS = ("partition", "time", "gpus_per_node", "cpus_per_task", "mem", "account", "qos",
-                "constraint", "array_parallelism")
+                "constraint", "array_parallelism", "keys_per_task")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class SlurmOptions:
     qos: str | None = None
     constraint: str | None = None
     array_parallelism: int | None = None
+    keys_per_task: int | None = None  # keys one array task runs in turn (not an sbatch flag)
 
     def merged_over(self, base: SlurmOptions) -> SlurmOptions:
         """These options win where set; the rest come from ``base`` (a site profile)."""
@@ -72,7 +73,7 @@ def _where(source: str, key: str) -> str:
 
 def _checked(key: str, value: Any, source: str) -> Any:
     where = _where(source, key)
-    if key in ("gpus_per_node", "cpus_per_task", "array_parallelism"):
+    if key in ("gpus_per_node", "cpus_per_task", "array_parallelism", "keys_per_task"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where} must be a positive whole number (got {value!r})")
         return value

@@ -33,21 +33,29 @@ def spec_from_payload(payload: dict[str, Any]) -> ExperimentSpec:
 
 
 class SuiteTask(submitit.helpers.Checkpointable):
-    """Runs one key; submitit's default checkpoint() resubmits it with the same payload."""
+    """Runs one key, or several in turn (``--keys-per-task``); submitit's default
+    checkpoint() resubmits it with the same payload, and the rerun skips the keys done."""
 
     def __init__(self, tracker_dir: Path, results_dir: Path, workdir: Path) -> None:
         self.tracker_dir = str(Path(tracker_dir).resolve())
         self.results_dir = str(Path(results_dir).resolve())
         self.workdir = str(Path(workdir).resolve())
 
-    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, payload: dict[str, Any] | list[dict[str, Any]]
+                 ) -> dict[str, Any] | list[dict[str, Any]]:
         import os
 
         os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
-        spec = spec_from_payload(payload)
-        outcome = run_tasks([spec], JobPaths(Path(self.tracker_dir), Path(self.results_dir)),
-                            lazy_sync=True)[0]
-        if outcome.status == "failed":
+        specs = [spec_from_payload(p) for p in (payload if isinstance(payload, list)
+                                                  else [payload])]
+        # Consecutive keys of one model and precision share launched workers (runner/pool).
+        outcomes = run_tasks(specs, JobPaths(Path(self.tracker_dir), Path(self.results_dir)),
+                             lazy_sync=True)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
             # A failed key must show as FAILED in sacct too, not COMPLETED.
-            raise RuntimeError(f"{outcome.key} failed [{outcome.cause}]: {outcome.message}")
-        return asdict(outcome)
+            first = failed[0]
+            raise RuntimeError(f"{len(failed)} of {len(outcomes)} keys failed; first: "
+                               f"{first.key} [{first.cause}]: {first.message}")
+        results = [asdict(o) for o in outcomes]
+        return results if isinstance(payload, list) else results[0]
