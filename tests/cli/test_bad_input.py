@@ -217,6 +217,13 @@ CASES = [
     # --- files and folders -------------------------------------------------------------
     o("dataset-missing", "{dataset: {name: nope.jsonl}}", ("dataset.name", "nope.jsonl"),
       "paths are relative to where you run"),
+    # --- prompts that cannot fit: refused at submission, not by every key's worker -----
+    o("prompts-do-not-fit", "{num_prompts: 300, max_input_tokens: 64}",
+      ("num_prompts 300", "max_input_tokens=64", "'bundled'"), "lower num_prompts"),
+    c("dataset-too-small", ("bad.yaml", "num_prompts 5", "only 3 prompts of 'p.jsonl'"),
+      "raise max_input_tokens", ["submit-suite", "bad", *LOCAL],
+      {SUITE: f"{TINY}overrides: {{dataset: {{name: p.jsonl}}, num_prompts: 5}}\n",
+       "p.jsonl": '{"text": "hello there"}\n' * 3}),
     c("suite-path-missing", ("nope.yaml",), "check the path", ["submit-suite", "nope.yaml",
                                                                *LOCAL]),
     c("profile-missing", ("nope.yaml",), "check the name or path",

@@ -7,10 +7,19 @@ by one and leave failed records behind; a user error must change nothing on disk
 from __future__ import annotations
 
 import importlib.util
+import json
+from importlib import resources
 from pathlib import Path
 
+from joulebench.config.models import DatasetConfig
 from joulebench.errors import ConfigError
 from joulebench.suite.spec import ExperimentSpec
+
+# Token counts here come from the `tokenizers` library, not transformers (2-3 s to import
+# on a login node); they may differ by a special token or two, so a prompt counts as
+# fitting with this much slack and only a suite short even then is refused. The worker
+# still applies the exact rule.
+FIT_SLACK_TOKENS = 2
 
 
 def model_available(model: str) -> bool:
@@ -63,3 +72,70 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cu
         if spec.config.device == "cuda" and local_device_has_cuda is False:
             raise ConfigError(f"{source}: config '{spec.config_name}': device: cuda but no CUDA "
                               "GPU is visible here; use device: auto or cpu, or run on a GPU node")
+    check_prompts_fit(specs, source)
+
+
+def _local_texts(dataset: DatasetConfig) -> list[str] | None:
+    """The prompt texts of the bundled set or a local .jsonl, as the worker reads them;
+    None for anything else (a hub dataset, a .json file), which the worker checks."""
+    if dataset.name == "bundled":
+        text = resources.files("joulebench.data").joinpath("prompts.jsonl").read_text("utf-8")
+    elif dataset.name.endswith(".jsonl") and Path(dataset.name).is_file():
+        text = Path(dataset.name).read_text(encoding="utf-8", errors="replace")
+    else:
+        return None
+    texts = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return None  # let the dataset loader name the problem
+        value = row.get(dataset.text_field) if isinstance(row, dict) else None
+        if value and str(value).strip():
+            texts.append(str(value))
+    return texts
+
+
+def _token_counts(model: str, texts: list[str]) -> list[int] | None:
+    path = Path(model) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception:  # an odd tokenizer file: the worker will say precisely why
+        return None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+
+def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
+    """Refuse a suite whose num_prompts cannot fit in max_input_tokens, before any claim.
+
+    Otherwise every key of it would queue, claim an ID and fail in its worker. Checked for
+    local model folders with a tokenizer.json and local or bundled prompts.
+    """
+    texts: dict[tuple[str, str], list[str] | None] = {}
+    counts: dict[tuple[str, str, str], list[int] | None] = {}
+    for spec in specs:
+        cfg = spec.config
+        data_key = (cfg.dataset.name, cfg.dataset.text_field)
+        if data_key not in texts:
+            texts[data_key] = _local_texts(cfg.dataset)
+        found = texts[data_key]
+        count_key = (cfg.model, *data_key)
+        if count_key not in counts:
+            counts[count_key] = None if found is None else _token_counts(cfg.model, found)
+        lengths = counts[count_key]
+        if lengths is None:
+            continue
+        fitting = sum(n <= cfg.max_input_tokens + FIT_SLACK_TOKENS for n in lengths)
+        if fitting < cfg.num_prompts:
+            raise ConfigError(
+                f"{source}: config '{spec.config_name}': num_prompts {cfg.num_prompts} but "
+                f"only {fitting} prompts of '{cfg.dataset.name}' fit in max_input_tokens="
+                f"{cfg.max_input_tokens}; lower num_prompts or raise max_input_tokens")
