@@ -29,7 +29,7 @@ def spec(model: str, **fields: object) -> ExperimentSpec:
 
 def test_a_suite_that_fits_passes_and_one_that_cannot_is_refused(tiny_model: Path) -> None:
     check_prompts_fit([spec(str(tiny_model), num_prompts=64, max_input_tokens=64)], "s.yaml")
-    with pytest.raises(ConfigError, match="only .* prompts of 'bundled' fit"):
+    with pytest.raises(ConfigError, match=r"only .* prompts of 'bundled' fit"):
         check_prompts_fit([spec(str(tiny_model), num_prompts=320, max_input_tokens=32)],
                           "s.yaml")
 
