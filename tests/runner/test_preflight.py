@@ -40,3 +40,11 @@ def test_models_and_datasets_it_cannot_read_locally_are_left_to_the_worker(
     check_prompts_fit([spec("org/not-local", num_prompts=10_000)], "s.yaml")
     hub = DatasetConfig(name="someone/prompts")
     check_prompts_fit([spec(str(tmp_path), num_prompts=10_000, dataset=hub)], "s.yaml")
+
+
+def test_a_missing_text_field_is_left_to_the_loader_which_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("p.jsonl").write_text('{"text": "hello"}\n' * 3)
+    assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) is None
+    assert _local_texts(DatasetConfig(name="p.jsonl")) == ["hello"] * 3

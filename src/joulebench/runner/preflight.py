@@ -84,7 +84,7 @@ def _local_texts(dataset: DatasetConfig) -> list[str] | None:
         text = Path(dataset.name).read_text(encoding="utf-8", errors="replace")
     else:
         return None
-    texts = []
+    texts, has_field = [], False
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -92,10 +92,14 @@ def _local_texts(dataset: DatasetConfig) -> list[str] | None:
             row = json.loads(line)
         except ValueError:
             return None  # let the dataset loader name the problem
-        value = row.get(dataset.text_field) if isinstance(row, dict) else None
+        if not isinstance(row, dict):
+            return None
+        has_field = has_field or dataset.text_field in row
+        value = row.get(dataset.text_field)
         if value and str(value).strip():
             texts.append(str(value))
-    return texts
+    # No row has text_field: the loader's "not a column" error says more than "0 fit".
+    return texts if has_field else None
 
 
 def _token_counts(model: str, texts: list[str]) -> list[int] | None:
