@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from importlib import resources
 from pathlib import Path
 
 from joulebench.config.models import DatasetConfig
 from joulebench.errors import ConfigError
+from joulebench.runner.prompts import bundled_prompts
 from joulebench.suite.spec import ExperimentSpec
 
 # Token counts here come from the `tokenizers` library, not transformers (2-3 s to import
@@ -79,7 +79,7 @@ def _local_texts(dataset: DatasetConfig) -> list[str] | None:
     """The prompt texts of the bundled set or a local .jsonl, as the worker reads them;
     None for anything else (a hub dataset, a .json file), which the worker checks."""
     if dataset.name == "bundled":
-        text = resources.files("joulebench.data").joinpath("prompts.jsonl").read_text("utf-8")
+        text = bundled_prompts().read_text("utf-8")
     elif dataset.name.endswith(".jsonl") and Path(dataset.name).is_file():
         text = Path(dataset.name).read_text(encoding="utf-8", errors="replace")
     else:

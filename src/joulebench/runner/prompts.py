@@ -11,10 +11,14 @@ from joulebench.config.models import DatasetConfig
 from joulebench.errors import RunnerError
 
 
+def bundled_prompts() -> Any:
+    """The prompt set shipped with joulebench (``dataset.name: bundled``)."""
+    return resources.files("joulebench.data").joinpath("prompts.jsonl")
+
+
 def _dataset_source(cfg: DatasetConfig) -> tuple[str, dict[str, Any]]:
     if cfg.name == "bundled":
-        path = resources.files("joulebench.data").joinpath("prompts.jsonl")
-        return "json", {"data_files": str(path), "split": "train"}
+        return "json", {"data_files": str(bundled_prompts()), "split": "train"}
     if cfg.name.endswith((".jsonl", ".json")):
         if not Path(cfg.name).is_file():
             raise RunnerError(f"dataset.name: file {cfg.name} not found (paths are relative to "
