@@ -89,10 +89,10 @@ def ignored_slurm_flags(executor: str, opts: SlurmOptions) -> str | None:
     return f"{', '.join(given)}: Slurm options, ignored by the {executor} executor"
 
 
-def _cuda_visible() -> bool:
+def _cuda_gpus() -> int:
     import torch
 
-    return bool(torch.cuda.is_available())
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def plan_slurm(specs: list[ExperimentSpec], opts: SlurmOptions,
@@ -120,7 +120,7 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
     check_submission(specs, name, paths, opts)
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
-                    local_device_has_cuda=_cuda_visible() if name == "local" else None)
+                    local_cuda_gpus=_cuda_gpus() if name == "local" else None)
     tracker = ProgressTracker(paths.tracker_dir)
     live: set[str] = set()
     if name == "slurm":
@@ -243,7 +243,7 @@ def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     prefix = make_key(config.model, "single", stem, 0).removesuffix("0")
     cycle = 1 + sum(1 for k in state.keys if k.startswith(prefix))
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
-    check_specs([spec], str(config_path), local_device_has_cuda=_cuda_visible())
+    check_specs([spec], str(config_path), local_cuda_gpus=_cuda_gpus())
     tracker.register("single", [(spec.key, spec.config_hash)])
     return run_tasks([spec], paths.job)[0]
 

@@ -1,4 +1,4 @@
-"""The submit-time prompt-fit check agrees with the worker's own rule."""
+"""Submit-time checks: prompts fit, and the GPUs a local run needs are there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from joulebench.config.models import DatasetConfig, ExperimentConfig
 from joulebench.errors import ConfigError
-from joulebench.runner.preflight import _local_texts, _token_counts, check_prompts_fit
+from joulebench.runner.preflight import _local_texts, _token_counts, check_prompts_fit, check_specs
 from joulebench.runner.prompts import load_prompt_texts
 from joulebench.suite.spec import ExperimentSpec
 
@@ -48,3 +48,38 @@ def test_a_missing_text_field_is_left_to_the_loader_which_names_it(
     Path("p.jsonl").write_text('{"text": "hello"}\n' * 3)
     assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) is None
     assert _local_texts(DatasetConfig(name="p.jsonl")) == ["hello"] * 3
+
+
+def gpu_spec(tiny_model: Path, device: str, processes: int) -> ExperimentSpec:
+    config = ExperimentConfig(model=str(tiny_model), device=device, num_processes=processes,
+                              num_prompts=8, max_input_tokens=64)
+    return ExperimentSpec("s", "c", 1, config)
+
+
+def test_more_processes_than_local_gpus_is_refused_before_anything_runs(
+        tiny_model: Path) -> None:
+    # Seen on an H100 machine: the second process died with "invalid device ordinal"
+    # after loading its model, and the key was recorded as a code error.
+    for device in ("cuda", "auto"):
+        with pytest.raises(ConfigError, match=r"num_processes: 2 but 1 CUDA GPU\(s\) are "
+                                              r"visible here.*num_processes <= 1"):
+            check_specs([gpu_spec(tiny_model, device, 2)], "s.yaml", local_cuda_gpus=1)
+    check_specs([gpu_spec(tiny_model, "cuda", 2)], "s.yaml", local_cuda_gpus=2)
+    check_specs([gpu_spec(tiny_model, "cpu", 2)], "s.yaml", local_cuda_gpus=1)  # CPU: gloo
+    check_specs([gpu_spec(tiny_model, "auto", 2)], "s.yaml", local_cuda_gpus=0)  # runs on CPU
+    check_specs([gpu_spec(tiny_model, "cuda", 8)], "s.yaml", local_cuda_gpus=None)  # Slurm's
+
+
+def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from joulebench.runner.experiment import ExperimentFailed, _check_gpus_visible
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    _check_gpus_visible(1)
+    with pytest.raises(ExperimentFailed, match=r"num_processes: 2 .* 1 CUDA GPU\(s\) visible "
+                                               r"\(CUDA_VISIBLE_DEVICES=3\)") as failed:
+        _check_gpus_visible(2)
+    assert failed.value.user_error and failed.value.cause == "code_error"

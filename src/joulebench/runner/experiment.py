@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,18 @@ def _failure_from(work: Path, returncode: int, log_path: Path,
                             f"(see {log_path} and {launcher_log})", "code_error")
 
 
+def _check_gpus_visible(num_processes: int) -> None:
+    """Refuse before launching: process i would ask for cuda:i and die after its load."""
+    import torch
+
+    visible = torch.cuda.device_count()
+    if num_processes > visible:
+        raise ExperimentFailed(f"num_processes: {num_processes} but this node has {visible} "
+                               "CUDA GPU(s) visible (CUDA_VISIBLE_DEVICES="
+                               f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); each "
+                               "process needs its own GPU", "code_error", True)
+
+
 def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
                 work_dir: Path, batch_size: int | None = None,
                 baseline_cache_dir: Path | None = None,
@@ -80,6 +93,8 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
     if config.quantization != "none" and device != "cuda":
         raise ExperimentFailed(f"quantization: {config.quantization} needs a CUDA GPU but this "
                                "run is on cpu; set quantization: none", "code_error", True)
+    if device == "cuda":
+        _check_gpus_visible(config.num_processes)
     work_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(work_dir)
     task_path = work_dir / "task.json"

@@ -39,9 +39,13 @@ def model_available(model: str) -> bool:
     return isinstance(found, str)
 
 
-def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cuda: bool | None
+def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: int | None
                 ) -> None:
-    """Raise ConfigError for the first problem; ``None`` skips the device check."""
+    """Raise ConfigError for the first problem.
+
+    ``local_cuda_gpus`` is how many CUDA GPUs the run will see (0: none); ``None`` skips
+    the device checks, for runs that happen elsewhere (Slurm checks --gpus-per-node).
+    """
     for model in dict.fromkeys(s.config.model for s in specs):
         if Path(model).exists() and not model_available(model):
             raise ConfigError(f"{source}: model '{model}' exists but is not a model folder (no "
@@ -58,7 +62,7 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cu
             raise ConfigError(f"{source}: config '{spec.config_name}': dataset.name file "
                               f"{name} not found (paths are relative to where you run)")
         cpu_run = spec.config.device == "cpu" or (spec.config.device == "auto"
-                                                 and local_device_has_cuda is False)
+                                                 and local_cuda_gpus == 0)
         if cpu_run and spec.config.quantization != "none":
             raise ConfigError(f"{source}: config '{spec.config_name}': quantization "
                               f"{spec.config.quantization} needs a CUDA GPU and this run is on "
@@ -69,10 +73,24 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_device_has_cu
                               f"{spec.config.quantization} needs the bitsandbytes package, "
                               "which is not installed; pip install bitsandbytes, or set "
                               "quantization: none")
-        if spec.config.device == "cuda" and local_device_has_cuda is False:
+        if spec.config.device == "cuda" and local_cuda_gpus == 0:
             raise ConfigError(f"{source}: config '{spec.config_name}': device: cuda but no CUDA "
                               "GPU is visible here; use device: auto or cpu, or run on a GPU node")
+        _check_gpu_count(spec, source, cpu_run, local_cuda_gpus)
     check_prompts_fit(specs, source)
+
+
+def _check_gpu_count(spec: ExperimentSpec, source: str, cpu_run: bool,
+                     local_cuda_gpus: int | None) -> None:
+    # accelerate puts process i on cuda:i, so a second process on a 1-GPU node dies with
+    # "invalid device ordinal" after loading the model; refuse it before anything runs.
+    wanted = spec.config.num_processes
+    if cpu_run or local_cuda_gpus is None or local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
+        return
+    raise ConfigError(f"{source}: config '{spec.config_name}': num_processes: {wanted} but "
+                      f"{local_cuda_gpus} CUDA GPU(s) are visible here and each process needs "
+                      f"its own; set num_processes <= {local_cuda_gpus} or run on a node with "
+                      "more GPUs")
 
 
 def _local_texts(dataset: DatasetConfig) -> list[str] | None:
