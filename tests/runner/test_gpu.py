@@ -27,7 +27,7 @@ def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processe
     if processes > gpus:
         pytest.skip(f"needs {processes} GPUs")
     config = ExperimentConfig(model="models/tiny-llama", device="cuda", precision="float16",
-                              num_processes=processes, num_prompts=256, batch_size=16,
+                              num_processes=processes, num_prompts=128, batch_size=16,
                               max_input_tokens=64, max_output_tokens=64, min_output_tokens=64,
                               energy_meter="nvml", idle_baseline_s=2, warmup_iterations=1)
     sections = run_experiment(config, Identity(f"{processes:04d}"), checkout / "results")
@@ -38,3 +38,36 @@ def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processe
     assert node["details"]["polling_energy_j"] > 0  # the cross-check ran beside the counter
     assert sections["setup"]["gpus_by_node"]
     assert sections["compute"]["memory_by_process"]["0"]["cuda_max_allocated_bytes"] > 0
+    inference = sections["inference"]
+    assert "CUDA events" in inference["phase_timing_method"]
+    assert 0 < inference["time_to_first_token"]["mean_s"] < inference["request_latency"]["mean_s"]
+    assert inference["inter_token_latency"]["mean_s"] > 0
+
+
+def test_cuda_step_clock_matches_generate_and_counts_every_step(tiny_model: Path,
+                                                                  gpus: int) -> None:
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from joulebench.runner.step_clock import CUDA_EVENTS, step_clock
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float16).to("cuda")
+    enc = tok(["the cost of a token", "joules"], return_tensors="pt", padding=True).to("cuda")
+    kwargs = {"max_new_tokens": 16, "min_new_tokens": 16, "do_sample": False,
+              "pad_token_id": tok.pad_token_id}
+    with torch.no_grad():
+        plain = model.generate(**enc, **kwargs)
+        clock = step_clock("cuda", 16)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        clock.start()
+        timed = model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([clock]))
+        torch.cuda.synchronize()
+        wall_s = time.perf_counter() - start
+    assert clock.kind == CUDA_EVENTS and torch.equal(plain, timed)
+    times = clock.times(start)
+    assert len(times) == 17 and times == sorted(times)
+    assert 0 < times[-1] - start <= wall_s  # the GPU's timeline fits inside the host's
