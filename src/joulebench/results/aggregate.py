@@ -13,7 +13,7 @@ from typing import Any
 
 from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.baseline import dynamic_energy_j
-from joulebench.measure.quality import quality_flags
+from joulebench.measure.quality import dynamic_energy_flags, quality_flags
 from joulebench.results.stats import latency_summary, ratio
 
 
@@ -82,12 +82,20 @@ def latency_phases(all_batches: list[dict[str, Any]], measured: list[dict[str, A
         "inter_token_latency": latency_summary(itl),
         "prefill_s": sum(b["ttft_s"] for b in m_timed) if m_timed else None,
         "decode_s": sum(b["decode_s"] for b in m_timed) if m_timed else None,
-        "phase_timing_method": "generation streamer timestamps: TTFT = first token - start"
-        if timed else None,
+        "phase_timing_method": _timing_method(timed),
         "energy_by_phase": None,
         "energy_by_phase_note": "not split: the node is read once per measured window, and "
         "prefill and decode of successive batches interleave within it",
     }
+
+
+def _timing_method(timed: list[dict[str, Any]]) -> str | None:
+    if not timed:
+        return None
+    clocks = sorted({b.get("step_clock", "host") for b in timed})
+    where = {"host": "host clock", "cuda_events": "CUDA events in the stream (no per-step sync)"}
+    return ("per-step timestamps from a pass-through logits processor, "
+            f"{' and '.join(where.get(c, c) for c in clocks)}: TTFT = first step - start")
 
 
 def compute_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +140,7 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     baseline_w = sum(b["power_w"] for b in baselines.values()) \
         if nodes and set(baselines) >= set(nodes) else None
     dynamic_j = dynamic_energy_j(energy_j, baseline_w, inference["window_s"])
+    flags = sorted({*flags, *dynamic_energy_flags(energy_j, dynamic_j)})
     if not nodes:
         flags = ["no_energy_measured"]
     return {

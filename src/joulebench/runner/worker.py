@@ -25,6 +25,7 @@ from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
 from joulebench.runner.prompts import batches, load_prompt_texts, prompt_hash, select_prompts, shard
+from joulebench.runner.step_clock import step_clock, token_timing
 
 
 def _sync(device: str) -> None:
@@ -32,31 +33,6 @@ def _sync(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
-
-
-def _step_clock() -> Any:
-    """A streamer that only timestamps each generation step (prompt, then each token)."""
-    from transformers.generation.streamers import BaseStreamer
-
-    class StepClock(BaseStreamer):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def put(self, value: Any) -> None:
-            self.times.append(time.perf_counter())
-
-        def end(self) -> None:
-            pass
-
-    return StepClock()
-
-
-def token_timing(times: list[float], start: float) -> dict[str, Any]:
-    """TTFT, decode time and steps from the clock's timestamps (first one = the prompt)."""
-    if len(times) < 2:
-        return {}
-    return {"ttft_s": times[1] - start, "decode_s": times[-1] - times[1],
-            "decode_steps": len(times) - 2}
 
 
 def generation_kwargs(cfg: ExperimentConfig, pad_token_id: int) -> dict[str, Any]:
@@ -93,13 +69,18 @@ class Workload:
 
     def generate(self, prompts: list[str], enc: Any = None) -> dict[str, Any]:
         import torch
+        from transformers import LogitsProcessorList
 
         enc = self.encode(prompts) if enc is None else enc
-        clock = _step_clock() if self.cfg.token_timing else None
+        clock = step_clock(self.device, self.cfg.max_output_tokens) \
+            if self.cfg.token_timing else None
+        extra = {"logits_processor": LogitsProcessorList([clock])} if clock is not None else {}
         _sync(self.device)
         start = time.perf_counter()
+        if clock is not None:
+            clock.start()
         with torch.no_grad():
-            out = self.model.generate(**enc, **self.gen_kwargs, streamer=clock)
+            out = self.model.generate(**enc, **self.gen_kwargs, **extra)
         _sync(self.device)
         latency_s = time.perf_counter() - start
         new = out[:, enc["input_ids"].shape[1]:]
@@ -108,7 +89,7 @@ class Workload:
             "input_tokens": int(enc["attention_mask"].sum()),
             "output_tokens": int((new != self.tok.pad_token_id).sum()),
             "latency_s": latency_s,
-            **(token_timing(clock.times, start) if clock is not None else {}),
+            **(token_timing(clock.times(start), start, clock.kind) if clock is not None else {}),
         }
         if self.cfg.save_outputs:
             record["texts"] = self.tok.batch_decode(new, skip_special_tokens=True)
