@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from joulebench.measure.base import EnergyMeasurement
-from joulebench.measure.quality import FLAG_TEXT, quality_flags
+from joulebench.measure.quality import FLAG_TEXT, dynamic_energy_flags, quality_flags
 
 
 def m(meter: str = "nvml", method: str = "counter", joules: float = 100.0,
@@ -39,7 +39,18 @@ def test_throttling_seen_by_nvml_is_flagged() -> None:
     assert quality_flags(m(throttled=False), 5.0) == []
 
 
+def test_dynamic_energy_lost_in_baseline_drift_is_flagged() -> None:
+    # The H100 figures: a tiny model drew 125.3 W against a 125.9 W baseline (-1.3 J),
+    # a 1B model in fp16 0.0207 of 0.1194 J/token above it (17%).
+    assert dynamic_energy_flags(356.9, -1.3) == ["dynamic_within_baseline_noise"]
+    assert dynamic_energy_flags(433.0, 11.8) == ["dynamic_within_baseline_noise"]  # 2.7%
+    assert dynamic_energy_flags(1956.1, 339.2) == []
+    assert dynamic_energy_flags(None, None) == dynamic_energy_flags(10.0, None) == []
+    assert dynamic_energy_flags(0.0, -1.0) == []  # nonpositive_energy already says it
+
+
 def test_every_flag_has_an_explanation() -> None:
     produced = {"window_too_short", "nonpositive_energy", "estimate_only",
-                "counter_polling_disagreement", "gpu_throttled"}
+                "counter_polling_disagreement", "gpu_throttled",
+                "dynamic_within_baseline_noise"}
     assert produced <= set(FLAG_TEXT)

@@ -268,7 +268,7 @@ def test_importing_the_report_pulls_in_neither_matplotlib_nor_torch() -> None:
 
 def test_estimates_are_used_and_labelled_other_flags_exclude() -> None:
     rows = [row("0001", "m", "c", 1, 1.0, flags="estimate_only"),
-            row("0002", "m", "c", 2, 3.0, flags="estimate_only"),
+            row("0002", "m", "c", 2, 3.0, flags="dynamic_within_baseline_noise;estimate_only"),
             row("0003", "m", "c", 3, 9.0, flags="estimate_only;window_too_short")]
     (summary,) = summarise(rows, "s")
     assert summary.experiment_ids == ["0001", "0002"]

@@ -21,7 +21,15 @@ FLAG_TEXT = {
     "estimate_only": "no hardware sensor was read; the figure is a model-based estimate",
     "counter_polling_disagreement": "NVML counter and power polling disagree",
     "gpu_throttled": "NVML reported power or thermal slowdown during the window",
+    "dynamic_within_baseline_noise": "the window drew under 5% more than the idle baseline "
+                                     "would have: dynamic energy is noise (workload too "
+                                     "small for the device)",
 }
+
+# Idle power drifts a few percent with temperature and clocks between the baseline and the
+# window (seen on an H100: 125.9 W baseline, 125.3-129.5 W windows for a tiny model), so a
+# dynamic share below this is indistinguishable from zero and may even come out negative.
+DYNAMIC_NOISE_SHARE = 0.05
 
 
 def quality_flags(measurement: EnergyMeasurement, window_s: float,
@@ -42,3 +50,10 @@ def quality_flags(measurement: EnergyMeasurement, window_s: float,
     if measurement.details.get("throttled"):
         flags.append("gpu_throttled")
     return flags
+
+
+def dynamic_energy_flags(total_j: float | None, dynamic_j: float | None) -> list[str]:
+    """Flag a dynamic energy too small, against the total, to tell from baseline drift."""
+    if total_j is None or dynamic_j is None or total_j <= 0:
+        return []
+    return ["dynamic_within_baseline_noise"] if dynamic_j < DYNAMIC_NOISE_SHARE * total_j else []

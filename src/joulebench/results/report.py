@@ -137,8 +137,9 @@ class ConfigSummary:
 
 
 # A model-based estimate is the best a machine without sensors can do; it is labelled,
-# not excluded, or a CPU-only suite would have no statistics at all.
-INFORMATIONAL_FLAGS = frozenset({"estimate_only"})
+# not excluded, or a CPU-only suite would have no statistics at all. A dynamic energy
+# lost in baseline drift leaves the total energy and throughput sound.
+INFORMATIONAL_FLAGS = frozenset({"estimate_only", "dynamic_within_baseline_noise"})
 
 
 def excluding_flags(text: str | None) -> str:
