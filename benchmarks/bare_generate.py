@@ -35,7 +35,8 @@ def bare_window(cfg: ExperimentConfig, acc: Any, model: Any, tok: Any) -> tuple[
     mine = shard(prompts, acc.process_index, acc.num_processes)
     kwargs = generation_kwargs(cfg, tok.pad_token_id)
     encoded = [tok(b, return_tensors="pt", padding=True, truncation=True,
-                   max_length=cfg.max_input_tokens) for b in batches(mine, cfg.batch_size)]
+                   max_length=cfg.max_input_tokens).to(acc.device)
+               for b in batches(mine, cfg.batch_size)]
     with torch.no_grad():
         for _ in range(cfg.warmup_iterations):
             model.generate(**encoded[0], **kwargs)
@@ -54,9 +55,9 @@ def main() -> None:
 
     cfg = ExperimentConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
     out_dir = Path(sys.argv[2])
-    acc = Accelerator(cpu=True)
+    acc = Accelerator(cpu=cfg.device == "cpu")
     torch.manual_seed(cfg.seed + acc.process_index)
-    model, tok = load_model_and_tokenizer(cfg, "cpu", acc.device)
+    model, tok = load_model_and_tokenizer(cfg, cfg.device, acc.device)
     out_tokens, window_s = bare_window(cfg, acc, model, tok)
     (out_dir / f"bare_rank{acc.process_index}.json").write_text(
         json.dumps({"output_tokens": out_tokens, "window_s": window_s}))

@@ -3,8 +3,10 @@
     python benchmarks/harness_overhead.py                 # tiny model, 1 and 2 processes
     python benchmarks/harness_overhead.py --large         # also a ~1B Llama (slow: ~15 min)
     python benchmarks/harness_overhead.py --processes 2 --repeats 5 --job-size 4
+    python benchmarks/harness_overhead.py --device cuda --processes 1 --same-processes 8
 
-Same model, prompts, batch size, output length and process count (CPU). Bare runs (their
+Same model, prompts, batch size, output length and process count (CPU by default; with
+--device cuda, float16 on the GPUs with the NVML meter and GPU-sized batches). Bare runs (their
 own `accelerate launch`, benchmarks/bare_generate.py) and harness experiments (in the
 job's reused workers) alternate; medians of each are compared (issue 6's bar: >= 0.98).
 Then a job of N experiments runs twice, with worker reuse and without, through the real
@@ -36,17 +38,15 @@ from joulebench.suite.spec import ExperimentSpec
 
 BARE = Path(__file__).resolve().with_name("bare_generate.py")
 AB = Path(__file__).resolve().with_name("window_ab.py")
-LARGE = {"hidden_size": 2048, "layers": 22, "intermediate_size": 5632, "heads": 16,
-         "kv_heads": 4}  # TinyLlama-1.1B's shape with the demo's 512-token vocabulary
 PHASES = ("load", "prompts", "baseline", "warmup", "meter_start", "meter_stop")
 
 
 def ensure_model(path: Path, large: bool) -> Path:
     if not (path / "config.json").exists():
-        from joulebench.runner.demo_model import build_demo_model
+        from joulebench.runner.demo_model import SIZES, build_demo_model
 
         print(f"building {path} (random weights)...", flush=True)
-        build_demo_model(path, **(LARGE if large else {}))
+        build_demo_model(path, **SIZES["1b" if large else "tiny"])
     return path
 
 
@@ -54,9 +54,9 @@ def bare_tokens_per_s(cfg: ExperimentConfig, scratch: Path) -> float:
     """One bare run in its own processes: total output tokens / the slowest window."""
     out = Path(tempfile.mkdtemp(dir=scratch))
     (out / "cfg.json").write_text(cfg.model_dump_json())
-    launch = accelerate_command(cfg.num_processes, "cpu", [])[:-2]  # drop "-m worker"
+    launch = accelerate_command(cfg.num_processes, cfg.device, [])[:-2]  # drop "-m worker"
     cmd = [*launch, str(BARE), str(out / "cfg.json"), str(out)]
-    subprocess.run(cmd, env=worker_env(cfg.num_processes, "cpu"), check=True,
+    subprocess.run(cmd, env=worker_env(cfg.num_processes, cfg.device), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ranks = [json.loads(p.read_text()) for p in out.glob("bare_rank*.json")]
     return sum(r["output_tokens"] for r in ranks) / max(r["window_s"] for r in ranks)
@@ -66,9 +66,9 @@ def same_processes(cfg: ExperimentConfig, pairs: int, scratch: Path) -> dict[str
     """Harness and bare windows alternating (A/B/B/A) in one set of worker processes."""
     out = Path(tempfile.mkdtemp(dir=scratch))
     (out / "cfg.json").write_text(cfg.model_dump_json())
-    launch = accelerate_command(cfg.num_processes, "cpu", [])[:-2]
+    launch = accelerate_command(cfg.num_processes, cfg.device, [])[:-2]
     subprocess.run([*launch, str(AB), str(out / "cfg.json"), str(out), str(pairs)],
-                   env=worker_env(cfg.num_processes, "cpu"), check=True,
+                   env=worker_env(cfg.num_processes, cfg.device), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ranks = [json.loads(p.read_text()) for p in sorted(out.glob("ab_rank*.json"))]
     rates: dict[str, list[float]] = {"harness": [], "bare": []}
@@ -137,7 +137,7 @@ def throughput(cfg: ExperimentConfig, repeats: int, scratch: Path) -> dict[str, 
 def _shape(cfg: ExperimentConfig) -> Any:
     from joulebench.runner.pool import PoolShape
 
-    return PoolShape.of(cfg, "cpu")
+    return PoolShape.of(cfg, cfg.device)
 
 
 def job(cfg: ExperimentConfig, size: int, reuse: bool, scratch: Path) -> dict[str, Any]:
@@ -209,17 +209,23 @@ def report_jobs(label: str, size: int, cold: dict[str, Any], warm: dict[str, Any
 
 
 PROMPTS = {"tiny": 64}  # --prompts: longer windows shrink any fixed per-window cost
-EXTRA: dict[str, Any] = {}  # --no-token-timing: how much the per-step streamer costs
+EXTRA: dict[str, Any] = {}  # --no-token-timing: how much the per-step clock costs
+# --device cuda: the GPU path, in fp16 with the NVML meter; a GPU needs bigger batches
+# than a CPU before the window measures the model rather than the kernel launches.
+DEVICE = {"device": "cpu", "precision": "float32", "energy_meter": "codecarbon"}
+CUDA = {"device": "cuda", "precision": "float16", "energy_meter": "nvml"}
 
 
 def config(model: Path, processes: int, large: bool, baseline_s: float) -> ExperimentConfig:
-    size = ({"num_prompts": 16, "batch_size": 4, "max_output_tokens": 16} if large else
-            {"num_prompts": PROMPTS["tiny"], "batch_size": 8, "max_output_tokens": 128})
-    return ExperimentConfig(model=str(model), device="cpu", num_processes=processes,
+    if DEVICE["device"] == "cuda":
+        size = {"num_prompts": 128, "batch_size": 32 if large else 16, "max_output_tokens": 128}
+    else:
+        size = ({"num_prompts": 16, "batch_size": 4, "max_output_tokens": 16} if large else
+                {"num_prompts": PROMPTS["tiny"], "batch_size": 8, "max_output_tokens": 128})
+    return ExperimentConfig(model=str(model), num_processes=processes,
                             max_input_tokens=64, min_output_tokens=size["max_output_tokens"],
-                            warmup_iterations=1, energy_meter="codecarbon",
-                            idle_baseline_s=baseline_s, count_flops=False, save_outputs=False,
-                            **size, **EXTRA)
+                            warmup_iterations=1, idle_baseline_s=baseline_s, count_flops=False,
+                            save_outputs=False, **DEVICE, **size, **EXTRA)
 
 
 def main() -> None:
@@ -230,10 +236,14 @@ def main() -> None:
     parser.add_argument("--large-model", type=Path, default=Path("models/bench-llama-1b"))
     parser.add_argument("--large-only", action="store_true", help="skip the tiny model")
     parser.add_argument("--no-token-timing", action="store_true",
-                        help="run the harness without its per-step TTFT/ITL streamer")
+                        help="run the harness without its per-step TTFT/ITL clock")
     parser.add_argument("--prompts", type=int, default=64,
                         help="prompts per tiny-model experiment (default 64)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: float16 on the GPU(s), NVML meter (default cpu)")
+    parser.add_argument("--precision", choices=["float32", "float16", "bfloat16"],
+                        help="override the device's default precision")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-size", type=int, default=4)
     parser.add_argument("--same-processes", type=int, default=0, metavar="PAIRS",
@@ -243,6 +253,10 @@ def main() -> None:
     PROMPTS["tiny"] = args.prompts
     if args.no_token_timing:
         EXTRA["token_timing"] = False
+    if args.device == "cuda":
+        DEVICE.update(CUDA)
+    if args.precision:
+        DEVICE["precision"] = args.precision
     models = [] if args.large_only else [(ensure_model(args.model, False), False)]
     if args.large or args.large_only:
         models.append((ensure_model(args.large_model, True), True))

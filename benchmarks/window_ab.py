@@ -3,7 +3,7 @@
     accelerate launch ... benchmarks/window_ab.py CONFIG.json OUT_DIR PAIRS
 
 harness_overhead.py --same-processes launches this. Each pair runs joulebench's own
-experiment code (``joulebench.runner.worker.run``: meter, streamer, write-behind
+experiment code (``joulebench.runner.worker.run``: meter, step clock, write-behind
 checkpoints, barriers) and ``bare_generate.bare_window`` on the one loaded model, in the
 same processes, so what differs between the two windows is the harness and nothing else:
 not process placement, not memory layout, not a fresh launch. Every process writes
@@ -31,7 +31,7 @@ def main() -> None:
 
     cfg = ExperimentConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
     out_dir, pairs = Path(sys.argv[2]), int(sys.argv[3])
-    acc = Accelerator(cpu=True)
+    acc = Accelerator(cpu=cfg.device == "cpu")
     models = ModelCache()
     runs = []
     order = [side for i in range(pairs) for side in
@@ -39,14 +39,14 @@ def main() -> None:
     for n, side in enumerate(order):
         if side == "bare":
             torch.manual_seed(cfg.seed + acc.process_index)
-            (model, tok), _ = models.get(cfg, "cpu", acc.device)
+            (model, tok), _ = models.get(cfg, cfg.device, acc.device)
             tokens, window_s = bare_window(cfg, acc, model, tok)
         else:
             work = out_dir / f"exp{n}"
             work.mkdir(exist_ok=True)
             task = {"config": cfg.model_dump(mode="json"), "work_dir": str(work),
                     "experiment_id": f"{n:04d}", "config_hash": "ab", "batch_size": None}
-            result = run(task, acc, "cpu", models)
+            result = run(task, acc, cfg.device, models)
             outside = {str(i) for i in result["outside_window_batches"]}
             tokens = sum(b["output_tokens"] for i, b in result["batches"].items()
                          if i not in outside)

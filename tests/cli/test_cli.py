@@ -103,3 +103,21 @@ def test_console_script_aliases_exist() -> None:
     bindir = Path(sys.executable).parent
     for name in ("joulebench", "submit-suite", "resume-failed"):
         assert (bindir / name).exists(), name
+
+
+def test_make_demo_model_builds_the_size_asked_for(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import joulebench.runner.demo_model as demo
+    from joulebench.cli.main import cli
+
+    built: dict[str, object] = {}
+    # The 1b build is real code with a 3.7 GB output: only the size wiring is checked here.
+    monkeypatch.setattr(demo, "build_demo_model", lambda d, **shape: built.update(shape))
+    out = CliRunner().invoke(cli, ["make-demo-model", "--size", "1b", str(tmp_path / "m")])
+    assert out.exit_code == 0 and "1b demo model written" in out.output
+    assert built == demo.SIZES["1b"] and built["layers"] == 22
+    bad = jb("make-demo-model", "--size", "7b", str(tmp_path / "n"))
+    assert bad.returncode == 2 and "'7b' is not one of 'tiny', '1b'" in bad.stderr
+    assert not (tmp_path / "n").exists()

@@ -110,7 +110,7 @@ def test_zero_cycles_is_refused() -> None:
 
 @pytest.mark.parametrize("name, count", [("demo", 4), ("controlled", 30), ("models", 5),
                                          ("scenarios", 10), ("grid", 8), ("aienergyscore", 1),
-                                         ("mlenergy", 3)])
+                                         ("mlenergy", 3), ("gpu-precision", 3)])
 def test_shipped_suites_expand(name: str, count: int) -> None:
     assert len(load_and_expand(name, 1, REPO_CONFIGS)) == count
 

@@ -260,21 +260,25 @@ def run(config: Path, configs_dir: Path, tracker_dir: Path, results_dir: Path) -
 
 @click.command("make-demo-model", cls=OneLineCommand)
 @click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--size", type=click.Choice(["tiny", "1b"]), default="tiny", show_default=True,
+              help="tiny: 2 layers, seconds to build; 1b: a 0.97B-parameter Llama "
+                   "(3.7 GB) for GPU runs")
 @handle_errors
-def make_demo_model(directory: Path) -> None:
-    """Build a tiny random Llama and tokenizer offline into DIRECTORY.
+def make_demo_model(directory: Path, size: str) -> None:
+    """Build a random Llama and tokenizer offline into DIRECTORY.
 
     \b
     Example:
       joulebench make-demo-model models/tiny-llama
+      joulebench make-demo-model --size 1b models/bench-llama-1b
     """
-    from joulebench.runner.demo_model import build_demo_model
+    from joulebench.runner.demo_model import SIZES, build_demo_model
 
     if (directory / "config.json").exists():
         click.echo(f"{directory} already holds a model; keeping it")
         return
-    build_demo_model(directory)
-    click.echo(f"tiny demo model written to {directory}")
+    build_demo_model(directory, **SIZES[size])
+    click.echo(f"{size} demo model written to {directory}")
 
 
 @click.command("show", cls=OneLineCommand)

@@ -14,6 +14,14 @@ from pathlib import Path
 from joulebench.errors import RunnerError
 
 DEMO_VOCAB_SIZE = 512
+# Shapes `make-demo-model --size` offers. "1b" is TinyLlama-1.1B's shape with the demo's
+# 512-token vocabulary (0.97B parameters, 3.7 GB in float32): random weights, but the
+# compute of a real 1B decoder, for GPU runs and benchmarks with no hub access.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": {},
+    "1b": {"hidden_size": 2048, "layers": 22, "intermediate_size": 5632, "heads": 16,
+           "kv_heads": 4},
+}
 
 
 def bundled_prompt_texts() -> list[str]:
