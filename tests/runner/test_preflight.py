@@ -16,7 +16,7 @@ from joulebench.suite.spec import ExperimentSpec
 def test_texts_and_token_counts_match_what_the_worker_uses(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    texts = _local_texts(DatasetConfig())
+    texts, _ = _local_texts(DatasetConfig())
     assert texts == load_prompt_texts(DatasetConfig())
     tok = AutoTokenizer.from_pretrained(tiny_model)
     expected = [len(ids) for ids in tok(texts, add_special_tokens=True)["input_ids"]]
@@ -42,12 +42,21 @@ def test_models_and_datasets_it_cannot_read_locally_are_left_to_the_worker(
     check_prompts_fit([spec(str(tmp_path), num_prompts=10_000, dataset=hub)], "s.yaml")
 
 
-def test_a_missing_text_field_is_left_to_the_loader_which_names_it(
+def test_a_missing_text_field_is_refused_naming_the_columns(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("p.jsonl").write_text('{"text": "hello"}\n' * 3)
-    assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) is None
-    assert _local_texts(DatasetConfig(name="p.jsonl")) == ["hello"] * 3
+    Path("p.jsonl").write_text('{"text": "hello", "id": 1}\n' * 3)
+    assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) == (None,
+                                                                               ["text", "id"])
+    assert _local_texts(DatasetConfig(name="p.jsonl")) == (["hello"] * 3, ["text", "id"])
+    # Refused whatever the model, even one whose tokenizer cannot be read here.
+    wrong = spec("org/not-local", num_prompts=2,
+                 dataset=DatasetConfig(name="p.jsonl", text_field="prompt"))
+    with pytest.raises(ConfigError, match=r"s.yaml: config 'c': dataset.text_field 'prompt' "
+                                          r"is not a column of p.jsonl \(columns: text, id\)"):
+        check_prompts_fit([wrong], "s.yaml")
+    Path("odd.jsonl").write_text('["a list, not an object"]\n')
+    assert _local_texts(DatasetConfig(name="odd.jsonl")) == (None, [])  # the loader says why
 
 
 def gpu_spec(tiny_model: Path, device: str, processes: int) -> ExperimentSpec:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,7 +170,7 @@ def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
 
 
 FAILING_SUITE = """
-models: [tiny-demo]
+models: [broken-demo]
 overrides:
   num_processes: 1
   num_prompts: 4
@@ -178,17 +179,25 @@ overrides:
   min_output_tokens: 4
   warmup_iterations: 0
   energy_meter: codecarbon
-  dataset: {name: prompts.jsonl, text_field: prompt}
+  max_retries: 0
 """
 
 
 def test_failed_key_is_recorded_and_resume_failed_reruns_it(checkout: Path) -> None:
+    # A failure no submit-time check can see: the weights file of a model folder is
+    # damaged (say, a download cut short) while its config.json is fine.
+    model = checkout / "models" / "broken-llama"
+    shutil.copytree(checkout / "models" / "tiny-llama", model)
+    weights = model / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:64])
+    with (checkout / "configs" / "models.yaml").open("a") as handle:
+        handle.write("  broken-demo:\n    model: models/broken-llama\n    device: cpu\n"
+                     "    precision: float32\n")
     write_suite(checkout, "flaky", FAILING_SUITE)
-    (checkout / "prompts.jsonl").write_text("".join(
-        json.dumps({"text": f"prompt number {i}"}) + "\n" for i in range(6)))
     first = run_cli("submit-suite", "flaky", "--executor", "local")
     assert first.returncode == 1
-    assert "dataset.text_field: 'prompt' is not a column" in first.stdout + first.stderr
+    assert "failed  models/broken-llama::flaky::base::1" in first.stdout + first.stderr
     with (checkout / "results" / "failed_experiments.csv").open() as handle:
         failed = list(csv.DictReader(handle))
     assert [(f["experiment_id"], f["cause"]) for f in failed] == [("0001", "code_error")]
@@ -197,10 +206,9 @@ def test_failed_key_is_recorded_and_resume_failed_reruns_it(checkout: Path) -> N
     assert "latest failures:" in status and "[code_error]" in status
 
     listed = run_cli("resume-failed", "flaky", "--dry-run", "--executor", "local")
-    assert "models/tiny-llama::flaky::base::1" in listed.stdout
+    assert "models/broken-llama::flaky::base::1" in listed.stdout
 
-    (checkout / "prompts.jsonl").write_text("".join(
-        json.dumps({"prompt": f"prompt number {i}"}) + "\n" for i in range(6)))
+    weights.write_bytes(good)
     resumed = run_cli("resume-failed", "flaky", "--executor", "local")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = csv_rows(checkout)

@@ -93,31 +93,33 @@ def _check_gpu_count(spec: ExperimentSpec, source: str, cpu_run: bool,
                       "more GPUs")
 
 
-def _local_texts(dataset: DatasetConfig) -> list[str] | None:
-    """The prompt texts of the bundled set or a local .jsonl, as the worker reads them;
-    None for anything else (a hub dataset, a .json file), which the worker checks."""
+def _local_texts(dataset: DatasetConfig) -> tuple[list[str] | None, list[str]]:
+    """The prompt texts of the bundled set or a local .jsonl, as the worker reads them, and
+    the columns seen. Texts are None when there is nothing to count here: a hub dataset, a
+    .json file, a line that is not a JSON object (the loader names those), or no row with
+    ``text_field`` (then the columns say what the file has)."""
     if dataset.name == "bundled":
         text = bundled_prompts().read_text("utf-8")
     elif dataset.name.endswith(".jsonl") and Path(dataset.name).is_file():
         text = Path(dataset.name).read_text(encoding="utf-8", errors="replace")
     else:
-        return None
-    texts, has_field = [], False
+        return None, []
+    texts: list[str] = []
+    columns: dict[str, None] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError:
-            return None  # let the dataset loader name the problem
+            return None, []
         if not isinstance(row, dict):
-            return None
-        has_field = has_field or dataset.text_field in row
+            return None, []
+        columns.update(dict.fromkeys(row))
         value = row.get(dataset.text_field)
         if value and str(value).strip():
             texts.append(str(value))
-    # No row has text_field: the loader's "not a column" error says more than "0 fit".
-    return texts if has_field else None
+    return (texts if dataset.text_field in columns else None), list(columns)
 
 
 def _token_counts(model: str, texts: list[str]) -> list[int] | None:
@@ -139,7 +141,8 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
     """Refuse a suite whose num_prompts cannot fit in max_input_tokens, before any claim.
 
     Otherwise every key of it would queue, claim an ID and fail in its worker. Checked for
-    local model folders with a tokenizer.json and local or bundled prompts.
+    local model folders with a tokenizer.json and local or bundled prompts; a local .jsonl
+    with no ``text_field`` column is refused whatever the model.
     """
     texts: dict[tuple[str, str], list[str] | None] = {}
     counts: dict[tuple[str, str, str], list[int] | None] = {}
@@ -147,7 +150,13 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
         cfg = spec.config
         data_key = (cfg.dataset.name, cfg.dataset.text_field)
         if data_key not in texts:
-            texts[data_key] = _local_texts(cfg.dataset)
+            texts[data_key], columns = _local_texts(cfg.dataset)
+            if texts[data_key] is None and columns:
+                raise ConfigError(
+                    f"{source}: config '{spec.config_name}': dataset.text_field "
+                    f"'{cfg.dataset.text_field}' is not a column of {cfg.dataset.name} "
+                    f"(columns: {', '.join(columns)}); set dataset.text_field to the column "
+                    "that holds the prompts")
         found = texts[data_key]
         count_key = (cfg.model, *data_key)
         if count_key not in counts:
