@@ -4,6 +4,7 @@
     python benchmarks/harness_overhead.py --large         # also a ~1B Llama (slow: ~15 min)
     python benchmarks/harness_overhead.py --processes 2 --repeats 5 --job-size 4
     python benchmarks/harness_overhead.py --device cuda --processes 1 --same-processes 8
+    python benchmarks/harness_overhead.py --sweep float32 bfloat16 --job-size 4
 
 Same model, prompts, batch size, output length and process count (CPU by default; with
 --device cuda, float16 on the GPUs with the NVML meter and GPU-sized batches). Bare runs (their
@@ -144,7 +145,9 @@ def job(cfg: ExperimentConfig, size: int, reuse: bool, scratch: Path) -> dict[st
     """A job of ``size`` experiments of one shape through the real job code."""
     root = Path(tempfile.mkdtemp(dir=scratch))
     paths = JobPaths(root / "trk", root / "results")
-    specs = [ExperimentSpec(suite="bench", config_name="c", cycle=i + 1, config=cfg)
+    sweep = SWEEP or [cfg.precision]  # --sweep: a precision sweep, one shape change a key
+    specs = [ExperimentSpec(suite="bench", config_name=f"c{i}", cycle=1,
+                            config=cfg.model_copy(update={"precision": sweep[i % len(sweep)]}))
              for i in range(size)]
     starts: list[float] = []
     ends: list[float] = []
@@ -210,6 +213,7 @@ def report_jobs(label: str, size: int, cold: dict[str, Any], warm: dict[str, Any
 
 PROMPTS = {"tiny": 64}  # --prompts: longer windows shrink any fixed per-window cost
 EXTRA: dict[str, Any] = {}  # --no-token-timing: how much the per-step clock costs
+SWEEP: list[str] = []  # --sweep: job experiments alternate these precisions
 # --device cuda: the GPU path, in fp16 with the NVML meter; a GPU needs bigger batches
 # than a CPU before the window measures the model rather than the kernel launches.
 DEVICE = {"device": "cpu", "precision": "float32", "energy_meter": "codecarbon"}
@@ -246,6 +250,9 @@ def main() -> None:
                         help="override the device's default precision")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-size", type=int, default=4)
+    parser.add_argument("--sweep", nargs="+", metavar="PRECISION",
+                        choices=["float32", "float16", "bfloat16"],
+                        help="the job's experiments cycle through these precisions")
     parser.add_argument("--same-processes", type=int, default=0, metavar="PAIRS",
                         help="only alternate harness and bare windows in one set of "
                              "processes, PAIRS times (the low-noise comparison)")
@@ -257,6 +264,7 @@ def main() -> None:
         DEVICE.update(CUDA)
     if args.precision:
         DEVICE["precision"] = args.precision
+    SWEEP.extend(args.sweep or [])
     models = [] if args.large_only else [(ensure_model(args.model, False), False)]
     if args.large or args.large_only:
         models.append((ensure_model(args.large_model, True), True))
@@ -268,11 +276,14 @@ def main() -> None:
                 report_same_processes(label, same_processes(
                     config(model, processes, large, 0), args.same_processes, scratch))
                 continue
-            report_throughput(label, throughput(config(model, processes, large, 0),
-                                                args.repeats, scratch))
+            if not SWEEP:  # a sweep is about the job's fixed cost, not window throughput
+                report_throughput(label, throughput(config(model, processes, large, 0),
+                                                    args.repeats, scratch))
             cfg = config(model, processes, large, 2.0)  # each job measures one idle baseline
             cold = job(cfg, args.job_size, False, scratch)
             warm = job(cfg, args.job_size, True, scratch)
+            if SWEEP:
+                label += f", precisions {' / '.join(SWEEP)} in turn"
             report_jobs(label, args.job_size, cold, warm)
             sys.stdout.flush()
 

@@ -78,16 +78,21 @@ def test_one_launch_runs_every_experiment_of_a_shape_each_with_its_own_results(
                                   "  half: {precision: bfloat16}\n")
     outcomes, pools = run_job(checkout, specs)
     assert [o.status for o in outcomes] == ["done"] * 4
-    assert pools.launches == 2  # a, b, c share workers; bfloat16 is another shape
+    assert pools.launches == 1  # one process group runs them all, bfloat16 too
     got = rows(checkout)
     assert [(r["config_name"], r["experiment_id"]) for r in got] == [
         ("a", "0001"), ("b", "0002"), ("c", "0003"), ("half", "0004")]
     assert [r["num_prompts"] for r in got] == ["8", "12", "8", "8"]
+    assert [r["precision"] for r in got] == ["float32"] * 3 + ["bfloat16"]
     assert worker_pids(checkout, "0001") == worker_pids(checkout, "0002") == \
-        worker_pids(checkout, "0003") != worker_pids(checkout, "0004")
+        worker_pids(checkout, "0003") == worker_pids(checkout, "0004")
     timing = [setup_timing(checkout, f"{i:04d}") for i in range(1, 5)]
-    assert [t["workers_reused"] for t in timing] == [False, True, True, False]
+    assert [t["workers_reused"] for t in timing] == [False, True, True, True]
+    # The bfloat16 experiment reloads the model in the same workers, in its own dtype.
     assert [t["model_reused"] for t in timing] == [False, True, True, False]
+    arch = json.loads((checkout / "results" / "raw_results" / "0004" /
+                       "0004_3_model_architecture.json").read_text())
+    assert arch["dtype"] == "bfloat16"
     assert timing[1]["phases_s_max"]["load"] < timing[0]["phases_s_max"]["load"]
     for i in range(1, 5):  # every experiment still warms up and writes all its files
         folder = checkout / "results" / "raw_results" / f"{i:04d}"
@@ -132,3 +137,29 @@ def test_parent_sleeps_while_reused_workers_run(checkout: Path) -> None:
     assert raw.workers_launch_s == 0.0 and pools.launches == 1
     assert wall > 0.5, "too short to tell sleeping from polling; raise the workload"
     assert cpu < 0.05 * wall, (cpu, wall)  # blocked in select, not polling
+
+
+def test_model_cache_frees_the_previous_model_before_loading_another(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
+    import torch
+
+    from joulebench.runner import worker
+
+    cache = worker.ModelCache()
+    fp32 = ExperimentConfig(model=str(tiny_model), device="cpu")
+    (model, _), reused = cache.get(fp32, "cpu", torch.device("cpu"))
+    assert reused is False
+    old = weakref.ref(model)
+    del model
+    alive_at_load: list[bool] = []
+    real_load = worker.load_model_and_tokenizer
+    monkeypatch.setattr(worker, "load_model_and_tokenizer",
+                        lambda *a: (alive_at_load.append(old() is not None), real_load(*a))[1])
+    (half, _), reused = cache.get(fp32.model_copy(update={"precision": "bfloat16"}), "cpu",
+                                  torch.device("cpu"))
+    assert reused is False and next(half.parameters()).dtype == torch.bfloat16
+    assert alive_at_load == [False]  # gone before the next one was loaded
+    assert cache.get(fp32.model_copy(update={"precision": "bfloat16"}), "cpu",
+                     torch.device("cpu"))[1] is True

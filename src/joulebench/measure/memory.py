@@ -45,3 +45,21 @@ def reset_peak_memory(device: str) -> None:
         import torch
 
         torch.cuda.reset_peak_memory_stats()
+
+
+def release_memory(device: str) -> None:
+    """Hand freed memory back after dropping a model: collect reference cycles, trim the C
+    heap (glibc keeps freed arenas, which would count in the next experiment's RSS peak)
+    and empty CUDA's cache (which would otherwise hold the old model's blocks)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the peak is then an over-estimate, never an under-estimate
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()

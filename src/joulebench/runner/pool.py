@@ -33,18 +33,19 @@ from joulebench.runner.launch import (
 
 @dataclass(frozen=True)
 class PoolShape:
-    """What must match for an experiment to run in already-launched workers."""
+    """What must match for an experiment to run in already-launched workers.
 
-    model: str
-    precision: str
-    quantization: str
+    Only the process group: a worker loads whatever model, precision and quantisation a
+    task asks for (``worker.ModelCache`` keeps the last one), so a precision or model
+    sweep pays the launch once (torch and CUDA start-up: 8-11 s a launch on an H100).
+    """
+
     num_processes: int
     device: str
 
     @classmethod
     def of(cls, config: ExperimentConfig, device: str) -> PoolShape:
-        return cls(config.model, config.precision, config.quantization,
-                   config.num_processes, device)
+        return cls(config.num_processes, device)
 
 
 class WorkersExited(Exception):

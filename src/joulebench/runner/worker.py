@@ -166,8 +166,9 @@ def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
 class ModelCache:
     """The loaded model of this worker, kept for the next task of the same model.
 
-    The parent only sends a worker tasks of its pool's shape, so one entry suffices; a
-    different model replaces it rather than holding two in memory.
+    A task of another model, precision or quantisation replaces it: the old one is freed
+    and its memory handed back first, so two never sit in memory together and the next
+    experiment's peak-memory figures start from a clean slate.
     """
 
     def __init__(self) -> None:
@@ -180,7 +181,11 @@ class ModelCache:
         key = (cfg.model, cfg.precision, cfg.quantization)
         if self._key == key and self._value is not None:
             return self._value, True
-        self._key, self._value = None, None  # free the old model before loading the next
+        if self._value is not None:
+            from joulebench.measure.memory import release_memory
+
+            self._key, self._value = None, None
+            release_memory(device)
         self._value = load_model_and_tokenizer(cfg, device, torch_device)
         self._key = key
         return self._value, False
