@@ -125,3 +125,17 @@ def test_extra_meters_report_their_own_figures_once_per_node() -> None:
     assert out["energy_j"] == 180.0  # the primary meter's figure is unchanged
     assert out["other_meters"]["rapl"]["energy_j"] == 60.0
     assert out["other_meters"]["codecarbon"]["energy_j"] is None
+
+
+def test_peak_memory_is_the_gpus_on_a_gpu_run_and_host_rss_on_a_cpu_run() -> None:
+    # The H100 float16 run: 6.7 GB host RSS, far less on the GPU.
+    gpu = aggregate.peak_memory_summary({
+        "0": {"peak_rss_bytes": 6_734_000_000, "cuda_max_allocated_bytes": 2_300_000_000},
+        "1": {"peak_rss_bytes": 6_000_000_000, "cuda_max_allocated_bytes": 2_400_000_000}})
+    assert gpu == {"peak_memory_bytes_max": 2_400_000_000,
+                   "peak_memory_source": "cuda_max_allocated",
+                   "peak_host_rss_bytes_max": 6_734_000_000}
+    cpu = aggregate.peak_memory_summary({"0": {"peak_rss_bytes": 300},
+                                         "1": {"peak_rss_bytes": 500}})
+    assert cpu == {"peak_memory_bytes_max": 500, "peak_memory_source": "host_rss",
+                   "peak_host_rss_bytes_max": 500}

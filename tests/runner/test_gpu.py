@@ -37,7 +37,11 @@ def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processe
     node = next(iter(energy["per_node"].values()))
     assert node["details"]["polling_energy_j"] > 0  # the cross-check ran beside the counter
     assert sections["setup"]["gpus_by_node"]
-    assert sections["compute"]["memory_by_process"]["0"]["cuda_max_allocated_bytes"] > 0
+    compute = sections["compute"]
+    assert compute["memory_by_process"]["0"]["cuda_max_allocated_bytes"] > 0
+    assert compute["peak_memory_source"] == "cuda_max_allocated"
+    assert compute["peak_memory_bytes_max"] == max(
+        m["cuda_max_allocated_bytes"] for m in compute["memory_by_process"].values())
     inference = sections["inference"]
     assert "CUDA events" in inference["phase_timing_method"]
     assert 0 < inference["time_to_first_token"]["mean_s"] < inference["request_latency"]["mean_s"]
