@@ -97,6 +97,22 @@ def test_lazy_sync_folds_only_when_due(tmp_path: Path) -> None:
     assert ProgressTracker(tmp_path).read().keys["m::s::c2::1"].state == DONE
 
 
+def test_lazy_sync_of_a_finished_suite_ignores_other_suites_pending_keys(
+        tmp_path: Path) -> None:
+    tracker = ProgressTracker(tmp_path)
+    tracker.register("s", _keys(1))
+    tracker.register("other", [("m::other::c0::1", "h")])  # registered, never run
+    tracker.sync()
+    claim = tracker.claim("m::s::c0::1", "h")
+    tracker.complete("m::s::c0::1", claim.experiment_id)
+    tracker.sync(lazy=True)  # tracker-wide: 'other' is pending, the fold is recent
+    legacy = json.loads((tmp_path / "configs_run_progress.json").read_text())
+    assert legacy["m::s::c0::1"] is None
+    tracker.sync(lazy=True, suites={"s"})  # suite s has nothing left: its view is whole
+    legacy = json.loads((tmp_path / "configs_run_progress.json").read_text())
+    assert legacy == {"m::s::c0::1": "0001", "m::other::c0::1": None}
+
+
 def test_stale_cache_reloads_after_another_writer_compacts(tmp_path: Path) -> None:
     a, b = ProgressTracker(tmp_path), ProgressTracker(tmp_path)
     a.register("s", _keys(1))

@@ -218,6 +218,6 @@ def run_tasks(specs: list[ExperimentSpec], paths: JobPaths,
     finally:
         if owned:
             pools.close()
-        tracker.sync(lazy=lazy_sync)
+        tracker.sync(lazy=lazy_sync, suites={spec.suite for spec in specs})
     return outcomes
 

@@ -259,28 +259,34 @@ class ProgressTracker:
         self._journal_generation = generation
         self._offset = self._header_end = os.fstat(self._journal.fileno()).st_size
 
-    def sync(self, *, lazy: bool = False, interval_s: float = 60.0) -> None:
+    def sync(self, *, lazy: bool = False, interval_s: float = 60.0,
+             suites: Iterable[str] | None = None) -> None:
         """Fold the journal and refresh the legacy files (at the end of a job or command).
 
         Folding is O(keys): 1.6 s at 100k keys, under the lock. An array task runs one key,
         so folding at the end of every task would cost O(keys) per key. ``lazy`` (what array
         tasks use) folds only when there is something new and the last fold is older than
-        ``interval_s`` or nothing is left pending or running, so the seed files trail by at
-        most a minute while a suite runs and are whole when it ends.
+        ``interval_s`` or nothing of ``suites`` (default: of any suite) is left pending or
+        running, so the seed files trail by at most a minute while a suite runs and are
+        whole when it ends, whatever other suites have registered and not yet run.
         """
         with self.locked() as state:
-            if not lazy or self._worth_folding(state, interval_s):
+            if not lazy or self._worth_folding(state, interval_s, suites):
                 self._compact(state)
 
-    def _worth_folding(self, state: TrackerState, interval_s: float) -> bool:
+    def _worth_folding(self, state: TrackerState, interval_s: float,
+                       suites: Iterable[str] | None) -> bool:
         if self._offset <= self._header_end:
             return False
         try:
             age_s = time.time() - os.stat(self.dir / SNAPSHOT).st_mtime
         except FileNotFoundError:
             return True
-        return age_s >= interval_s or not any(
-            r.state in (RUNNING, PENDING) for r in state.keys.values())
+        if age_s >= interval_s:
+            return True
+        mine = None if suites is None else set(suites)
+        return not any(r.state in (RUNNING, PENDING) for r in state.keys.values()
+                       if mine is None or r.suite in mine)
 
     def register(self, suite: str, keys: Iterable[tuple[str, str]]) -> dict[str, int]:
         """Record (key, config_hash) pairs as pending unless known; returns counts by state."""
