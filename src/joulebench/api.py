@@ -82,11 +82,14 @@ def choose_executor(requested: str) -> tuple[str, str | None]:
 
 
 def ignored_slurm_flags(executor: str, opts: SlurmOptions) -> str | None:
-    """The note for Slurm options given to a run that will not go through Slurm."""
-    given = [f"--{k.replace('_', '-')}" for k, v in asdict(opts).items() if v is not None]
+    """The note for Slurm options given to a run that will not go through Slurm.
+
+    Named by key, not as flags: they may come from the command line or a --profile file.
+    """
+    given = [k for k, v in asdict(opts).items() if v is not None]
     if executor == "slurm" or not given:
         return None
-    return f"{', '.join(given)}: Slurm options, ignored by the {executor} executor"
+    return f"Slurm options ignored by the {executor} executor: {', '.join(given)}"
 
 
 def _cuda_gpus() -> int:

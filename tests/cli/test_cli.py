@@ -96,7 +96,11 @@ def test_slurm_flags_with_the_local_executor_are_named_as_ignored(checkout: Path
     result = jb("submit-suite", "demo", "--dry-run", "--executor", "local", "--partition", "gpu",
                 "--time", "02:00:00", cwd=checkout)
     assert result.returncode == 0, result.stderr
-    assert "--partition, --time: Slurm options, ignored by the local executor" in result.stderr
+    assert "Slurm options ignored by the local executor: partition, time" in result.stderr
+    (checkout / "site.yaml").write_text("qos: high\n")
+    profiled = jb("submit-suite", "demo", "--dry-run", "--executor", "local", "--profile",
+                  "site.yaml", cwd=checkout)
+    assert "Slurm options ignored by the local executor: qos" in profiled.stderr
 
 
 def test_console_script_aliases_exist() -> None:
