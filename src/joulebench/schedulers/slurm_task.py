@@ -48,7 +48,7 @@ class SuiteTask(submitit.helpers.Checkpointable):
         os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
         specs = [spec_from_payload(p) for p in (payload if isinstance(payload, list)
                                                   else [payload])]
-        # Consecutive keys of one model and precision share launched workers (runner/pool).
+        # Consecutive keys of one process count share launched workers (runner/pool).
         outcomes = run_tasks(specs, JobPaths(Path(self.tracker_dir), Path(self.results_dir)),
                              lazy_sync=True)
         failed = [o for o in outcomes if o.status == "failed"]
