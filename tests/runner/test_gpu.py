@@ -53,7 +53,7 @@ def test_cuda_step_clock_matches_generate_and_counts_every_step(tiny_model: Path
     import time
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList
 
     from joulebench.runner.step_clock import CUDA_EVENTS, step_clock
 
@@ -68,7 +68,7 @@ def test_cuda_step_clock_matches_generate_and_counts_every_step(tiny_model: Path
         torch.cuda.synchronize()
         start = time.perf_counter()
         clock.start()
-        timed = model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([clock]))
+        timed = model.generate(**enc, **kwargs, stopping_criteria=StoppingCriteriaList([clock]))
         torch.cuda.synchronize()
         wall_s = time.perf_counter() - start
     assert clock.kind == CUDA_EVENTS and torch.equal(plain, timed)

@@ -20,7 +20,7 @@ def test_clock_times_every_step_without_changing_the_output(tiny_model: Path) ->
     import time
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -32,7 +32,7 @@ def test_clock_times_every_step_without_changing_the_output(tiny_model: Path) ->
         clock = step_clock("cpu", 12)
         start = time.perf_counter()
         clock.start()
-        timed = model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([clock]))
+        timed = model.generate(**enc, **kwargs, stopping_criteria=StoppingCriteriaList([clock]))
     assert torch.equal(plain, timed)
     times = clock.times(start)
     assert len(times) == 13 and times == sorted(times)

@@ -109,7 +109,7 @@ def _timing_method(timed: list[dict[str, Any]]) -> str | None:
         return None
     clocks = sorted({b.get("step_clock", "host") for b in timed})
     where = {"host": "host clock", "cuda_events": "CUDA events in the stream (no per-step sync)"}
-    return ("per-step timestamps from a pass-through logits processor, "
+    return ("per-step timestamps from a never-stopping stopping criterion, "
             f"{' and '.join(where.get(c, c) for c in clocks)}: TTFT = first step - start")
 
 

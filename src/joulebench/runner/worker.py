@@ -69,12 +69,12 @@ class Workload:
 
     def generate(self, prompts: list[str], enc: Any = None) -> dict[str, Any]:
         import torch
-        from transformers import LogitsProcessorList
+        from transformers import StoppingCriteriaList
 
         enc = self.encode(prompts) if enc is None else enc
         clock = step_clock(self.device, self.cfg.max_output_tokens) \
             if self.cfg.token_timing else None
-        extra = {"logits_processor": LogitsProcessorList([clock])} if clock is not None else {}
+        extra = {"stopping_criteria": StoppingCriteriaList([clock])} if clock is not None else {}
         _sync(self.device)
         start = time.perf_counter()
         if clock is not None:
