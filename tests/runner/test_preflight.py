@@ -85,6 +85,7 @@ def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
 
     from joulebench.runner.experiment import ExperimentFailed, _check_gpus_visible
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     _check_gpus_visible(1)
@@ -92,3 +93,6 @@ def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
                                                r"\(CUDA_VISIBLE_DEVICES=3\)") as failed:
         _check_gpus_visible(2)
     assert failed.value.user_error and failed.value.cause == "code_error"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ExperimentFailed, match=r"device: cuda but this node has no CUDA GPU"):
+        _check_gpus_visible(1)

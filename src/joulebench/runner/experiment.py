@@ -72,12 +72,16 @@ def _check_gpus_visible(num_processes: int) -> None:
     """Refuse before launching: process i would ask for cuda:i and die after its load."""
     import torch
 
-    visible = torch.cuda.device_count()
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    env = f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}"
+    if visible == 0:
+        raise ExperimentFailed(f"device: cuda but this node has no CUDA GPU visible ({env}); "
+                               "ask Slurm for GPUs (--gpus-per-node) or use device: auto",
+                               "code_error", True)
     if num_processes > visible:
         raise ExperimentFailed(f"num_processes: {num_processes} but this node has {visible} "
-                               "CUDA GPU(s) visible (CUDA_VISIBLE_DEVICES="
-                               f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); each "
-                               "process needs its own GPU", "code_error", True)
+                               f"CUDA GPU(s) visible ({env}); each process needs its own GPU",
+                               "code_error", True)
 
 
 def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
