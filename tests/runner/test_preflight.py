@@ -96,3 +96,22 @@ def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ExperimentFailed, match=r"device: cuda but this node has no CUDA GPU"):
         _check_gpus_visible(1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hides every GPU, whatever the driver says
+    with pytest.raises(ExperimentFailed, match=r"no CUDA GPU visible \(CUDA_VISIBLE_DEVICES=\)"):
+        _check_gpus_visible(1)
+
+
+def test_the_node_counts_gpus_through_nvml_when_it_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from joulebench.measure import nvml_devices
+    from joulebench.runner.experiment import ExperimentFailed, _check_gpus_visible
+
+    monkeypatch.setattr(nvml_devices, "visible_gpu_inventory",
+                        lambda: {"gpu:GPU-a": {}, "gpu:GPU-b": {}})
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: pytest.fail("torch was asked"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert nvml_devices.visible_gpu_count() == 2
+    _check_gpus_visible(2)
+    with pytest.raises(ExperimentFailed, match=r"num_processes: 3 but this node has 2"):
+        _check_gpus_visible(3)

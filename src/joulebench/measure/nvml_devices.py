@@ -268,3 +268,16 @@ def visible_gpu_inventory() -> dict[str, dict[str, Any]]:
         return {**gpu.info, "driver_version": None if driver is None else as_str(driver)}
 
     return _with_visible_gpus("describing the GPUs", describe)
+
+
+def visible_gpu_count() -> int | None:
+    """How many GPUs this process may use, read through NVML so that the caller needs
+    neither torch nor a CUDA context; None when NVML cannot tell (no driver, an entry of
+    CUDA_VISIBLE_DEVICES it cannot resolve)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and not parse_cuda_visible_devices(env):
+        return 0
+    try:
+        return len(visible_gpu_inventory())
+    except MeasureError:
+        return None

@@ -69,10 +69,18 @@ def _failure_from(work: Path, returncode: int, log_path: Path,
 
 
 def _check_gpus_visible(num_processes: int) -> None:
-    """Refuse before launching: process i would ask for cuda:i and die after its load."""
-    import torch
+    """Refuse before launching: process i would ask for cuda:i and die after its load.
 
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    Counted through NVML, so the job's parent process stays free of torch; torch only
+    answers when NVML cannot.
+    """
+    from joulebench.measure.nvml_devices import visible_gpu_count
+
+    visible = visible_gpu_count()
+    if visible is None:
+        import torch
+
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     env = f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}"
     if visible == 0:
         raise ExperimentFailed(f"device: cuda but this node has no CUDA GPU visible ({env}); "
