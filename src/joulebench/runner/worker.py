@@ -207,8 +207,7 @@ class _Phases:
 def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict[str, Any]:
     import torch
 
-    from joulebench.measure.factory import make_meter
-    from joulebench.measure.flops import analytic_flops, counted_prefill_flops, linear_params
+    from joulebench.measure.flops import counted_prefill_flops
     from joulebench.measure.memory import peak_memory, reset_peak_memory
 
     cfg = ExperimentConfig.model_validate(task["config"])
@@ -239,12 +238,47 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict
     # last batch would measure a half-empty device, so it runs after the window closes.
     outside = [i for i, b in enumerate(wl.batches)
                if cfg.steady_state and len(b) < batch_size]
+    window = _measured_window(wl, ckpt, outside, phases)
+    for index in outside:
+        if not ckpt.done(index):
+            ckpt.add(index, wl.generate(wl.batches[index]))
+    phases.mark("outside_window")
+    return {
+        "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
+        "host": socket.gethostname(), "device": device, "pid": os.getpid(),
+        "torch_device": str(acc.device),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "batches": {str(k): v for k, v in sorted(ckpt.batches.items())},
+        "resumed_batches": sorted(ckpt.resumed_indices),
+        "outside_window_batches": outside,
+        **window, "load_s": phases.seconds["load"],
+        "warmup_s": phases.seconds["warmup"], "model_reused": reused,
+        "phases_s": {k: round(v, 4) for k, v in phases.seconds.items() if k != "window"},
+        "baseline": node_baseline,
+        "thermal": thermal,
+        "gpus": _gpu_inventory(device) if local_rank == 0 else None,
+        "memory": peak_memory(device),
+        "flops": _flops(wl, ckpt, flops),
+        "dataset": {"name": cfg.dataset.name, "revision": cfg.dataset.revision,
+                    "prompt_hash": prompt_hash(wl.prompts), "num_prompts": len(wl.prompts)},
+        "architecture": architecture(wl.model) if rank == 0 else None,
+    }
+
+
+def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
+                     phases: _Phases) -> dict[str, Any]:
+    """Generate every batch not yet done inside one timed, metered window (all processes
+    of the node between two barriers); window_s and local rank 0's energy readings."""
+    from joulebench.measure.factory import make_meter
+
+    cfg, device, acc = wl.cfg, wl.device, wl.acc
     todo = [i for i in range(len(wl.batches)) if i not in outside and not ckpt.done(i)]
     # Tokenized before the meters start (as in the bare loop it is compared with), so the
     # window and the energy cover generation; each is freed once its batch has run.
     encoded = {i: wl.encode(wl.batches[i]) for i in todo}
-    meter = make_meter(cfg.energy_meter, device=device) if local_rank == 0 else None
-    extras = _start_extra_meters(cfg, device) if local_rank == 0 else {}
+    first_on_node = acc.local_process_index == 0
+    meter = make_meter(cfg.energy_meter, device=device) if first_on_node else None
+    extras = _start_extra_meters(cfg, device) if first_on_node else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
@@ -262,36 +296,18 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict
         energy = meter.stop().to_dict() if meter is not None else None
         extra_energy = _stop_extra_meters(extras)
     phases.mark("meter_stop")
-    for index in outside:
-        if not ckpt.done(index):
-            ckpt.add(index, wl.generate(wl.batches[index]))
-    phases.mark("outside_window")
+    return {"window_s": window_s, "energy": energy, "extra_energy": extra_energy}
+
+
+def _flops(wl: Workload, ckpt: BatchCheckpoint, counted: dict[str, Any] | None
+           ) -> dict[str, Any]:
+    from joulebench.measure.flops import analytic_flops, linear_params
+
     tokens = sum(b["input_tokens"] + b["output_tokens"] for b in ckpt.batches.values())
-    return {
-        "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
-        "host": socket.gethostname(), "device": device, "pid": os.getpid(),
-        "torch_device": str(acc.device),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "batches": {str(k): v for k, v in sorted(ckpt.batches.items())},
-        "resumed_batches": sorted(ckpt.resumed_indices),
-        "outside_window_batches": outside,
-        "window_s": window_s, "load_s": phases.seconds["load"],
-        "warmup_s": phases.seconds["warmup"], "model_reused": reused,
-        "phases_s": {k: round(v, 4) for k, v in phases.seconds.items() if k != "window"},
-        "energy": energy,
-        "extra_energy": extra_energy,
-        "baseline": node_baseline,
-        "thermal": thermal,
-        "gpus": _gpu_inventory(device) if local_rank == 0 else None,
-        "memory": peak_memory(device),
-        "flops": {"analytic_total_flops": analytic_flops(wl.model, tokens),
-                  "linear_params": linear_params(wl.model),
-                  "analytic_method": "2 x linear weights x (input + output tokens)",
-                  **(flops or {})},
-        "dataset": {"name": cfg.dataset.name, "revision": cfg.dataset.revision,
-                    "prompt_hash": prompt_hash(wl.prompts), "num_prompts": len(wl.prompts)},
-        "architecture": architecture(wl.model) if rank == 0 else None,
-    }
+    return {"analytic_total_flops": analytic_flops(wl.model, tokens),
+            "linear_params": linear_params(wl.model),
+            "analytic_method": "2 x linear weights x (input + output tokens)",
+            **(counted or {})}
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:
