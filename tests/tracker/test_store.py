@@ -210,3 +210,24 @@ def test_eight_processes_fifty_claims_each_get_distinct_ids(tmp_path: Path) -> N
     state = ProgressTracker(tmp_path).read()
     assert sum(r.state == DONE for r in state.keys.values()) == 400
     assert state.last_id == 400
+
+
+def test_every_event_stays_on_record_in_history_after_folds(tmp_path: Path) -> None:
+    tracker = ProgressTracker(tmp_path)
+    tracker.register("s", _keys(2))
+    first = tracker.claim("m::s::c0::1", "h")
+    tracker.fail("m::s::c0::1", "oom", "CUDA out of memory")
+    tracker.sync()
+    tracker.sync()  # nothing new: no empty chunk is archived
+    again = tracker.claim("m::s::c0::1", "h")
+    tracker.complete("m::s::c0::1", again.experiment_id)
+    tracker.sync()
+    (history,) = (tmp_path / "history").glob("journal-*.jsonl")
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    headers = [line["generation"] for line in lines if "format" in line]
+    assert headers == sorted(headers) and len(headers) == 2
+    ops = [(line["op"], line.get("key")) for line in lines if "op" in line]
+    assert [op for op, key in ops if key == "m::s::c0::1"] == [
+        "register", "claim", "fail", "claim", "done"]
+    assert first.experiment_id == again.experiment_id  # the record shows the retry kept it
+    assert ProgressTracker(tmp_path).read().keys["m::s::c0::1"].state == DONE

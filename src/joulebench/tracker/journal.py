@@ -110,3 +110,29 @@ def append_at(fd: int, offset: int, data: bytes, path: Path, lock_fix: str) -> N
                                "written)")
         os.ftruncate(fd, offset)
     append_at_end(fd, data, offset, path)
+
+
+HISTORY_DIR = "history"
+
+
+def archive_journal(journal: Path, history: Path, month: str) -> Path | None:
+    """Append the whole journal, header and events, to ``history/journal-<month>.jsonl``.
+
+    Compaction calls this before it replaces the journal, so every claim, failure and
+    completion stays on record after the fold (the snapshot keeps only each key's last
+    state). O(events since the last fold): amortised O(1) per event. A crash between this
+    append and the new journal archives that generation again at the next fold; the copy
+    under the later header line of one generation is the complete one.
+    """
+    data = journal.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]
+    if complete.count(b"\n") <= 1:  # the header alone: nothing happened
+        return None
+    history.mkdir(exist_ok=True)
+    target = history / f"journal-{month}.jsonl"
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        append_at_end(fd, complete, os.fstat(fd).st_size, target)
+    finally:
+        os.close(fd)
+    return target

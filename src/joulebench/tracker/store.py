@@ -23,7 +23,9 @@ from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_bytes, atomic_write_json, read_json
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import (
+    HISTORY_DIR,
     append_at,
+    archive_journal,
     encode_events,
     new_journal,
     parse_events,
@@ -247,6 +249,8 @@ class ProgressTracker:
             # Once a snapshot exists a journal always does, so a missing one means a
             # deleted one (lost updates), never a crash between the two writes.
             self._start_journal(state.generation)
+        archive_journal(self.journal_path, self.dir / HISTORY_DIR,
+                        datetime.now(timezone.utc).strftime("%Y-%m"))
         state.generation += 1
         atomic_write_json(self.dir / SNAPSHOT, state.to_dict(), indent=None)
         legacy.write_legacy(self.dir, state)
