@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from joulebench.errors import TrackerError
-from joulebench.fsutil import append_at_end, atomic_write_text
+from joulebench.fsutil import append_at_end, atomic_write_text, fsync_dir
 
 JOURNAL_FORMAT = "joulebench-journal/1"
 
@@ -130,9 +130,13 @@ def archive_journal(journal: Path, history: Path, month: str) -> Path | None:
         return None
     history.mkdir(exist_ok=True)
     target = history / f"journal-{month}.jsonl"
+    created = not target.exists()
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         append_at_end(fd, complete, os.fstat(fd).st_size, target)
     finally:
         os.close(fd)
+    if created:  # a new month's file: its directory entry must survive a crash too
+        fsync_dir(history)
+        fsync_dir(history.parent)
     return target
