@@ -27,6 +27,7 @@ from joulebench.schedulers.slurm_view import KeyLabels, label_keys, refuse_unkno
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
 from joulebench.tracker import DONE, KeyRecord, ProgressTracker, TrackerState
+from joulebench.wording import plural
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -68,7 +69,7 @@ def expand_suite(suite: str, cycles: int = 1, paths: Paths = Paths()) -> list[Ex
 
 
 def choose_executor(requested: str) -> tuple[str, str | None]:
-    """Resolve 'auto'; the note is the one line a user sees about the choice."""
+    """Resolve 'auto'; the note is the one line a user sees about the choice and why."""
     if requested not in EXECUTORS:
         raise ConfigError(f"--executor: '{requested}' is not one of {', '.join(EXECUTORS)}")
     if requested == "slurm" and not sbatch_on_path():
@@ -77,8 +78,18 @@ def choose_executor(requested: str) -> tuple[str, str | None]:
     if requested != "auto":
         return requested, None
     if sbatch_on_path():
-        return "slurm", None
-    return "local", "sbatch not found on PATH: running locally (--executor local)"
+        return "slurm", ("executor: slurm (--executor auto found sbatch on PATH; "
+                         "--executor local runs here instead)")
+    return "local", "executor: local (--executor auto found no sbatch on PATH)"
+
+
+def last_executor(records: list[KeyRecord]) -> str | None:
+    """The executor the most recent attempt among ``records`` ran on, if any ran."""
+    tried = [r for r in records if r.job_id]
+    if not tried:
+        return None
+    latest = max(tried, key=lambda r: r.updated_at or "")
+    return "slurm" if monitor.is_slurm_job(latest.job_id) else "local"
 
 
 def ignored_slurm_flags(executor: str, opts: SlurmOptions) -> str | None:
@@ -113,28 +124,72 @@ def check_submission(specs: list[ExperimentSpec], executor: str, paths: Paths,
         slurm.plan_arrays(specs, opts, slurm.DEFAULT_MAX_ARRAY_SIZE, "jb")
 
 
-def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
-             preflight: bool, opts: SlurmOptions, runner: slurm.CommandRunner
-             ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
+@dataclass(frozen=True)
+class CheckedSuite:
+    """A suite that passed every check a submission makes."""
+
+    specs: list[ExperimentSpec]
+    executor: str  # resolved: "local" or "slurm"
+    notes: list[str]
+
+
+def check_suite(suite: str, cycles: int = 1, *, executor: str = "auto", paths: Paths = Paths(),
+                slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+                preflight: bool = True) -> CheckedSuite:
+    """Every check ``submit_suite`` makes before it writes, and nothing else: a dry run is
+    exactly this, so it refuses what the real submission would, with the same line.
+
+    Args:
+        suite: a name from ``configs/suites/`` or a path to a suite YAML.
+        cycles: how many times each config is repeated.
+        executor: ``auto``, ``local`` or ``slurm``.
+        paths: where configs, the tracker, results and logs live.
+        slurm_options: sbatch resources (validated even for a dry run).
+        preflight: check models, datasets, prompt fit and device counts on this machine.
+    """
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
-    check_submission(specs, name, paths, opts)
+    check_submission(specs, name, paths, slurm_options)
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
                     local_cuda_gpus=_cuda_gpus() if name == "local" else None)
+    notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
+    return CheckedSuite(specs, name, notes)
+
+
+# Tracker backups kept in persistent_progress_trackers/backups/ (a pair of files each).
+BACKUPS_KEPT = 20
+
+
+def _will_change(state: TrackerState, specs: list[ExperimentSpec]) -> bool:
+    """Whether registering and running ``specs`` writes to the tracker at all."""
+    for spec in specs:
+        rec = state.keys.get(spec.key)
+        if rec is None or rec.state != DONE:
+            return True
+    return False
+
+
+def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
+             preflight: bool, opts: SlurmOptions, runner: slurm.CommandRunner
+             ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
+    checked = check_suite(suite, cycles, executor=executor, paths=paths, slurm_options=opts,
+                          preflight=preflight)
+    specs, name, notes = checked.specs, checked.executor, list(checked.notes)
     tracker = ProgressTracker(paths.tracker_dir)
+    before = tracker.read()
     live: set[str] = set()
     if name == "slurm":
         # Asked before any write, so a refusal (Slurm state unknown) changes nothing.
-        before = tracker.read()
         wanted = [s.key for s in specs
                   if s.key not in before.keys or before.keys[s.key].state != DONE]
         live = _live_keys(before, paths, runner, wanted)
-    # Everything is validated: only now may the tracker be written.
-    tracker.backup()
-    notes = [n for n in (note, ignored_slurm_flags(name, opts)) if n]
+    # Everything is validated: only now may the tracker be written. A backup first, but
+    # only when this run will change the tracker: a no-op rerun leaves it as it is.
+    if fresh or _will_change(before, specs):
+        tracker.backup(keep=BACKUPS_KEPT)
     if fresh:
         archived = tracker.archive_suite(specs[0].suite)
         if archived is not None:
@@ -158,8 +213,8 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
     try:
         if summary.executor == "slurm":
             if live:
-                summary.notes.append(f"{len(live)} keys are already queued or running in "
-                                     "Slurm; not submitting them again")
+                summary.notes.append(f"{plural(len(live), 'key')} already queued or running "
+                                     "in Slurm: not submitting them again")
             summary.to_run = [s for s in summary.to_run if s.key not in live]
             if on_plan is not None:
                 on_plan(summary)
@@ -234,11 +289,27 @@ def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()
                         results_dir=paths.results_dir)
 
 
-def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
-    """`joulebench run`: one experiment from one config file, recorded like any other."""
+# Keys only a suite file has: a suite passed to `joulebench run` is named as one.
+SUITE_ONLY_KEYS = ("models", "controlled", "grid", "configs", "overrides")
+
+
+def run_config(config_path: Path, paths: Paths = Paths(),
+               on_start: Callable[[ExperimentSpec], None] | None = None) -> TaskOutcome:
+    """`joulebench run`: one experiment from one config file, recorded like any other.
+
+    The file is a complete experiment config over the code's defaults (the README's
+    configs reference); unlike a suite it does not build on ``configs/base.yaml``. Each
+    run of the same file is recorded as the next cycle of ``MODEL::single::STEM``.
+    """
     from joulebench.runner.preflight import check_specs
 
-    config = validate_experiment(load_yaml_mapping(config_path), str(config_path))
+    data = load_yaml_mapping(config_path)
+    suite_keys = [k for k in SUITE_ONLY_KEYS if k in data]
+    if suite_keys:
+        raise ConfigError(f"{config_path}: is a suite (it has '{suite_keys[0]}'), not one "
+                          f"experiment config; run it with: submit-suite {config_path} "
+                          "--executor local")
+    config = validate_experiment(data, str(config_path))
     paths.check(write=True)
     tracker = ProgressTracker(paths.tracker_dir)
     state = tracker.read()
@@ -248,7 +319,7 @@ def run_config(config_path: Path, paths: Paths = Paths()) -> TaskOutcome:
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
     check_specs([spec], str(config_path), local_cuda_gpus=_cuda_gpus())
     tracker.register("single", [(spec.key, spec.config_hash)])
-    return run_tasks([spec], paths.job)[0]
+    return run_tasks([spec], paths.job, on_start=on_start)[0]
 
 
 @dataclass(frozen=True)
@@ -350,12 +421,29 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
                   executor: str = "auto", paths: Paths = Paths(),
                   slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
                   runner: slurm.CommandRunner = slurm.run_command,
+                  preflight: bool = True,
                   on_start: Callable[[ExperimentSpec], None] | None = None,
                   on_outcome: Callable[[TaskOutcome], None] | None = None,
                   on_keys: Callable[[list[str]], None] | None = None) -> SubmitSummary:
-    """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs."""
-    name, note = choose_executor(executor)
-    resolve_suite_path(suite, paths.configs_dir)  # a typo'd name must not read as "all done"
+    """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs.
+
+    A dry run makes every check the real rerun makes (the suite, the folders, the Slurm
+    options, and models, prompts and devices as ``check_suite`` does) and lists the keys.
+
+    Args:
+        suite: a name from ``configs/suites/`` or a path to a suite YAML.
+        causes: only keys whose last attempt failed for one of these causes.
+        dry_run: check and list, run nothing, write nothing.
+        executor: ``auto`` reruns on the executor the suite's last attempt ran on (Slurm
+            when a Slurm job ran it, else local); ``local`` or ``slurm`` force one.
+        paths, slurm_options, runner: as for ``submit_suite``.
+        preflight: check models, datasets, prompt fit and device counts here first.
+    """
+    from joulebench.runner.preflight import check_specs
+
+    source = resolve_suite_path(suite, paths.configs_dir)  # a typo must not read "all done"
+    state = ProgressTracker(paths.tracker_dir).read()
+    name, note = _resume_executor(executor, suite, state)
     paths.check(write=not dry_run, logs=name == "slurm" and not dry_run)
     keys = resumable_keys(suite, causes, paths, runner)
     specs_by_key: dict[str, ExperimentSpec] = {}
@@ -367,19 +455,40 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
             raise ConfigError(f"{missing[0]}: no longer produced by suite '{suite}' (config "
                               "edited?); restore the suite file or start over with --fresh")
     specs = [specs_by_key[k] for k in keys]
-    if name == "slurm":
+    if specs:
         check_submission(specs, name, paths, slurm_options)
+        if preflight:
+            check_specs(specs, str(source),
+                        local_cuda_gpus=_cuda_gpus() if name == "local" else None)
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
     summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=notes)
     if dry_run or not keys:
         return summary
     if on_keys is not None:
         on_keys(keys)
+    tracker = ProgressTracker(paths.tracker_dir)
+    tracker.backup(keep=BACKUPS_KEPT)
     try:
         if name == "slurm":
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
             summary.outcomes = run_local(specs, paths.job, on_start, on_outcome)
     finally:
-        ProgressTracker(paths.tracker_dir).sync()
+        tracker.sync()
     return summary
+
+
+def _resume_executor(requested: str, suite: str, state: TrackerState) -> tuple[str, str | None]:
+    """``auto`` for a rerun means where the suite last ran, so a laptop suite is not sent to
+    a cluster (or the reverse) just because sbatch happens to be on PATH."""
+    if requested != "auto":
+        return choose_executor(requested)
+    ran_on = last_executor([r for r in state.keys.values() if r.suite == suite])
+    if ran_on is None:
+        return choose_executor("auto")
+    if ran_on == "slurm" and not sbatch_on_path():
+        raise ConfigError(f"suite '{suite}' last ran on Slurm but sbatch is not on PATH here; "
+                          "run resume-failed on the login node, or pass --executor local to "
+                          "rerun here")
+    return ran_on, (f"executor: {ran_on} (where '{suite}' last ran; --executor "
+                    f"{'local' if ran_on == 'slurm' else 'slurm'} to change)")

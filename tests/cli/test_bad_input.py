@@ -178,8 +178,17 @@ CASES = [
     o("nvml-on-cpu", "{energy_meter: nvml}", ("energy_meter: nvml",),
       "use energy_meter: codecarbon"),
     # --- names with '..', '/', absolute paths or '::' ----------------------------------
-    c("model-dotdot-missing", ("bad.yaml", "model '../../etc/x'"), "download it first",
-      ["submit-suite", "bad", *LOCAL], model("../../etc/x")),
+    c("model-dotdot-missing", ("bad.yaml", "model '../../etc/x'"),
+      "save a model there with save_pretrained", ["submit-suite", "bad", *LOCAL],
+      model("../../etc/x")),
+    # Hints that fit the name: the hub's own CLI for a hub id, the demo builder only for
+    # the folders it is documented to build.
+    c("model-hub-id-not-cached", ("bad.yaml", "model 'some-org/never-downloaded'"),
+      "`hf download some-org/never-downloaded`", ["submit-suite", "bad", *LOCAL],
+      model("some-org/never-downloaded")),
+    c("model-demo-folder-missing", ("bad.yaml", "model 'models/bench-llama-1b'"),
+      "`joulebench make-demo-model --size 1b models/bench-llama-1b`",
+      ["submit-suite", "bad", *LOCAL], model("models/bench-llama-1b")),
     c("model-absolute-not-a-model", ("bad.yaml", "model '/etc/passwd'", "no config.json"),
       "point model at a folder", ["submit-suite", "bad", *LOCAL], model("/etc/passwd")),
     c("model-double-colon", ("bad.yaml", "field 'model'", "'a::b'"), "must not contain '::'",
@@ -281,7 +290,37 @@ CASES = [
       [*DEMO, "--account", "proj\n#SBATCH --qos=top"]),
     c("resume-cause-unknown", ("'--cause'", "'bogus'"), "is not one of",
       ["resume-failed", "demo", "--cause", "bogus"]),
+    c("mem-word", ("--mem", "'lots'"), "e.g. 32G", [*DEMO, "--mem", "lots"]),
+    c("mem-fraction", ("--mem", "'1.5G'"), "whole number", [*DEMO, "--mem", "1.5G"]),
+    c("profile-mem-word", ("p.yaml", "field 'mem'", "'plenty'"), "e.g. 32G",
+      [*DEMO, "--profile", "p.yaml"], {"p.yaml": "mem: plenty\n"}),
+    c("qos-slash", ("--qos", "'a/b'"), "QOS name", [*DEMO, "--qos", "a/b"]),
+    c("constraint-semicolon", ("--constraint", "'a100;rm'"), "node-feature expression",
+      [*DEMO, "--constraint", "a100;rm"]),
+    # --- the prompt-fit check counts exactly as the worker does: no slack --------------
+    o("prompts-just-do-not-fit", "{num_prompts: 150, max_input_tokens: 64}",
+      ("num_prompts 150", "only 146 prompts", "max_input_tokens=64"), "lower num_prompts"),
+    o("max-input-tokens-tiny", "{max_input_tokens: 4}", ("max_input_tokens=4",),
+      "raise max_input_tokens"),
+    # --- CPU processes beyond the cores: refused like more processes than GPUs ---------
+    o("cpu-processes-above-cores", "{num_processes: 64}", ("config 'base'", "num_processes: 64",
+                                                           "CPU core"), "set num_processes <="),
+    # --- several problems: all of them in the one line --------------------------------
+    o("several-problems", "{batch_size: 0, num_prompts: many, max_input_tokens: -1}",
+      ("field 'batch_size'", "field 'num_prompts'", "field 'max_input_tokens'"),
+      "greater than 0"),
+    c("several-models-missing", ("bad.yaml", "model 'org-a/one'", "model 'org-b/two'"),
+      "hf download", ["submit-suite", "bad", *LOCAL],
+      {SUITE: "models_file: m.yaml\nmodels: [x, y]\n",
+       "configs/suites/m.yaml": "models:\n  x: {model: org-a/one, device: cpu}\n"
+                                "  y: {model: org-b/two, device: cpu}\n"}),
+    # --- a suite given to `run`: named as a suite, with the command to use -------------
+    c("run-a-suite-file", ("configs/suites/demo.yaml", "is a suite", "'models'"),
+      "submit-suite configs/suites/demo.yaml", ["run", "configs/suites/demo.yaml"]),
 ]
+
+# The dry run is the check: every refused submission is refused the same by its dry run.
+DRY_CASES = [case for case in CASES if case.args[0] in ("submit-suite", "resume-failed")]
 
 
 @pytest.fixture(scope="session")
@@ -329,6 +368,15 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert snapshot(checkout) == before
     for folder in ("results", "persistent_progress_trackers", "logs"):
         assert not (checkout / folder).exists()
+
+
+@pytest.mark.parametrize("case", DRY_CASES, ids=[case.id for case in DRY_CASES])
+def test_a_dry_run_refuses_what_the_real_run_refuses_with_the_same_line(
+        case: Case, checkout: Path, fake_sbatch_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    test_bad_input_is_one_line_exit_2_and_changes_nothing(
+        Case(case.id, [*case.args, "--dry-run"], case.names, case.fix, case.files,
+             case.fake_sbatch), checkout, fake_sbatch_dir, monkeypatch)
 
 
 def test_the_table_is_big_enough() -> None:

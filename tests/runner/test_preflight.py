@@ -92,7 +92,7 @@ def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
     with pytest.raises(ExperimentFailed, match=r"num_processes: 2 .* 1 CUDA GPU\(s\) visible "
                                                r"\(CUDA_VISIBLE_DEVICES=3\)") as failed:
         _check_gpus_visible(2)
-    assert failed.value.user_error and failed.value.cause == "code_error"
+    assert failed.value.user_error and failed.value.cause == "config_error"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ExperimentFailed, match=r"device: cuda but this node has no CUDA GPU"):
         _check_gpus_visible(1)

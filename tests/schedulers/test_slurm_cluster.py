@@ -179,7 +179,7 @@ def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
     resumed = cli("resume-failed", "rq", "--partition", "gpu", "--time", "00:20:00",
                   "--cpus-per-task", "1")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "submitted 1 tasks" in resumed.stdout
+    assert "submitted 1 task" in resumed.stdout
     wait_for(all_done("rq", 3), 600, "the resumed key to finish", poll_s=2)
     got = rows(checkout)
     assert sorted(r["key"] for r in got) == keys  # one row per key, none twice
@@ -211,7 +211,7 @@ def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
     sub = cli("submit-suite", "chunk", "--partition", "gpu", "--time", "00:20:00",
               "--keys-per-task", "3")
     assert sub.returncode == 0, sub.stdout + sub.stderr
-    assert "submitted 3 keys as 1 tasks in 1 sbatch call" in sub.stdout
+    assert "submitted 3 keys as 1 task in 1 sbatch call" in sub.stdout
     keys = sorted(job_ids(checkout))
     assert len(set(job_ids(checkout).values())) == 1  # one array task holds all three
     # Preempt once the first key is done and the second has checkpointed a batch.

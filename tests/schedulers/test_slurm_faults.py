@@ -247,7 +247,7 @@ def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
     resumed = cli("resume-failed", "crash", *SLURM_FLAGS[:-2])
     resumed_at = time.time()
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "submitted 1 tasks" in resumed.stdout
+    assert "submitted 1 task" in resumed.stdout
     wait_for(lambda: set(labels("crash").values()) == {"done"}, 300, "the suite to finish",
              poll_s=2)
     finished_at = time.time()

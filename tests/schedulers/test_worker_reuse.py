@@ -109,7 +109,7 @@ def test_a_failing_experiment_between_two_good_ones_loses_neither(checkout: Path
                                   "  c: {}\n")
     outcomes, pools = run_job(checkout, specs)
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
-    assert outcomes[1].cause == "code_error" and "text_field" in (outcomes[1].message or "")
+    assert outcomes[1].cause == "config_error" and "text_field" in (outcomes[1].message or "")
     assert pools.launches == 2  # the failure ended its workers; c got fresh ones
     assert [(r["config_name"], r["experiment_id"]) for r in rows(checkout)] == [
         ("a", "0001"), ("c", "0003")]
@@ -118,7 +118,7 @@ def test_a_failing_experiment_between_two_good_ones_loses_neither(checkout: Path
     assert [state.keys[s.key].state for s in specs] == [DONE, FAILED, DONE]
     with (checkout / "results" / "failed_experiments.csv").open(newline="") as handle:
         failed = list(csv.DictReader(handle))
-    assert [(f["experiment_id"], f["cause"]) for f in failed] == [("0002", "code_error")]
+    assert [(f["experiment_id"], f["cause"]) for f in failed] == [("0002", "config_error")]
     log = checkout / "results" / "raw_results" / "0002" / ".work" / "workers.log"
     assert "text_field" in log.read_text()  # each experiment's worker output stays apart
 

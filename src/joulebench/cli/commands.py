@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from joulebench.cli.main import (
+from joulebench.cli.base import (
     EXIT_FAILED,
     EXIT_OK,
     OneLineCommand,
@@ -16,8 +16,10 @@ from joulebench.cli.main import (
     make_paths,
     path_options,
 )
+from joulebench.wording import plural
 
-CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted"]
+CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted",
+          "config_error"]
 EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
                         default="auto", show_default=True,
                         help="auto: Slurm when sbatch is on PATH, else local.")
@@ -92,15 +94,14 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
     paths = make_paths(configs_dir, tracker_dir, results_dir)
     opts = build_slurm_options(slurm)
     if dry_run:
-        specs = api.expand_suite(suite, cycles, paths)
-        name, note = api.choose_executor(executor)
-        api.check_submission(specs, name, paths, opts)  # refuse what the real run would
-        for line in filter(None, (note, api.ignored_slurm_flags(name, opts))):
-            click.echo(line, err=True)
-        print_expansion(specs)
-        if name == "slurm":
-            print_scripts(api.plan_slurm(specs, opts), paths)
-        click.echo("dry run: nothing was run, submitted or written")
+        # Every check of the real submission, so a dry run that passes is one that would.
+        checked = api.check_suite(suite, cycles, executor=executor, paths=paths,
+                                  slurm_options=opts)
+        print_notes(checked.notes)
+        print_expansion(checked.specs)
+        if checked.executor == "slurm":
+            print_scripts(api.plan_slurm(checked.specs, opts), paths)
+        click.echo("dry run: every check passed; nothing was run, submitted or written")
         return
     with SuiteProgress() as progress:
         summary = api.submit_suite(suite, cycles, executor=executor, fresh=fresh, paths=paths,
@@ -109,7 +110,12 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
     if summary.executor == "slurm":
         report_submission(summary)
         return
-    finish(summary.outcomes, tracker_dir)
+    finish(summary.outcomes, tracker_dir, summary.suite)
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(note, err=True)
 
 
 def print_scripts(plans: list[Any], paths: Any) -> None:
@@ -117,16 +123,16 @@ def print_scripts(plans: list[Any], paths: Any) -> None:
 
     for number, plan in enumerate(plans, 1):
         device, processes = plan.shape
-        click.echo(f"--- sbatch {number}/{len(plans)}: {len(plan.tasks)} tasks "
-                   f"({device}, {processes} processes)")
+        click.echo(f"--- sbatch {number}/{len(plans)}: {plural(len(plan.tasks), 'task')} "
+                   f"({device}, {plural(processes, 'process', 'processes')})")
         click.echo(sbatch_script(plan, paths.logs_dir / "submitit"))
 
 
 def report_submission(summary: Any) -> None:
     arrays = sorted({job.split("_")[0] for job in summary.submitted.values()})
     tasks = len(set(summary.submitted.values()))
-    what = f"{tasks} tasks" if tasks == len(summary.submitted) else \
-        f"{len(summary.submitted)} keys as {tasks} tasks"
+    what = plural(tasks, "task") if tasks == len(summary.submitted) else \
+        f"{plural(len(summary.submitted), 'key')} as {plural(tasks, 'task')}"
     click.echo(f"submitted {what} in {len(arrays)} sbatch call"
                f"{'s' if len(arrays) != 1 else ''} (jobs {', '.join(arrays) or '-'}); watch "
                f"with: joulebench status {summary.suite} --watch")
@@ -136,7 +142,7 @@ def print_expansion(specs: list[Any]) -> None:
     seed = specs[0].order_seed if specs else None
     order = f"each cycle in a random order (order_seed {seed})" if seed is not None \
         else "file order"
-    click.echo(f"{len(specs)} experiments, {order}:")
+    click.echo(f"{plural(len(specs), 'experiment')}, {order}:")
     for spec in specs:
         cfg = spec.config
         click.echo(f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
@@ -144,14 +150,25 @@ def print_expansion(specs: list[Any]) -> None:
                    f"precision={cfg.precision} decoder={cfg.decoder.mode}")
 
 
-def finish(outcomes: list[Any], tracker_dir: Path) -> None:
+def finish(outcomes: list[Any], tracker_dir: Path, suite: str,
+           rerun: str | None = None) -> None:
+    """Print the closing lines and exit; ``rerun`` is the command that runs a fixed config
+    again (default: submit-suite SUITE)."""
     failed = [o for o in outcomes if o.status == "failed"]
     done = sum(o.status == "done" for o in outcomes)
     click.echo(f"{done} run, {len(failed)} failed; progress in {tracker_dir}/")
     for outcome in failed:
         click.echo(f"  failed [{outcome.cause}] {outcome.key}: {outcome.message}", err=True)
-    if failed:
-        click.echo("Rerun them with: resume-failed SUITE", err=True)
+    # A refused config fails the same way on every rerun: only a fix helps, so it gets
+    # no resume hint; the other causes (a crash, a signal, OOM) may pass when rerun.
+    refused = [o for o in failed if o.cause == "config_error"]
+    retryable = len(failed) - len(refused)
+    if refused:
+        click.echo(f"Fix the config named above, then rerun: {rerun or f'submit-suite {suite}'}",
+                   err=True)
+    if retryable:
+        click.echo(f"Rerun {'it' if retryable == 1 else 'them'} with: resume-failed {suite}",
+                   err=True)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -218,9 +235,9 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
     if dry_run:
         summary = api.resume_failed(suite, causes=wanted, dry_run=True, executor=executor,
                                     paths=paths, slurm_options=opts)
-        for note in summary.notes:
-            click.echo(note, err=True)
-        click.echo(f"{len(summary.to_run)} keys would be resumed:")
+        print_notes(summary.notes)
+        click.echo(f"{plural(len(summary.to_run), 'key')} would be resumed"
+                   f"{':' if summary.to_run else ''}")
         for spec in summary.to_run:
             click.echo(f"  {spec.key}")
         return
@@ -228,14 +245,13 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
         summary = api.resume_failed(suite, causes=wanted, executor=executor, paths=paths,
                                     slurm_options=opts, on_start=progress.start,
                                     on_outcome=progress.outcome, on_keys=progress.plan_keys)
-    for note in summary.notes:
-        click.echo(note, err=True)
+    print_notes(summary.notes)
     if not summary.to_run:
         click.echo("nothing to resume")
     if summary.executor == "slurm":
         report_submission(summary)
         return
-    finish(summary.outcomes, tracker_dir)
+    finish(summary.outcomes, tracker_dir, suite)
 
 
 @click.command("run", cls=OneLineCommand)
@@ -251,11 +267,16 @@ def run(config: Path, configs_dir: Path, tracker_dir: Path, results_dir: Path) -
     """
     from joulebench import api
 
-    outcome = api.run_config(config, make_paths(configs_dir, tracker_dir, results_dir))
+    def started(spec: Any) -> None:
+        again = " (each run of the same file adds a cycle)" if spec.cycle > 1 else ""
+        click.echo(f"running {spec.key}: cycle {spec.cycle} of {config}{again}", err=True)
+
+    outcome = api.run_config(config, make_paths(configs_dir, tracker_dir, results_dir),
+                             on_start=started)
     if outcome.status == "done":
         click.echo(f"experiment {outcome.experiment_id} done: results in "
                    f"{results_dir}/raw_results/{outcome.experiment_id}/")
-    finish([outcome], tracker_dir)
+    finish([outcome], tracker_dir, "single", rerun=f"joulebench run {config}")
 
 
 @click.command("make-demo-model", cls=OneLineCommand)
@@ -320,8 +341,9 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
 
     files = api.report_suite(suite, out_dir, make_paths(configs_dir, tracker_dir, results_dir))
     flagged = sum(len(s.flagged) for s in files.summaries)
-    click.echo(f"{len(files.summaries)} configs summarised ({flagged} flagged results kept "
-               f"apart); {len(files.plots)} plots")
+    click.echo(f"{plural(len(files.summaries), 'config')} summarised "
+               f"({plural(flagged, 'flagged result')} kept apart); "
+               f"{plural(len(files.plots), 'plot')}")
     for path in (files.summary_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
 

@@ -21,6 +21,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from joulebench.wording import plural
+
 STATE_ORDER = ["done", "running", "queued", "requeued", "pending", "stale"]
 
 
@@ -29,10 +31,14 @@ class SuiteProgress:
 
     def __init__(self) -> None:
         self.console = Console(highlight=False, soft_wrap=True)
+        # Piped into a log or `| tee`, a bar is one frozen line cut at 80 columns
+        # ("0:0…"): there each outcome line carries its k/N instead.
+        self.live_bar = self.console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False)
+            TimeRemainingColumn(), console=self.console, transient=False,
+            disable=not self.live_bar)
         self.task_id: Any = None
         self.started = time.monotonic()
         self.current_start = self.started
@@ -48,14 +54,14 @@ class SuiteProgress:
     def plan(self, summary: Any) -> None:
         for note in summary.notes:
             self.console.print(note)
-        self.console.print(f"suite {summary.suite}: {summary.total} experiments, "
+        self.console.print(f"suite {summary.suite}: {plural(summary.total, 'experiment')}, "
                            f"{summary.already_done} already done, {len(summary.to_run)} to run "
                            f"(executor: {summary.executor})")
         if summary.executor == "local":
             self._add(len(summary.to_run))
 
     def plan_keys(self, keys: list[str]) -> None:
-        self.console.print(f"resuming {len(keys)} keys")
+        self.console.print(f"resuming {plural(len(keys), 'key')}")
         self._add(len(keys))
 
     def _add(self, total: int) -> None:
@@ -74,17 +80,18 @@ class SuiteProgress:
             fig = outcome.figures or {}
             jpt = fig.get("energy_per_output_token_j")
             energy = f"{jpt:.4g} J/token ({fig.get('energy_method')})" if jpt else "no energy"
-            resumed = f", resumed {outcome.resumed_batches} batches" if outcome.resumed_batches \
-                else ""
-            self.console.print(f"[green]done[/] {outcome.experiment_id} {outcome.key} "
-                               f"{took:.1f} s, {energy}{resumed}")
+            resumed = f", resumed {plural(outcome.resumed_batches, 'batch', 'batches')}" \
+                if outcome.resumed_batches else ""
+            line = (f"[green]done[/] {outcome.experiment_id} {outcome.key} "
+                    f"{took:.1f} s, {energy}{resumed}")
         elif outcome.status == "failed":
-            self.console.print(f"[red]failed[/] [{outcome.cause}] {outcome.key}: "
-                               f"{outcome.message}")
+            line = f"[red]failed[/] [{outcome.cause}] {outcome.key}: {outcome.message}"
         else:
-            self.console.print(f"{outcome.status} {outcome.key}")
+            line = f"{outcome.status} {outcome.key}"
         self.progress.advance(self.task_id)
         task = self.progress.tasks[self.task_id]
+        count = "" if self.live_bar else f"[{task.completed:g}/{task.total:g}] "
+        self.console.print(count + line)
         per_min = task.completed / max(time.monotonic() - self.started, 1e-9) * 60
         self.progress.update(self.task_id, rate=f"{per_min:.1f}/min")
 
@@ -120,9 +127,7 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
                       str(row.flagged))
     parts.insert(0, table)
     for suite, eta in sorted(report.eta.items()):
-        pace = f"{eta.per_hour:.1f}/h recently" if eta.per_hour else "pace unknown yet"
-        left = f", ETA {_duration(eta.remaining_s)}" if eta.remaining_s else ""
-        parts.append(Text(f"{suite}: {eta.done}/{eta.total} done, {pace}{left}"))
+        parts.append(Text(f"{suite}: {eta_line(eta)}"))
     if any(row.flagged for row in rows):
         parts.append(Text("flagged: results whose energy carries quality flags (see the "
                           "quality_flags column of the CSV)"))
@@ -132,6 +137,15 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
             parts.append(Text(f"  [{rec.cause}] {rec.key} ({rec.experiment_id}): "
                               f"{(rec.error or '')[:120]}"))
     return Group(*parts)
+
+
+def eta_line(eta: Any) -> str:
+    """Done/total with the recent pace and time left; a finished suite has neither."""
+    if eta.total and eta.done >= eta.total:
+        return f"all {eta.total} done"
+    pace = f"{eta.per_hour:.1f}/h recently" if eta.per_hour else "pace unknown yet"
+    left = f", ETA {_duration(eta.remaining_s)}" if eta.remaining_s else ""
+    return f"{eta.done}/{eta.total} done, {pace}{left}"
 
 
 def _console() -> Console:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from joulebench.cli.main import (
+from joulebench.cli.base import (
     EXIT_OK,
     EXIT_USER,
     OneLineCommand,
     OneLineGroup,
     handle_errors,
 )
+from joulebench.wording import plural
 
 TRACKER_DIR = click.option("--tracker-dir", type=click.Path(path_type=Path),
                            default=Path("persistent_progress_trackers"), show_default=True,
@@ -59,5 +60,6 @@ def repair(tracker_dir: Path, results_dir: Path) -> None:
     for problem in report.problems:
         click.echo(f"found: {problem}")
     click.echo(f"rebuilt from: {', '.join(report.sources) or 'nothing (empty tracker)'}")
-    click.echo(f"{report.keys} keys, {report.done} done, next ID {report.last_id + 1:04d}; "
+    click.echo(f"{plural(report.keys, 'key')}, {report.done} done, "
+               f"next ID {report.last_id + 1:04d}; "
                f"damaged files kept in {report.moved_to}")

@@ -86,24 +86,35 @@ _PLAIN_TYPE_MESSAGES = {
 }
 
 
+# Problems listed in one error line; the rest are counted. Enough to fix a suite in one
+# pass without the line running off a terminal.
+MAX_PROBLEMS_SHOWN = 5
+
+
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """First problem of a pydantic error as 'source: field 'a.b': what; fix'."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    more = len(exc.errors()) - 1
-    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
-    if first["type"] == "extra_forbidden":
-        parent = _model_at(model, first["loc"][:-1])
+    """Every problem of a pydantic error (up to a handful) as
+    'source: field 'a.b': what; fix; field 'c': ...'."""
+    problems = list(dict.fromkeys(_describe_one(e, model) for e in exc.errors()))
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    rest = len(problems) - len(shown)
+    tail = f" (and {rest} more problem{'s' if rest > 1 else ''})" if rest else ""
+    return f"{source}: {'; '.join(shown)}{tail}"
+
+
+def _describe_one(error: Any, model: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(model, error["loc"][:-1])
         valid = ", ".join(parent.model_fields) if parent else "see the configs reference"
-        return f"{source}: unknown key '{loc}'; valid keys here: {valid}{suffix}"
-    if first["type"] == "missing":
-        return f"{source}: field '{loc}' is required; add it{suffix}"
-    msg = _PLAIN_TYPE_MESSAGES.get(first["type"]) or first["msg"].removeprefix("Value error, ")
+        return f"unknown key '{loc}'; valid keys here: {valid}"
+    if error["type"] == "missing":
+        return f"field '{loc}' is required; add it"
+    msg = _PLAIN_TYPE_MESSAGES.get(error["type"]) or error["msg"].removeprefix("Value error, ")
     if not loc:  # a cross-field check: its message names the fields itself
-        return f"{source}: {msg}{suffix}"
-    got = first.get("input")
+        return msg
+    got = error.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict) else ""
-    return f"{source}: field '{loc}': {msg}{shown}{suffix}"
+    return f"field '{loc}': {msg}{shown}"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -85,11 +85,11 @@ def _check_gpus_visible(num_processes: int) -> None:
     if visible == 0:
         raise ExperimentFailed(f"device: cuda but this node has no CUDA GPU visible ({env}); "
                                "ask Slurm for GPUs (--gpus-per-node) or use device: auto",
-                               "code_error", True)
+                               "config_error", True)
     if num_processes > visible:
         raise ExperimentFailed(f"num_processes: {num_processes} but this node has {visible} "
                                f"CUDA GPU(s) visible ({env}); each process needs its own GPU",
-                               "code_error", True)
+                               "config_error", True)
 
 
 def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
@@ -104,7 +104,7 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
     device = resolve_device(config.device)
     if config.quantization != "none" and device != "cuda":
         raise ExperimentFailed(f"quantization: {config.quantization} needs a CUDA GPU but this "
-                               "run is on cpu; set quantization: none", "code_error", True)
+                               "run is on cpu; set quantization: none", "config_error", True)
     if device == "cuda":
         _check_gpus_visible(config.num_processes)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -35,16 +35,23 @@ def _quantization_kwargs(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
     return {"quantization_config": bnb}
 
 
+def load_tokenizer(model: str) -> Any:
+    """The tokenizer as the worker loads it (the submission check counts prompts with it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
+
+
 def load_model_and_tokenizer(cfg: ExperimentConfig, device: str, torch_device: Any
                              ) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dtype = {"float32": torch.float32, "float16": torch.float16,
              "bfloat16": torch.bfloat16}[cfg.precision]
     quant = _quantization_kwargs(cfg, device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = load_tokenizer(cfg.model)
         model = AutoModelForCausalLM.from_pretrained(
             cfg.model, dtype=dtype, **quant,
             **({"device_map": {"": torch_device}} if quant else {}))

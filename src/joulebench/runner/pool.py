@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -56,10 +57,49 @@ class WorkersExited(Exception):
         self.returncode = returncode
 
 
-def _socket_dir() -> str:
+SOCKET_DIR_PREFIX = "jb-pool-"
+
+
+def _socket_base() -> str:
     # AF_UNIX paths are limited to 107 bytes; a long $TMPDIR falls back to /tmp.
     base = tempfile.gettempdir()
-    return tempfile.mkdtemp(prefix="jb-pool-", dir=base if len(base) < 60 else "/tmp")
+    return base if len(base) < 60 else "/tmp"
+
+
+def _socket_dir() -> str:
+    """A private folder for this process's worker sockets, named after its PID so a later
+    run can tell that a SIGKILLed owner left it behind."""
+    base = _socket_base()
+    remove_stale_socket_dirs(base)
+    return tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-", dir=base)
+
+
+def _owner_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_stale_socket_dirs(base: str) -> list[Path]:
+    """Delete this user's socket folders whose owning process is gone (a SIGKILL skips
+    the cleanup in ``WorkerPool.close``); others' folders and live owners' stay."""
+    removed = []
+    for folder in Path(base).glob(f"{SOCKET_DIR_PREFIX}*"):
+        owner = folder.name.removeprefix(SOCKET_DIR_PREFIX).split("-", 1)[0]
+        try:
+            if not owner.isdigit() or folder.lstat().st_uid != os.getuid() \
+                    or not folder.is_dir() or folder.is_symlink():
+                continue
+            if _owner_gone(int(owner)):
+                shutil.rmtree(folder)
+                removed.append(folder)
+        except OSError:
+            continue  # raced with its owner's own cleanup, or not ours to read
+    return removed
 
 
 def process_cpu_s(pid: int) -> float:

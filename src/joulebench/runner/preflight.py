@@ -8,25 +8,42 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 from joulebench.config.models import DatasetConfig
 from joulebench.errors import ConfigError
-from joulebench.runner.prompts import bundled_prompts
+from joulebench.runner.prompts import bundled_prompts, count_fitting, prompt_token_counts
 from joulebench.suite.spec import ExperimentSpec
 
-# Token counts here come from the `tokenizers` library, not transformers (2-3 s to import
-# on a login node); they may differ by a special token or two, so a prompt counts as
-# fitting with this much slack and only a suite short even then is refused. The worker
-# still applies the exact rule.
-FIT_SLACK_TOKENS = 2
+# A suite with many problems shows this many of them in its one line; more would not
+# fit a terminal line, and fixing these usually reveals the rest.
+MAX_PROBLEMS_SHOWN = 5
+
+
+class Problems:
+    """The distinct problems of a suite, raised together as one ConfigError."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, None] = {}
+
+    def add(self, message: str) -> None:
+        self.found[message] = None
+
+    def raise_any(self) -> None:
+        if not self.found:
+            return
+        shown = list(self.found)[:MAX_PROBLEMS_SHOWN]
+        rest = len(self.found) - len(shown)
+        tail = f" (and {rest} more like these)" if rest else ""
+        raise ConfigError("; ".join(shown) + tail)
 
 
 def model_available(model: str) -> bool:
     """A local folder with a config.json, or a hub id already in the local HF cache."""
     if (Path(model) / "config.json").is_file():
         return True
-    if Path(model).exists() or model.startswith((".", "/")) or model.count("/") > 1:
+    if looks_local(model):
         return False
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -39,58 +56,98 @@ def model_available(model: str) -> bool:
     return isinstance(found, str)
 
 
+# Folders `joulebench make-demo-model` is documented to build, with the flag each needs:
+# only these get that hint, never a real model's name.
+DEMO_MODEL_FOLDERS = {"tiny-llama": "", "bench-llama-1b": " --size 1b"}
+
+
+def looks_local(model: str) -> bool:
+    """A path rather than a hub id ("org/name" or "name")."""
+    first = model.split("/", 1)[0]
+    return (Path(model).exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+            or first == "models" or ("/" in model and Path(first).is_dir()))
+
+
+def missing_model_message(model: str) -> str:
+    if Path(model).exists():
+        return (f"model '{model}' exists but is not a model folder (no config.json in it); "
+                "point model at a folder written by save_pretrained")
+    if looks_local(model):
+        size = DEMO_MODEL_FOLDERS.get(Path(model).name)
+        build = (f"build it with `joulebench make-demo-model{size} {model}`" if size is not None
+                 else "save a model there with save_pretrained")
+        return (f"model '{model}': no model folder there (paths are relative to where you "
+                f"run); {build}, or name a Hugging Face model")
+    return (f"model '{model}' is not in the local Hugging Face cache (compute nodes are often "
+            f"offline); download it first with `hf download {model}`, or point model at a "
+            "local folder")
+
+
 def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: int | None
                 ) -> None:
-    """Raise ConfigError for the first problem.
+    """Raise one ConfigError naming every distinct problem (up to a handful).
 
     ``local_cuda_gpus`` is how many CUDA GPUs the run will see (0: none); ``None`` skips
     the device checks, for runs that happen elsewhere (Slurm checks --gpus-per-node).
     """
+    problems = Problems()
     for model in dict.fromkeys(s.config.model for s in specs):
-        if Path(model).exists() and not model_available(model):
-            raise ConfigError(f"{source}: model '{model}' exists but is not a model folder (no "
-                              "config.json in it); point model at a folder written by "
-                              "save_pretrained")
         if not model_available(model):
-            raise ConfigError(
-                f"{source}: model '{model}' is neither a local model folder nor in the Hugging "
-                f"Face cache; run `joulebench make-demo-model {model}` for a tiny test model, "
-                "or download it first (huggingface-cli download NAME)")
+            problems.add(f"{source}: {missing_model_message(model)}")
     for spec in specs:
-        name = spec.config.dataset.name
-        if name.endswith((".jsonl", ".json")) and not Path(name).is_file():
-            raise ConfigError(f"{source}: config '{spec.config_name}': dataset.name file "
-                              f"{name} not found (paths are relative to where you run)")
-        cpu_run = spec.config.device == "cpu" or (spec.config.device == "auto"
-                                                 and local_cuda_gpus == 0)
-        if cpu_run and spec.config.quantization != "none":
-            raise ConfigError(f"{source}: config '{spec.config_name}': quantization "
-                              f"{spec.config.quantization} needs a CUDA GPU and this run is on "
-                              "CPU; set quantization: none or run on a GPU node")
-        if not cpu_run and spec.config.quantization != "none" \
-                and importlib.util.find_spec("bitsandbytes") is None:
-            raise ConfigError(f"{source}: config '{spec.config_name}': quantization "
-                              f"{spec.config.quantization} needs the bitsandbytes package, "
-                              "which is not installed; pip install bitsandbytes, or set "
-                              "quantization: none")
-        if spec.config.device == "cuda" and local_cuda_gpus == 0:
-            raise ConfigError(f"{source}: config '{spec.config_name}': device: cuda but no CUDA "
-                              "GPU is visible here; use device: auto or cpu, or run on a GPU node")
-        _check_gpu_count(spec, source, cpu_run, local_cuda_gpus)
+        for message in _spec_problems(spec, local_cuda_gpus):
+            problems.add(f"{source}: config '{spec.config_name}': {message}")
+    problems.raise_any()  # counting prompts needs the models and datasets to be there
     check_prompts_fit(specs, source)
 
 
-def _check_gpu_count(spec: ExperimentSpec, source: str, cpu_run: bool,
-                     local_cuda_gpus: int | None) -> None:
+def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[str]:
+    cfg = spec.config
+    out = []
+    name = cfg.dataset.name
+    if name.endswith((".jsonl", ".json")) and not Path(name).is_file():
+        out.append(f"dataset.name file {name} not found (paths are relative to where you run)")
+    cpu_run = cfg.device == "cpu" or (cfg.device == "auto" and local_cuda_gpus == 0)
+    if cpu_run and cfg.quantization != "none":
+        out.append(f"quantization {cfg.quantization} needs a CUDA GPU and this run is on CPU; "
+                   "set quantization: none or run on a GPU node")
+    if not cpu_run and cfg.quantization != "none" \
+            and importlib.util.find_spec("bitsandbytes") is None:
+        out.append(f"quantization {cfg.quantization} needs the bitsandbytes package, which is "
+                   "not installed; pip install bitsandbytes, or set quantization: none")
+    if cfg.device == "cuda" and local_cuda_gpus == 0:
+        out.append("device: cuda but no CUDA GPU is visible here; use device: auto or cpu, or "
+                   "run on a GPU node")
+    if local_cuda_gpus is not None:  # a local run: this machine is where it runs
+        out.extend(_device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus))
+    return out
+
+
+def usable_cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask: what Slurm or taskset allow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity masks
+        return os.cpu_count() or 1
+
+
+def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> list[str]:
+    if cpu_run:
+        # Each CPU process runs its own generate loop: more processes than cores leave
+        # ranks idle half the time and the experiment measures the scheduler, not the model.
+        cores = usable_cpu_cores()
+        if wanted > cores:
+            return [f"num_processes: {wanted} but this machine lets this run use {cores} CPU "
+                    f"core{'s' if cores != 1 else ''}, so ranks would wait for a core; set "
+                    f"num_processes <= {cores} or run on a bigger node"]
+        return []
     # accelerate puts process i on cuda:i, so a second process on a 1-GPU node dies with
     # "invalid device ordinal" after loading the model; refuse it before anything runs.
-    wanted = spec.config.num_processes
-    if cpu_run or local_cuda_gpus is None or local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
-        return
-    raise ConfigError(f"{source}: config '{spec.config_name}': num_processes: {wanted} but "
-                      f"{local_cuda_gpus} CUDA GPU(s) are visible here and each process needs "
-                      f"its own; set num_processes <= {local_cuda_gpus} or run on a node with "
-                      "more GPUs")
+    if local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
+        return []
+    return [f"num_processes: {wanted} but {local_cuda_gpus} CUDA GPU(s) are visible here and "
+            f"each process needs its own; set num_processes <= {local_cuda_gpus} or run on a "
+            "node with more GPUs"]
 
 
 def _local_texts(dataset: DatasetConfig) -> tuple[list[str] | None, list[str]]:
@@ -123,36 +180,34 @@ def _local_texts(dataset: DatasetConfig) -> tuple[list[str] | None, list[str]]:
 
 
 def _token_counts(model: str, texts: list[str]) -> list[int] | None:
-    path = Path(model) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    try:
-        from tokenizers import Tokenizer
+    """Prompt lengths exactly as the worker counts them: its tokenizer, its call."""
+    from joulebench.runner.model import load_tokenizer
 
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception:  # an odd tokenizer file: the worker will say precisely why
+    try:
+        tokenizer = load_tokenizer(model)
+    except Exception:  # not loadable here (odd files, hub model not cached): the worker says
         return None
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+    return prompt_token_counts(tokenizer, texts)
 
 
 def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
     """Refuse a suite whose num_prompts cannot fit in max_input_tokens, before any claim.
 
-    Otherwise every key of it would queue, claim an ID and fail in its worker. Checked for
-    local model folders with a tokenizer.json and local or bundled prompts; a local .jsonl
-    with no ``text_field`` column is refused whatever the model.
+    Otherwise every key of it would queue, claim an ID and fail in its worker. Checked
+    with the worker's own tokenizer call wherever the tokenizer loads here (a local folder
+    or a cached hub model) and the prompts are local or bundled; a local .jsonl with no
+    ``text_field`` column is refused whatever the model.
     """
     texts: dict[tuple[str, str], list[str] | None] = {}
     counts: dict[tuple[str, str, str], list[int] | None] = {}
+    problems = Problems()
     for spec in specs:
         cfg = spec.config
         data_key = (cfg.dataset.name, cfg.dataset.text_field)
         if data_key not in texts:
             texts[data_key], columns = _local_texts(cfg.dataset)
             if texts[data_key] is None and columns:
-                raise ConfigError(
+                problems.add(
                     f"{source}: config '{spec.config_name}': dataset.text_field "
                     f"'{cfg.dataset.text_field}' is not a column of {cfg.dataset.name} "
                     f"(columns: {', '.join(columns)}); set dataset.text_field to the column "
@@ -164,9 +219,10 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
         lengths = counts[count_key]
         if lengths is None:
             continue
-        fitting = sum(n <= cfg.max_input_tokens + FIT_SLACK_TOKENS for n in lengths)
+        fitting = count_fitting(lengths, cfg.max_input_tokens)
         if fitting < cfg.num_prompts:
-            raise ConfigError(
+            problems.add(
                 f"{source}: config '{spec.config_name}': num_prompts {cfg.num_prompts} but "
                 f"only {fitting} prompts of '{cfg.dataset.name}' fit in max_input_tokens="
                 f"{cfg.max_input_tokens}; lower num_prompts or raise max_input_tokens")
+    problems.raise_any()

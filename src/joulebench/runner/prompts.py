@@ -43,10 +43,24 @@ def load_prompt_texts(cfg: DatasetConfig) -> list[str]:
     return [str(t) for t in data[cfg.text_field] if t and str(t).strip()]
 
 
+def prompt_token_counts(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Each prompt's length in tokens: the one call both the worker and the submission
+    check make, so they cannot disagree about what fits."""
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+
+def fits(token_count: int, max_input_tokens: int) -> bool:
+    return token_count <= max_input_tokens
+
+
+def count_fitting(token_counts: list[int], max_input_tokens: int) -> int:
+    return sum(fits(n, max_input_tokens) for n in token_counts)
+
+
 def select_prompts(texts: list[str], token_counts: list[int], num_prompts: int,
                    max_input_tokens: int, source: str) -> list[str]:
     """The first ``num_prompts`` prompts that fit, in dataset order (deterministic)."""
-    fitting = [t for t, n in zip(texts, token_counts, strict=False) if n <= max_input_tokens]
+    fitting = [t for t, n in zip(texts, token_counts, strict=False) if fits(n, max_input_tokens)]
     if len(fitting) < num_prompts:
         raise RunnerError(f"num_prompts: only {len(fitting)} prompts of '{source}' fit in "
                           f"max_input_tokens={max_input_tokens}; lower num_prompts or raise "

@@ -24,7 +24,14 @@ from joulebench.fsutil import atomic_write_json
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
-from joulebench.runner.prompts import batches, load_prompt_texts, prompt_hash, select_prompts, shard
+from joulebench.runner.prompts import (
+    batches,
+    load_prompt_texts,
+    prompt_hash,
+    prompt_token_counts,
+    select_prompts,
+    shard,
+)
 from joulebench.runner.step_clock import step_clock, token_timing
 
 
@@ -55,7 +62,7 @@ class Workload:
         self.cfg, self.device, self.acc = cfg, device, accelerator
         self.model, self.tok = model_and_tokenizer
         texts = load_prompt_texts(cfg.dataset)
-        counts = [len(ids) for ids in self.tok(texts, add_special_tokens=True)["input_ids"]]
+        counts = prompt_token_counts(self.tok, texts)
         self.prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
                                       cfg.dataset.name)
         mine = shard(self.prompts, accelerator.process_index, accelerator.num_processes)
@@ -314,7 +321,9 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     text = f"{type(exc).__name__}: {exc}"
     oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
     return {"type": type(exc).__name__, "message": str(exc).splitlines()[0][:500] if str(exc)
-            else text, "cause": "oom" if oom else "code_error",
+            else text,
+            "cause": "oom" if oom else "config_error" if isinstance(exc, JoulebenchError)
+            else "code_error",
             "user_error": isinstance(exc, JoulebenchError), "traceback": traceback.format_exc()}
 
 

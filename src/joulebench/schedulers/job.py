@@ -81,7 +81,7 @@ def run_experiment(config: ExperimentConfig, ident: Identity, results_dir: Path,
         raise ExperimentFailed(f"min_window_s: the measured window was {window_s:.2f} s, "
                                f"under {config.min_window_s:g} s; raise num_prompts or "
                                "max_output_tokens so the measurement is long enough",
-                               "code_error", user_error=True)
+                               "config_error", user_error=True)
     used = batch_size or config.batch_size
     sections["setup"]["batch_size_used"] = used
     sections["setup"]["oom_halved_batch"] = used != config.batch_size
@@ -159,7 +159,7 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
                                       pools=pools)
         except JoulebenchError as exc:
             failure = exc if isinstance(exc, ExperimentFailed) else \
-                ExperimentFailed(str(exc), "code_error", user_error=True)
+                ExperimentFailed(str(exc), "config_error", user_error=True)
             with tracker.locked():  # the failure row and the state change land together
                 _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
                 tracker.fail(spec.key, failure.cause, str(failure))
@@ -175,10 +175,14 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
             continue
         except BaseException:
             # Ctrl-C or a scheduler's stop signal: the checkpoint keeps finished batches.
+            # Recorded like any failed attempt, so failed_experiments.csv has them all.
             preempted = last_stop_signal() == signal.SIGUSR2
-            tracker.fail(spec.key, "preempted" if preempted else "interrupted",
-                         "USR2: preempted or at the time limit; requeued by submitit"
-                         if preempted else "stopped by a signal")
+            stopped = ExperimentFailed(
+                "USR2: preempted or at the time limit; requeued by submitit" if preempted
+                else "stopped by a signal", "preempted" if preempted else "interrupted")
+            with tracker.locked():
+                _log_failure(paths, spec, claim.experiment_id, stopped, claim.attempt)
+                tracker.fail(spec.key, stopped.cause, str(stopped))
             raise
         return _record_done(spec, claim.experiment_id, sections, paths, tracker)
 

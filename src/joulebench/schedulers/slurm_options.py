@@ -88,7 +88,29 @@ def _checked(key: str, value: Any, source: str) -> Any:
     # One word: a newline would add a line of its own to the sbatch script.
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
         raise ConfigError(f"{where} must be one word with no spaces (got {value!r})")
+    syntax = _SYNTAX.get(key)
+    if syntax is not None and not syntax[0].fullmatch(value):
+        raise ConfigError(f"{where}: '{value}' is not {syntax[1]}")
     return value
+
+
+# sbatch's own syntax for the free-text options, so a typo fails here in one line rather
+# than as an sbatch error after the tracker was written (or, for --mem, as a job that
+# Slurm reads as megabytes of something else).
+_NAME = r"[A-Za-z0-9_.+-]+"
+_SYNTAX: dict[str, tuple[re.Pattern[str], str]] = {
+    "mem": (re.compile(r"\d+[KMGT]?", re.IGNORECASE),
+            "a Slurm memory size; use a whole number with an optional unit K, M, G or T, "
+            "e.g. 32G or 64000M (0 asks for all of a node's memory)"),
+    "partition": (re.compile(rf"{_NAME}(?:,{_NAME})*"),
+                  "a partition name (or a comma-separated list of them); see `sinfo -s`"),
+    "account": (re.compile(_NAME), "an account name; see `sacctmgr show assoc user=$USER`"),
+    "qos": (re.compile(rf"{_NAME}(?:,{_NAME})*"),
+            "a QOS name; see `sacctmgr show qos format=name`"),
+    "constraint": (re.compile(r"[A-Za-z0-9_.:*&|,\[\]()-]+"),
+                   "a node-feature expression such as a100 or a100|h100 (letters, digits and "
+                   "& | , [ ] ( ) * : only)"),
+}
 
 
 def options_from_mapping(data: dict[str, Any], source: str) -> SlurmOptions:

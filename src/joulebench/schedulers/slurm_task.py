@@ -16,6 +16,7 @@ import submitit
 from joulebench.config.models import ExperimentConfig
 from joulebench.schedulers.job import JobPaths, run_tasks
 from joulebench.suite.spec import ExperimentSpec
+from joulebench.wording import plural
 
 
 def spec_payload(spec: ExperimentSpec) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class SuiteTask(submitit.helpers.Checkpointable):
         if failed:
             # A failed key must show as FAILED in sacct too, not COMPLETED.
             first = failed[0]
-            raise RuntimeError(f"{len(failed)} of {len(outcomes)} keys failed; first: "
+            raise RuntimeError(f"{len(failed)} of {plural(len(outcomes), 'key')} failed; first: "
                                f"{first.key} [{first.cause}]: {first.message}")
         results = [asdict(o) for o in outcomes]
         return results if isinstance(payload, list) else results[0]

@@ -13,6 +13,7 @@ from joulebench.errors import SchedulerError
 from joulebench.schedulers import monitor, slurm
 from joulebench.schedulers.sacct import SacctJob
 from joulebench.tracker import DONE, KeyRecord, TrackerState
+from joulebench.wording import plural
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,6 @@ def refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:
     blocked = [k for k in keys if k in labels.unknown]
     if blocked:
         raise SchedulerError(
-            f"{len(blocked)} keys (first: {blocked[0]}) have Slurm jobs whose state is "
+            f"{plural(len(blocked), 'key')} (first: {blocked[0]}) with Slurm jobs whose state is "
             f"unknown ({labels.sacct_problem}); {action} nothing so none runs twice. "
             "Retry when sacct or squeue answers")

@@ -12,8 +12,10 @@ from typing import Any
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATES = (PENDING, RUNNING, DONE, FAILED)
+# config_error: the experiment itself is refused (prompts that do not fit, a model that
+# will not load, a window too short); a rerun fails the same way until the config changes.
 FAILURE_CAUSES = ("oom", "preempted", "timeout", "node_fail", "cancelled", "code_error",
-                  "interrupted")
+                  "interrupted", "config_error")
 
 
 def format_id(number: int) -> str:
