@@ -41,7 +41,7 @@ def snapshot(root: Path) -> set[str]:
      "field 'batch_size'"),
     (["submit-suite", "bad"], "models: [tiny-demo\n", "YAML syntax error"),
     (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {model: missing/dir}\n",
-     "model 'missing/dir' is neither a local model folder"),
+     "model 'missing/dir' is not in the local Hugging Face cache"),
     (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {dataset: {name: no.jsonl}}\n",
      "dataset.name file no.jsonl not found"),
     (["submit-suite", "bad"], "models: [tiny-demo]\noverrides: {quantization: int8}\n",
@@ -71,7 +71,30 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(checkout: Path, args: 
     assert snapshot(checkout) == before
 
 
-def test_dry_run_prints_the_expansion_and_writes_nothing(checkout: Path) -> None:
+def fake_hub_cache(root: Path, *repos: str) -> Path:
+    """A Hugging Face cache holding just the config.json of each repo, as `hf download`
+    would lay it out: enough for the submission check to find the models."""
+    for repo in repos:
+        folder = root / f"models--{repo.replace('/', '--')}"
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text("0" * 40)
+        snapshot = folder / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text('{"model_type": "llama"}')
+    return root
+
+
+def test_dry_run_prints_the_expansion_and_writes_nothing(checkout: Path, tmp_path_factory:
+                                                          pytest.TempPathFactory,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    hub = ["TinyLlama/TinyLlama-1.1B-Chat-v1.0", "meta-llama/Llama-3.2-1B"]
+    # Not downloaded: the dry run makes the real run's checks, so it refuses, naming both.
+    refused = jb("submit-suite", "controlled", "--cycles", "2", "--dry-run", cwd=checkout)
+    assert refused.returncode == 2
+    assert all(f"hf download {repo}" in refused.stderr for repo in hub), refused.stderr
+    monkeypatch.setenv("HF_HUB_CACHE", str(fake_hub_cache(tmp_path_factory.mktemp("hub"),
+                                                          *hub)))
     before = snapshot(checkout)
     result = jb("submit-suite", "controlled", "--cycles", "2", "--dry-run", cwd=checkout)
     assert result.returncode == 0, result.stderr
