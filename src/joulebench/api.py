@@ -26,7 +26,13 @@ from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.schedulers.slurm_view import KeyLabels, label_keys, refuse_unknown
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
-from joulebench.tracker import DONE, KeyRecord, ProgressTracker, TrackerState
+from joulebench.tracker import (
+    DONE,
+    KeyRecord,
+    ProgressTracker,
+    TrackerState,
+    format_id,
+)
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -194,9 +200,7 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
 
     from joulebench.results import raw_dir
 
-    if not experiment_id.isdigit():
-        raise ConfigError(f"experiment ID '{experiment_id}' is not a number like 0042; "
-                          "see `joulebench status` or the CSV for IDs")
+    experiment_id = _result_id(experiment_id, paths.results_dir)
     folder = raw_dir(paths.results_dir, experiment_id)
     parts = {"setup": "1_experiment_setup", "inference": "4_inference_metrics",
              "compute": "5_compute_metrics", "energy": "7_global_energy_results"}
@@ -212,6 +216,23 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
         except ValueError:
             raise ConfigError(f"{path}: not valid JSON; rerun the experiment") from None
     return out
+
+
+def _result_id(given: str, results_dir: Path) -> str:
+    """The experiment ID as its folder is named: '1' means '0001'.
+
+    pandas and spreadsheets read the CSV's "0001" as the number 1, so users paste that
+    back; a folder named exactly as given still wins (IDs from an older padding).
+    """
+    if not (given.isascii() and given.isdigit()):
+        raise ConfigError(f"experiment ID '{given}' is not a number like 0042; "
+                          "see `joulebench status` or the CSV for IDs")
+    from joulebench.results import raw_dir
+
+    padded = format_id(int(given))
+    if padded != given and raw_dir(results_dir, given).is_dir():
+        return given
+    return padded
 
 
 def check_suite_name(suite: str) -> None:
