@@ -26,7 +26,7 @@ CSV_COLUMNS: list[str] = [
     "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
     "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
-    "cycle_order_seed",
+    "cycle_order_seed", "model_revision", "git_dirty", "peak_memory_source",
 ]
 
 
@@ -80,6 +80,8 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "gpu_names": " | ".join(_gpu_names(setup)),
         "slurm_restart_count": slurm.get("slurm_restart_count"),
         "cycle_order_seed": setup.get("cycle_order_seed"),
+        "model_revision": prov.get("model_revision"), "git_dirty": prov.get("git_dirty"),
+        "peak_memory_source": comp.get("peak_memory_source"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):
