@@ -3,7 +3,8 @@
 >>> from joulebench import api
 >>> specs = api.expand_suite("demo", cycles=2)
 >>> summary = api.submit_suite("demo", cycles=2, executor="local")
->>> api.status_rows("demo")
+>>> rows = api.status_rows("demo")
+>>> frame = api.load_results("demo")
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.config.models import SAFE_NAME
@@ -33,6 +34,9 @@ from joulebench.tracker import (
     TrackerState,
     format_id,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -325,8 +329,32 @@ def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct
     eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
     failed = [r for r in records if labels.labels[r.key].startswith("failed")]
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
-    return StatusReport(status_rows(labels, paths.results_dir), labels.sacct_problem, eta,
+    return StatusReport(rows_by_cycle(labels, paths.results_dir), labels.sacct_problem, eta,
                         failed[:5])
+
+
+def status_rows(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
+                runner: slurm.CommandRunner = slurm.run_command) -> list[StatusRow]:
+    """Counts per suite and cycle (done, running, queued, failed:<cause>, ...), as the
+    table of `joulebench status` shows them."""
+    return status_report(suite, paths, use_sacct=use_sacct, runner=runner).rows
+
+
+def load_results(suite: str | None = None, paths: Paths = Paths()) -> pd.DataFrame:
+    """Every row of every results/*_results.csv (or one suite's) as a typed DataFrame.
+
+    IDs and names are text ("0001" stays "0001"), cycle and attempt integers, true/false
+    columns booleans, times UTC timestamps, every measurement a float, and quality_flags
+    text ("" when none). No results yet gives an empty frame with every column.
+    """
+    from joulebench.results.frame import results_frame
+
+    if suite is not None:
+        check_suite_name(suite)
+    frame = results_frame(sorted(paths.results_dir.glob("*_results.csv")), suite)
+    if suite is not None and frame.empty and suite != "single":
+        resolve_suite_path(suite, paths.configs_dir)  # a typo must not read as "no results"
+    return frame
 
 
 def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
@@ -341,7 +369,8 @@ def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
     return counts
 
 
-def status_rows(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
+def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
+    """Label counts per (suite, cycle), plus each cycle's flagged results."""
     grouped: dict[tuple[str, int], Counter[str]] = {}
     for key, label in labels.labels.items():
         try:

@@ -29,6 +29,27 @@ CSV_COLUMNS: list[str] = [
     "cycle_order_seed", "model_revision", "git_dirty", "peak_memory_source",
 ]
 
+# How a loaded table types each column (see results.frame); every other column is a number.
+STRING_COLUMNS = frozenset({
+    "experiment_id", "key", "suite", "model", "config_name", "config_hash", "task_type",
+    "device", "precision", "quantization", "decoder_mode", "dataset", "prompt_hash",
+    "energy_meter", "energy_method", "hosts", "slurm_job_id", "git_commit", "torch_version",
+    "transformers_version", "quality_flags", "cpu_model", "gpu_names", "model_revision",
+    "peak_memory_source",
+})
+INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
+BOOLEAN_COLUMNS = frozenset({"energy_is_estimate", "oom_halved_batch", "git_dirty"})
+TIME_COLUMNS = frozenset({"started_at", "finished_at"})
+
+
+def column_kind(name: str) -> str:
+    """"str", "int", "bool", "time" or "float"; a column this version does not know is text."""
+    for kind, names in (("str", STRING_COLUMNS), ("int", INTEGER_COLUMNS),
+                        ("bool", BOOLEAN_COLUMNS), ("time", TIME_COLUMNS)):
+        if name in names:
+            return kind
+    return "float" if name in CSV_COLUMNS else "str"
+
 
 def _gpu_names(setup: dict[str, Any]) -> list[str]:
     return [str(gpu["name"]) for node in setup.get("gpus_by_node", {}).values()
