@@ -3,7 +3,8 @@
 >>> from joulebench import api
 >>> specs = api.expand_suite("demo", cycles=2)
 >>> summary = api.submit_suite("demo", cycles=2, executor="local")
->>> api.status_rows("demo")
+>>> rows = api.status_rows("demo")
+>>> frame = api.load_results("demo")
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.config.models import SAFE_NAME
@@ -26,8 +27,17 @@ from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.schedulers.slurm_view import KeyLabels, label_keys, refuse_unknown
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
-from joulebench.tracker import DONE, KeyRecord, ProgressTracker, TrackerState
+from joulebench.tracker import (
+    DONE,
+    KeyRecord,
+    ProgressTracker,
+    TrackerState,
+    format_id,
+)
 from joulebench.wording import plural
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -249,9 +259,7 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
 
     from joulebench.results import raw_dir
 
-    if not experiment_id.isdigit():
-        raise ConfigError(f"experiment ID '{experiment_id}' is not a number like 0042; "
-                          "see `joulebench status` or the CSV for IDs")
+    experiment_id = _result_id(experiment_id, paths.results_dir)
     folder = raw_dir(paths.results_dir, experiment_id)
     parts = {"setup": "1_experiment_setup", "inference": "4_inference_metrics",
              "compute": "5_compute_metrics", "energy": "7_global_energy_results"}
@@ -267,6 +275,23 @@ def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any
         except ValueError:
             raise ConfigError(f"{path}: not valid JSON; rerun the experiment") from None
     return out
+
+
+def _result_id(given: str, results_dir: Path) -> str:
+    """The experiment ID as its folder is named: '1' means '0001'.
+
+    pandas and spreadsheets read the CSV's "0001" as the number 1, so users paste that
+    back; a folder named exactly as given still wins (IDs from an older padding).
+    """
+    if not (given.isascii() and given.isdigit()):
+        raise ConfigError(f"experiment ID '{given}' is not a number like 0042; "
+                          "see `joulebench status` or the CSV for IDs")
+    from joulebench.results import raw_dir
+
+    padded = format_id(int(given))
+    if padded != given and raw_dir(results_dir, given).is_dir():
+        return given
+    return padded
 
 
 def check_suite_name(suite: str) -> None:
@@ -375,8 +400,32 @@ def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct
     eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
     failed = [r for r in records if labels.labels[r.key].startswith("failed")]
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
-    return StatusReport(status_rows(labels, paths.results_dir), labels.sacct_problem, eta,
+    return StatusReport(rows_by_cycle(labels, paths.results_dir), labels.sacct_problem, eta,
                         failed[:5])
+
+
+def status_rows(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
+                runner: slurm.CommandRunner = slurm.run_command) -> list[StatusRow]:
+    """Counts per suite and cycle (done, running, queued, failed:<cause>, ...), as the
+    table of `joulebench status` shows them."""
+    return status_report(suite, paths, use_sacct=use_sacct, runner=runner).rows
+
+
+def load_results(suite: str | None = None, paths: Paths = Paths()) -> pd.DataFrame:
+    """Every row of every results/*_results.csv (or one suite's) as a typed DataFrame.
+
+    IDs and names are text ("0001" stays "0001"), cycle and attempt integers, true/false
+    columns booleans, times UTC timestamps, every measurement a float, and quality_flags
+    text ("" when none). No results yet gives an empty frame with every column.
+    """
+    from joulebench.results.frame import results_frame
+
+    if suite is not None:
+        check_suite_name(suite)
+    frame = results_frame(sorted(paths.results_dir.glob("*_results.csv")), suite)
+    if suite is not None and frame.empty and suite != "single":
+        resolve_suite_path(suite, paths.configs_dir)  # a typo must not read as "no results"
+    return frame
 
 
 def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
@@ -391,7 +440,8 @@ def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
     return counts
 
 
-def status_rows(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
+def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
+    """Label counts per (suite, cycle), plus each cycle's flagged results."""
     grouped: dict[tuple[str, int], Counter[str]] = {}
     for key, label in labels.labels.items():
         try:

@@ -49,6 +49,7 @@ def snapshot(root: Path) -> set[str]:
     (["run", "missing.yaml"], None, "missing.yaml: file not found"),
     (["show", "../0001"], None, "is not a number like 0042"),
     (["show", "0099"], None, "0099_1_experiment_setup.json: not found"),
+    (["show", "99"], None, "0099_1_experiment_setup.json: not found"),
     (["report", "demo"], None, "no *_results.csv yet"),
     (["report", "../demo"], None, "may only hold letters"),
     (["resume-failed", "demo", "--cause", "bogus"], None, "Invalid value for '--cause'"),

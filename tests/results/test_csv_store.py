@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from joulebench.results.csv_store import append_row, has_experiment, read_rows
 
 
@@ -29,3 +31,36 @@ def test_existing_header_order_wins(tmp_path: Path) -> None:
     path.write_text("b,experiment_id\n")
     append_row(path, {"experiment_id": "0001", "b": 5}, ["experiment_id", "b"])
     assert path.read_text().splitlines()[1] == "5,0001"
+
+
+def test_a_file_from_before_new_columns_gets_them_once_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    path = tmp_path / "r.csv"
+    path.write_text("experiment_id,b\n0001,5\n")
+    append_row(path, {"experiment_id": "0002", "b": 6, "c": "new"}, ["experiment_id", "b", "c"])
+    assert path.read_text().splitlines() == ["experiment_id,b,c", "0001,5", "0002,6,new"]
+    assert read_rows(path) == [
+        {"experiment_id": "0001", "b": "5", "c": ""},
+        {"experiment_id": "0002", "b": "6", "c": "new"},
+    ]
+    frame = pd.read_csv(path, dtype={"experiment_id": str})
+    assert list(frame["experiment_id"]) == ["0001", "0002"]
+    assert frame["c"].isna().tolist() == [True, False]
+
+    inode = path.stat().st_ino  # from now on appends go to the same file, in place
+    append_row(path, {"experiment_id": "0003", "b": 7, "c": "x"}, ["experiment_id", "b", "c"])
+    assert path.stat().st_ino == inode
+    assert path.read_text().splitlines()[-1] == "0003,7,x"
+
+
+def test_a_header_of_another_layout_is_kept_and_unknown_columns_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("b,experiment_id\n")
+    append_row(path, {"experiment_id": "0001", "b": 5, "c": 1}, ["experiment_id", "b", "c"])
+    assert path.read_text().splitlines() == ["b,experiment_id", "5,0001"]
+    assert "not writing columns ['c']" in caplog.text

@@ -92,7 +92,7 @@ def test_demo_suite_as_arrays_on_the_gpu_partition(checkout: Path) -> None:
     assert sacct_states() == {"COMPLETED"}
     status = cli("status", "demo")
     assert status.returncode == 0 and "note:" not in status.stdout
-    assert api.status_rows(api.key_labels("demo"))[0].counts == {"done": 4}
+    assert api.status_rows("demo")[0].counts == {"done": 4}
 
 
 PREEMPT_SUITE = """

@@ -204,7 +204,9 @@ def render_experiment(parts: dict[str, Any]) -> None:
         ("batches resumed", _fmt(inf.get("batches_resumed"))),
         ("hosts", ", ".join(setup.get("hosts", []))),
         ("slurm", ", ".join(f"{k}={v}" for k, v in prov.get("slurm", {}).items()) or "-"),
-        ("git commit", _fmt(prov.get("git_commit"))),
+        ("git commit", _fmt(prov.get("git_commit"))
+         + (" (dirty: uncommitted changes)" if prov.get("git_dirty") else "")),
+        ("model revision", _fmt(prov.get("model_revision"))),
         ("versions", ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items() if v)),
         ("dataset / prompt hash", f"{setup.get('dataset', {}).get('name')} / "
                                   f"{setup.get('dataset', {}).get('prompt_hash')}"),

@@ -26,8 +26,29 @@ CSV_COLUMNS: list[str] = [
     "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
     "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
-    "cycle_order_seed",
+    "cycle_order_seed", "model_revision", "git_dirty", "peak_memory_source",
 ]
+
+# How a loaded table types each column (see results.frame); every other column is a number.
+STRING_COLUMNS = frozenset({
+    "experiment_id", "key", "suite", "model", "config_name", "config_hash", "task_type",
+    "device", "precision", "quantization", "decoder_mode", "dataset", "prompt_hash",
+    "energy_meter", "energy_method", "hosts", "slurm_job_id", "git_commit", "torch_version",
+    "transformers_version", "quality_flags", "cpu_model", "gpu_names", "model_revision",
+    "peak_memory_source",
+})
+INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
+BOOLEAN_COLUMNS = frozenset({"energy_is_estimate", "oom_halved_batch", "git_dirty"})
+TIME_COLUMNS = frozenset({"started_at", "finished_at"})
+
+
+def column_kind(name: str) -> str:
+    """"str", "int", "bool", "time" or "float"; a column this version does not know is text."""
+    for kind, names in (("str", STRING_COLUMNS), ("int", INTEGER_COLUMNS),
+                        ("bool", BOOLEAN_COLUMNS), ("time", TIME_COLUMNS)):
+        if name in names:
+            return kind
+    return "float" if name in CSV_COLUMNS else "str"
 
 
 def _gpu_names(setup: dict[str, Any]) -> list[str]:
@@ -80,6 +101,8 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "gpu_names": " | ".join(_gpu_names(setup)),
         "slurm_restart_count": slurm.get("slurm_restart_count"),
         "cycle_order_seed": setup.get("cycle_order_seed"),
+        "model_revision": prov.get("model_revision"), "git_dirty": prov.get("git_dirty"),
+        "peak_memory_source": comp.get("peak_memory_source"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):

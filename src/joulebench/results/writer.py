@@ -56,7 +56,7 @@ def build_sections(ident: Identity, config: ExperimentConfig, config_hash: str, 
                    "warmup_s_max": max(r["warmup_s"] for r in ranks),
                    "model_reused": all(r.get("model_reused", False) for r in ranks),
                    "phases_s_max": _phases_max(ranks)},
-        "provenance": collect(),
+        "provenance": collect(config.model),
     }
     return {
         "setup": setup,
