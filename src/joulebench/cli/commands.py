@@ -309,7 +309,10 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
            results_dir: Path) -> None:
     """Mean, std and 95% CI per config across cycles, plots, and one HTML page.
 
-    Results with quality flags are left out of the statistics and listed apart.
+    Tabulates and plots every field the suite varies. Pools only each key's current run
+    (runs archived by --fresh are listed apart). Results whose quality flags exclude them
+    (the runs `status` counts as flagged) are left out of the statistics and listed apart;
+    configs whose cycles disagree several-fold are flagged unstable_across_cycles.
 
     \b
     Example:
@@ -320,9 +323,13 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
 
     files = api.report_suite(suite, out_dir, make_paths(configs_dir, tracker_dir, results_dir))
     flagged = sum(len(s.flagged) for s in files.summaries)
+    unstable = sum(bool(s.config_flags) for s in files.summaries)
+    varied = ", ".join(v.path for v in files.variables) or "none"
     click.echo(f"{len(files.summaries)} configs summarised ({flagged} flagged results kept "
-               f"apart); {len(files.plots)} plots")
-    for path in (files.summary_csv, files.summary_md, files.html):
+               f"apart, {files.archived_runs} archived runs not pooled, {unstable} configs "
+               f"unstable across cycles); varied: {varied}; {len(files.plots)} plots "
+               "(PNG + SVG)")
+    for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
 
 

@@ -124,7 +124,8 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
         left = f", ETA {_duration(eta.remaining_s)}" if eta.remaining_s else ""
         parts.append(Text(f"{suite}: {eta.done}/{eta.total} done, {pace}{left}"))
     if any(row.flagged for row in rows):
-        parts.append(Text("flagged: results whose energy carries quality flags (see the "
+        parts.append(Text("flagged: results whose quality flags leave them out of `joulebench "
+                          "report`'s statistics (estimate_only alone does not; see the "
                           "quality_flags column of the CSV)"))
     if report.failures:
         parts.append(Text("latest failures:"))

@@ -29,6 +29,17 @@ CSV_COLUMNS: list[str] = [
     "cycle_order_seed",
 ]
 
+# CSV columns that record a config field (column -> dotted field): what the report can
+# tell varied from the CSV alone when the suite's YAML is gone.
+VARIABLE_COLUMNS: dict[str, str] = {
+    "device": "device", "num_processes": "num_processes", "precision": "precision",
+    "quantization": "quantization", "batch_size": "batch_size", "num_prompts": "num_prompts",
+    "max_input_tokens": "max_input_tokens", "max_output_tokens": "max_output_tokens",
+    "min_output_tokens": "min_output_tokens", "decoder_mode": "decoder.mode",
+    "temperature": "decoder.temperature", "top_k": "decoder.top_k", "top_p": "decoder.top_p",
+    "warmup_iterations": "warmup_iterations", "dataset": "dataset.name",
+}
+
 
 def _gpu_names(setup: dict[str, Any]) -> list[str]:
     return [str(gpu["name"]) for node in setup.get("gpus_by_node", {}).values()
