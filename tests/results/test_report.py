@@ -13,8 +13,9 @@ import pytest
 
 from joulebench.errors import JoulebenchError
 from joulebench.results import CSV_COLUMNS, append_row
+from joulebench.results.cycles import cycle_disagreement
 from joulebench.results.plots import build_plot_data, draw, error_bars, field_label, pareto_front
-from joulebench.results.report import cycle_disagreement, summarise, write_report
+from joulebench.results.report import summarise, write_report
 from joulebench.results.stats import (
     describe,
     fmt_mean_ci,
@@ -394,9 +395,9 @@ def test_header_and_each_config_say_how_energy_was_measured(tmp_path: Path) -> N
 
 
 def test_cycles_several_fold_apart_flag_the_config_with_the_load_seen() -> None:
-    rows = [row("0001", "m", "c", 1, 0.01, host_load_per_cpu="0.4"),
-            row("0002", "m", "c", 2, 0.012, host_load_per_cpu="0.5"),
-            row("0003", "m", "c", 3, 0.09, throughput=12.0, host_load_per_cpu="3.5"),
+    rows = [row("0001", "m", "c", 1, 0.01, others_cpu_share="0.02"),
+            row("0002", "m", "c", 2, 0.012, others_cpu_share="0.05"),
+            row("0003", "m", "c", 3, 0.09, throughput=12.0, others_cpu_share="0.7"),
             row("0004", "m", "calm", 1, 0.01), row("0005", "m", "calm", 2, 0.025)]
     unstable, calm = summarise(rows, "s")
     assert unstable.config_flags == ["unstable_across_cycles"]
@@ -404,7 +405,25 @@ def test_cycles_several_fold_apart_flag_the_config_with_the_load_seen() -> None:
     assert unstable.cycle_notes == [
         "energy_per_output_token_j 9.0x apart (0001: 0.01, 0003: 0.09)",
         "throughput_output_tokens_per_s 8.3x apart (0003: 12, 0001: 100)",
-        "node loaded during 0003 (3.50 runnable tasks per CPU)"]
+        "node shared during 0003 (other work took 70% of its CPU time)"]
     assert calm.config_flags == []  # 2.5x: within what the threshold lets through
-    assert cycle_disagreement([row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 4.0)])[-1] \
-        .startswith("host load not recorded")
+
+
+def test_unstable_cycles_say_when_the_cpu_was_quiet_or_not_recorded() -> None:
+    quiet = [row("1", "m", "c", 1, 1.0, others_cpu_share="0.01"),
+             row("2", "m", "c", 2, 4.0, others_cpu_share="0.1")]
+    assert cycle_disagreement(quiet)[-1].startswith("no other work seen on the node's CPUs")
+    old = [row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 4.0)]
+    assert cycle_disagreement(old)[-1].startswith("CPU share of other work not recorded")
+    assert cycle_disagreement([row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 2.9)]) == []
+
+
+def test_the_unstable_flag_reaches_the_summary_csv_and_pages(tmp_path: Path) -> None:
+    rows = [row("0001", "m", "c", 1, 0.01), row("0002", "m", "c", 2, 0.1)]
+    files = write_report(rows, "s", tmp_path)
+    with files.summary_csv.open(newline="") as handle:
+        (record,) = csv.DictReader(handle)
+    assert record["config_flags"] == "unstable_across_cycles"
+    md = files.summary_md.read_text()
+    assert "1 config(s) unstable across cycles" in md
+    assert "## Unstable across cycles (flagged, still included): 1" in md

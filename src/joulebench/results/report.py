@@ -31,6 +31,7 @@ from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_text
 from joulebench.measure.quality import excluding_flags
 from joulebench.results.csv_store import read_rows
+from joulebench.results.cycles import UNSTABLE_FLAG, cycle_disagreement
 from joulebench.results.stats import MetricStats, describe, mad_outliers, to_float
 from joulebench.results.variables import Variable, row_variables
 
@@ -49,15 +50,6 @@ METRICS: tuple[str, ...] = (
 # Dynamic energy (total - idle baseline x window) is the only one that can be negative.
 NONNEGATIVE = frozenset(METRICS) - {"dynamic_energy_per_output_token_j"}
 OUTLIER_METRIC = "energy_per_output_token_j"
-
-# Cycles of one config whose energy per token or throughput differ by this factor or more
-# get `unstable_across_cycles`. Cycles of one config on a quiet node differ by a few
-# percent; on a loaded 2-core VM they were seen 6-15x apart. 3x sits far from both, so
-# ordinary noise never trips it and a shared, overloaded node cannot pass silently.
-UNSTABLE_RATIO = 3.0
-UNSTABLE_METRICS = ("energy_per_output_token_j", "throughput_output_tokens_per_s")
-# A node with more runnable tasks than CPUs was shared during the window.
-LOADED_PER_CPU = 1.0
 
 
 @dataclass
@@ -93,43 +85,6 @@ def _estimate(rows: Sequence[Mapping[str, str]]) -> str:
     if seen <= {"true", "1"}:
         return "yes"
     return "no" if seen <= {"false", "0"} else "mixed"
-
-
-def host_load(row: Mapping[str, str]) -> float | None:
-    """Runnable tasks per CPU on the busiest node during the window, where recorded."""
-    return to_float(row.get("host_load_per_cpu"))
-
-
-def cycle_disagreement(rows: Sequence[Mapping[str, str]]) -> list[str]:
-    """Notes on metrics whose cycles differ UNSTABLE_RATIO-fold or more (empty: stable)."""
-    notes = []
-    for metric in UNSTABLE_METRICS:
-        values = {
-            r["experiment_id"]: v
-            for r in rows
-            if (v := to_float(r.get(metric))) is not None and v > 0
-        }
-        if len(values) < 2:
-            continue
-        low, high = min(values, key=values.__getitem__), max(values, key=values.__getitem__)
-        if values[high] / values[low] >= UNSTABLE_RATIO:
-            notes.append(
-                f"{metric} {values[high] / values[low]:.1f}x apart "
-                f"({low}: {values[low]:.4g}, {high}: {values[high]:.4g})"
-            )
-    if notes:
-        loads = {r["experiment_id"]: load for r in rows if (load := host_load(r)) is not None}
-        busy = {e: x for e, x in loads.items() if x > LOADED_PER_CPU}
-        if busy:
-            notes.append(
-                "node loaded during "
-                + ", ".join(
-                    f"{e} ({x:.2f} runnable tasks per CPU)" for e, x in sorted(busy.items())
-                )
-            )
-        elif not loads:
-            notes.append("host load not recorded (results from before joulebench recorded it)")
-    return notes
 
 
 def _summarise_group(
@@ -168,7 +123,7 @@ def _summarise_group(
         energy_meter=_joined(rows, "energy_meter"),
         energy_method=_joined(rows, "energy_method"),
         energy_is_estimate=_estimate(rows),
-        config_flags=["unstable_across_cycles"] if unstable else [],
+        config_flags=[UNSTABLE_FLAG] if unstable else [],
         cycle_notes=unstable,
         metrics=metrics,
     )
@@ -311,7 +266,7 @@ RUN_COLUMNS = (
     "energy_meter",
     "energy_method",
     "energy_is_estimate",
-    "host_load_per_cpu",
+    "others_cpu_share",
     *METRICS,
 )
 

@@ -11,13 +11,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from joulebench.results.report import (
-    LOADED_PER_CPU,
-    METRICS,
-    OUTLIER_METRIC,
-    UNSTABLE_RATIO,
-    ConfigSummary,
-)
+from joulebench.results.cycles import LOADED_OTHERS_SHARE, UNSTABLE_RATIO
+from joulebench.results.report import METRICS, OUTLIER_METRIC, ConfigSummary
 from joulebench.results.stats import fmt, fmt_mean_ci, to_float
 from joulebench.results.variables import Variable
 
@@ -45,11 +40,11 @@ CI_NOTE = (
     "not removed."
 )
 UNSTABLE_NOTE = (
-    f"`unstable_across_cycles`: the cycles of a config differ {UNSTABLE_RATIO:g}× "
-    "or more in energy per token or throughput (a quiet node varies by a few "
-    "percent); its runs stay in the statistics, since which cycle is right cannot "
-    f"be told, but read its figures with care. A node with over {LOADED_PER_CPU:g} "
-    "runnable task per CPU during the window (`host_load_per_cpu`) was shared."
+    f"`unstable_across_cycles`: the cycles of a config differ {UNSTABLE_RATIO:g}× or more in "
+    "energy per token or throughput (a quiet node varies by a few percent); its runs stay in "
+    "the statistics, since which cycle is right cannot be told, but read its figures with "
+    f"care. A run whose node gave over {LOADED_OTHERS_SHARE:.0%} of its CPU time to other "
+    "work during the window (`others_cpu_share`) ran on a shared node."
 )
 METRIC_HEAD = (
     "energy/token (J)",

@@ -26,7 +26,7 @@ CSV_COLUMNS: list[str] = [
     "request_latency_p50_s", "request_latency_p90_s", "request_latency_p95_s",
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
     "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
-    "cycle_order_seed",
+    "cycle_order_seed", "others_cpu_share",
 ]
 
 # CSV columns that record a config field (column -> dotted field): what the report can
@@ -91,6 +91,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "gpu_names": " | ".join(_gpu_names(setup)),
         "slurm_restart_count": slurm.get("slurm_restart_count"),
         "cycle_order_seed": setup.get("cycle_order_seed"),
+        "others_cpu_share": energy.get("others_cpu_share"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):
