@@ -348,7 +348,13 @@ def draw(plot: PlotData) -> Any:
         _draw_pareto(ax, plot)
     else:
         _draw_variable(ax, plot)
-    ax.set_ylim(bottom=0)
+    # From zero, with room above the highest bar so no point sits on the frame.
+    tops = [
+        hi if hi is not None else y
+        for se in plot.series
+        for y, hi in zip(se.y, se.ci_high, strict=True)
+    ]
+    ax.set_ylim(0, max(tops) * 1.1 if tops and max(tops) > 0 else None)
     ax.set_title(plot.title, fontsize=11)
     ax.set_xlabel(plot.x_label, fontsize=10)
     ax.set_ylabel(plot.y_label, fontsize=10)

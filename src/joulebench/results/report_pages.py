@@ -120,8 +120,10 @@ def cell(s: ConfigSummary, metric: str) -> str:
 
 
 def _meter(s: ConfigSummary) -> str:
-    estimate = {"yes": ", estimate", "mixed": ", partly estimate"}.get(s.energy_is_estimate, "")
-    return f"{s.energy_meter or '–'} ({s.energy_method or '–'}{estimate})"
+    method = s.energy_method or "–"
+    estimate = {"yes": "estimate", "mixed": "partly estimate"}.get(s.energy_is_estimate)
+    said = method if estimate is None or estimate == method else f"{method}, {estimate}"
+    return f"{s.energy_meter or '–'} ({said})"
 
 
 def table_rows(ctx: PageContext) -> list[list[str]]:

@@ -170,8 +170,8 @@ def fmt(value: float | None) -> str:
 
 def fmt_mean_ci(mean: float | None, half_width: float | None) -> str:
     """Mean and CI half-width at one precision: the half-width to two significant digits
-    and the mean to the same decimal place ("0.0080 ± 0.0092"), so neither claims digits
-    the other does not support. Large values share one power of ten."""
+    and the mean to the same place ("0.0080 ± 0.0092", "2300 ± 7000"), so neither claims
+    digits the other does not support. From 1e5 both share one power of ten."""
     if mean is None:
         return "–"
     if half_width is None or half_width <= 0 or not math.isfinite(half_width):
@@ -180,5 +180,8 @@ def fmt_mean_ci(mean: float | None, half_width: float | None) -> str:
     exponent = math.floor(math.log10(scale)) if scale >= 1e5 else 0
     m, h = mean / 10**exponent, half_width / 10**exponent
     places = decimals_for(h)
+    if places == 0:  # two significant digits of a half-width >= 100 end before the point
+        digits = 1 - math.floor(math.log10(h))
+        m, h = round(m, digits), round(h, digits)
     text = f"{m:.{places}f} ± {h:.{places}f}"
     return f"({text})e{exponent}" if exponent else text
