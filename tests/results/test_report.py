@@ -23,7 +23,7 @@ from joulebench.results.stats import (
     t_quantile_975,
     to_float,
 )
-from joulebench.results.variables import row_variables
+from joulebench.results.variables import Variable, row_variables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -430,3 +430,14 @@ def test_the_unstable_flag_reaches_the_summary_csv_and_pages(tmp_path: Path) -> 
     md = files.summary_md.read_text()
     assert "1 config(s) unstable across cycles" in md
     assert "## Unstable across cycles (flagged, still included): 1" in md
+
+
+def test_a_suite_edited_since_the_runs_falls_back_to_the_csv(tmp_path: Path) -> None:
+    rows = grid_rows()
+    stale = Variable("batch_size", {("m", "batch_size_1"): 1, ("m", "batch_size_4"): 4})
+    files = write_report(rows, "s", tmp_path, variables=[stale])
+    assert [v.path for v in files.variables] == ["max_output_tokens", "decoder.temperature"]
+    known = Variable("max_output_tokens", {
+        ("m", r["config_name"]): int(r["max_output_tokens"]) for r in rows})
+    files = write_report(rows, "s", tmp_path, variables=[known])
+    assert [v.path for v in files.variables] == ["max_output_tokens"]  # the suite's word wins

@@ -22,6 +22,7 @@ cannot be negative. Which rows are pooled:
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from joulebench.results.variables import Variable, row_variables
 
 if TYPE_CHECKING:
     from joulebench.results.plots import PlotData
+
+log = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = (
     "energy_per_output_token_j",
@@ -300,6 +303,26 @@ def load_rows(
     return [row for p in paths for row in read_rows(p)], paths[0].parent
 
 
+def usable_variables(
+    variables: Sequence[Variable] | None, rows: Sequence[Mapping[str, str]]
+) -> list[Variable]:
+    """The suite definition's varied fields, unless the results hold configs it does not
+    know (the YAML was edited since): then the CSV's own view, which covers every row."""
+    if variables is None:
+        return row_variables(rows)
+    known = {cid for v in variables for cid in (*v.values, *v.resolved)}
+    stray = sorted({(r.get("model") or "", r.get("config_name") or "") for r in rows} - known)
+    if variables and stray:
+        log.warning(
+            "suite definition does not know %d config(s) of the results (e.g. %s): "
+            "varied fields taken from the results CSV",
+            len(stray),
+            " / ".join(stray[0]),
+        )
+        return row_variables(rows)
+    return list(variables)
+
+
 def _order_seed(rows: Sequence[Mapping[str, str]], given: int | str | None) -> str | None:
     if given is not None:
         return str(given)
@@ -339,7 +362,7 @@ def write_report(
         raise JoulebenchError(f"{what}; run submit-suite {suite} first")
     out, results = Path(out_dir), Path(results_dir) if results_dir else default_results
     out.mkdir(parents=True, exist_ok=True)
-    variables = list(variables) if variables is not None else row_variables(live)
+    variables = usable_variables(variables, live)
     summaries = summarise(rows, suite, variables, current_ids)
     seed = _order_seed(live, cycle_order_seed)
     plot_data = plotting.build_plot_data(summaries, suite, variables)
