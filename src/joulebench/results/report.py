@@ -21,7 +21,6 @@ cannot be negative. Which rows are pooled:
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,8 +180,6 @@ def _first_seen_order(
 
 # ---------------------------------------------------------------------------- writing
 
-STATS = ("n", "mean", "std", "ci_low", "ci_high", "min", "max")
-
 
 @dataclass
 class ReportFiles:
@@ -195,52 +192,6 @@ class ReportFiles:
     summaries: list[ConfigSummary]
     variables: list[Variable]
     archived_runs: int  # rows of the suite not pooled: not their key's current run
-
-
-def summary_columns(variables: Sequence[Variable]) -> list[str]:
-    return [
-        "suite",
-        "model",
-        "config_name",
-        *(v.path for v in variables),
-        "n_runs",
-        "n_used",
-        "n_flagged",
-        "n_archived",
-        "flagged_ids",
-        "archived_ids",
-        "outlier_ids",
-        "config_flags",
-        "energy_meter",
-        "energy_method",
-        "energy_is_estimate",
-        *(f"{m}_{s}" for m in METRICS for s in STATS),
-    ]
-
-
-def summary_record(s: ConfigSummary) -> dict[str, object]:
-    record: dict[str, object] = {
-        "suite": s.suite,
-        "model": s.model,
-        "config_name": s.config_name,
-        **s.variables,
-        "n_runs": len(s.experiment_ids) + len(s.flagged),
-        "n_used": len(s.experiment_ids),
-        "n_flagged": len(s.flagged),
-        "n_archived": len(s.archived),
-        "flagged_ids": ";".join(s.flagged),
-        "archived_ids": ";".join(s.archived),
-        "outlier_ids": ";".join(s.outliers),
-        "config_flags": ";".join(s.config_flags),
-        "energy_meter": s.energy_meter,
-        "energy_method": s.energy_method,
-        "energy_is_estimate": s.energy_is_estimate,
-    }
-    for name, st in s.metrics.items():
-        for stat in STATS:
-            value = getattr(st, stat)
-            record[f"{name}_{stat}"] = "" if value is None else value
-    return record
 
 
 def run_status(
@@ -256,34 +207,6 @@ def run_status(
         return f"excluded: {flags}"
     outliers = {eid for s in summaries for eid in s.outliers}
     return "outlier (used)" if row["experiment_id"] in outliers else "used"
-
-
-RUN_COLUMNS = (
-    "experiment_id",
-    "key",
-    "model",
-    "config_name",
-    "cycle",
-    "status",
-    "quality_flags",
-    "energy_meter",
-    "energy_method",
-    "energy_is_estimate",
-    "others_cpu_share",
-    *METRICS,
-)
-
-
-def _csv_text(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> str:
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    writer.writerows(records)
-    return buffer.getvalue()
 
 
 def load_rows(
@@ -348,7 +271,6 @@ def write_report(
     ``variables`` and ``current_ids``: see :func:`summarise`.
     """
     from joulebench.results import plots as plotting
-    from joulebench.results import report_pages as pages
 
     loaded, default_results = load_rows(source)
     rows = [r for r in loaded if r.get("suite") == suite]
@@ -364,7 +286,6 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     variables = usable_variables(variables, live)
     summaries = summarise(rows, suite, variables, current_ids)
-    seed = _order_seed(live, cycle_order_seed)
     plot_data = plotting.build_plot_data(summaries, suite, variables)
     for plot in plot_data:
         plotting.render(plot, out / "plots" / f"{plot.name}.png")
@@ -379,20 +300,38 @@ def write_report(
         variables,
         len(rows) - len(live),
     )
+    _write_tables(files, suite, rows, current_ids, _order_seed(live, cycle_order_seed), results)
+    return files
+
+
+def _write_tables(
+    files: ReportFiles,
+    suite: str,
+    rows: Sequence[Mapping[str, str]],
+    current_ids: Mapping[str, str] | None,
+    seed: str | None,
+    results_dir: Path,
+) -> None:
+    """The two CSVs, the Markdown and the HTML page (plots already drawn)."""
+    from joulebench.results import report_pages as pages
+
+    summaries, variables = files.summaries, files.variables
+    statuses = [run_status(r, summaries, current_ids) for r in rows]
     atomic_write_text(
         files.summary_csv,
-        _csv_text(summary_columns(variables), (summary_record(s) for s in summaries)),
+        pages.csv_text(pages.summary_columns(variables), map(pages.summary_record, summaries)),
     )
     atomic_write_text(
         files.runs_csv,
-        _csv_text(
-            RUN_COLUMNS, ({**r, "status": run_status(r, summaries, current_ids)} for r in rows)
+        pages.csv_text(
+            pages.RUN_COLUMNS, ({**r, "status": st} for r, st in zip(rows, statuses, strict=True))
         ),
     )
     context = pages.PageContext(suite, summaries, variables, seed, files.archived_runs)
-    rel = [f"plots/{p.name}.png" for p in plot_data]
-    atomic_write_text(files.summary_md, pages.markdown(context, rel))
-    images = [(p.name, p.path.read_bytes()) for p in plot_data if p.path]
-    statuses = [run_status(r, summaries, current_ids) for r in rows]
-    atomic_write_text(files.html, pages.render_html(context, rows, statuses, images, results, out))
-    return files
+    plots = files.plots
+    atomic_write_text(
+        files.summary_md, pages.markdown(context, [f"plots/{p.name}.png" for p in plots])
+    )
+    images = [(p.name, p.path.read_bytes()) for p in plots if p.path]
+    html = pages.render_html(context, rows, statuses, images, results_dir, files.out_dir)
+    atomic_write_text(files.html, html)

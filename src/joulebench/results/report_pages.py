@@ -1,11 +1,14 @@
-"""The report's pages: Markdown and one self-contained HTML file. Pure text building."""
+"""The report's files as text: summary and per-run CSV, Markdown, one self-contained HTML
+page. Pure text building; :func:`joulebench.results.report.write_report` writes them."""
 
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -24,6 +27,81 @@ class PageContext:
     variables: Sequence[Variable]
     order_seed: str | None
     archived_runs: int
+
+
+STATS = ("n", "mean", "std", "ci_low", "ci_high", "min", "max")
+
+
+def summary_columns(variables: Sequence[Variable]) -> list[str]:
+    return [
+        "suite",
+        "model",
+        "config_name",
+        *(v.path for v in variables),
+        "n_runs",
+        "n_used",
+        "n_flagged",
+        "n_archived",
+        "flagged_ids",
+        "archived_ids",
+        "outlier_ids",
+        "config_flags",
+        "energy_meter",
+        "energy_method",
+        "energy_is_estimate",
+        *(f"{m}_{s}" for m in METRICS for s in STATS),
+    ]
+
+
+def summary_record(s: ConfigSummary) -> dict[str, object]:
+    record: dict[str, object] = {
+        "suite": s.suite,
+        "model": s.model,
+        "config_name": s.config_name,
+        **s.variables,
+        "n_runs": len(s.experiment_ids) + len(s.flagged),
+        "n_used": len(s.experiment_ids),
+        "n_flagged": len(s.flagged),
+        "n_archived": len(s.archived),
+        "flagged_ids": ";".join(s.flagged),
+        "archived_ids": ";".join(s.archived),
+        "outlier_ids": ";".join(s.outliers),
+        "config_flags": ";".join(s.config_flags),
+        "energy_meter": s.energy_meter,
+        "energy_method": s.energy_method,
+        "energy_is_estimate": s.energy_is_estimate,
+    }
+    for name, st in s.metrics.items():
+        for stat in STATS:
+            value = getattr(st, stat)
+            record[f"{name}_{stat}"] = "" if value is None else value
+    return record
+
+
+RUN_COLUMNS = (
+    "experiment_id",
+    "key",
+    "model",
+    "config_name",
+    "cycle",
+    "status",
+    "quality_flags",
+    "energy_meter",
+    "energy_method",
+    "energy_is_estimate",
+    "others_cpu_share",
+    *METRICS,
+)
+
+
+def csv_text(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue()
 
 
 EXCLUDED_NOTE = (
