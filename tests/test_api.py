@@ -97,6 +97,11 @@ def test_without_a_tracker_every_result_counts(paths: api.Paths) -> None:
     specs = api.expand_suite("demo", cycles=1, paths=paths)
     run_fake(paths, specs, {})
     shutil.rmtree(paths.tracker_dir)  # a results folder copied on its own
-    assert api.current_experiment_ids(paths.tracker_dir) is None
+    assert api.current_experiment_ids("demo", paths.tracker_dir) is None
     files = api.report_suite("demo", paths.results_dir.parent / "report", paths)
     assert [len(s.experiment_ids) for s in files.summaries] == [1, 1, 1, 1]
+    # a tracker that knows other suites only says nothing about this one
+    ProgressTracker(paths.tracker_dir).register("other", [("m::other::c::1", "h")])
+    assert api.current_experiment_ids("demo", paths.tracker_dir) is None
+    ProgressTracker(paths.tracker_dir).archive_suite("other")
+    assert api.current_experiment_ids("other", paths.tracker_dir) == {}  # all archived

@@ -237,16 +237,26 @@ def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()
                           "(submit-suite), or point --results-dir at its results")
     return write_report(csvs, suite, out_dir or Path("reports") / suite,
                         results_dir=paths.results_dir, variables=report_variables(suite, paths),
-                        current_ids=current_experiment_ids(paths.tracker_dir))
+                        current_ids=current_experiment_ids(suite, paths.tracker_dir))
 
 
-def current_experiment_ids(tracker_dir: Path) -> dict[str, str] | None:
-    """key -> the experiment ID the tracker holds for it now; None without a tracker (a
-    results folder copied on its own), where every result counts as current."""
+def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | None:
+    """key -> the experiment ID the tracker holds for it now; None when the tracker knows
+    nothing of the suite, live or archived (a results folder copied on its own, or a
+    tracker folder started afresh), where every result counts as current."""
     state = ProgressTracker(tracker_dir).read()
-    if not state.keys and not (tracker_dir / "archive").exists():
+    current = {key: rec.experiment_id for key, rec in state.keys.items()
+               if rec.experiment_id and _suite_of(key) == suite}
+    if not current and not any((tracker_dir / "archive").glob(f"{suite}_[0-9]*.json")):
         return None
-    return {key: rec.experiment_id for key, rec in state.keys.items() if rec.experiment_id}
+    return current
+
+
+def _suite_of(key: str) -> str | None:
+    try:
+        return split_key(key)[1]
+    except ValueError:
+        return None
 
 
 def report_variables(suite: str, paths: Paths = Paths()) -> Any:
