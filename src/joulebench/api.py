@@ -302,7 +302,12 @@ def check_suite_name(suite: str) -> None:
 
 
 def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()) -> Any:
-    """`joulebench report`: statistics across cycles, plots and an HTML page for a suite."""
+    """`joulebench report`: statistics across cycles, plots and an HTML page for a suite.
+
+    Pools only each key's current run (the experiment ID the tracker holds for it now), so
+    runs archived by ``--fresh`` are listed apart, never mixed in; tabulates and plots the
+    fields the suite's YAML varies (the CSV's own columns when the YAML is gone).
+    """
     from joulebench.results.report import write_report
 
     check_suite_name(suite)
@@ -311,7 +316,48 @@ def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()
         raise ConfigError(f"{paths.results_dir}: no *_results.csv yet; run the suite first "
                           "(submit-suite), or point --results-dir at its results")
     return write_report(csvs, suite, out_dir or Path("reports") / suite,
-                        results_dir=paths.results_dir)
+                        results_dir=paths.results_dir, variables=report_variables(suite, paths),
+                        current_ids=current_experiment_ids(suite, paths.tracker_dir))
+
+
+def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | None:
+    """key -> the experiment ID the tracker holds for it now; None when the tracker knows
+    nothing of the suite, live or archived (a results folder copied on its own, or a
+    tracker folder started afresh), where every result counts as current."""
+    state = ProgressTracker(tracker_dir).read()
+    current = {key: rec.experiment_id for key, rec in state.keys.items()
+               if rec.experiment_id and _suite_of(key) == suite}
+    if not current and not any((tracker_dir / "archive").glob(f"{suite}_[0-9]*.json")):
+        return None
+    return current
+
+
+def _suite_of(key: str) -> str | None:
+    try:
+        return split_key(key)[1]
+    except ValueError:
+        return None
+
+
+def report_variables(suite: str, paths: Paths = Paths()) -> Any:
+    """The fields the suite's YAML varies, with each config's resolved value; None (the
+    report then reads them off the CSV) when the YAML is gone or no longer loads."""
+    import logging
+
+    from joulebench.results.variables import suite_variables
+    from joulebench.suite import expand_suite, load_suite
+
+    try:
+        definition = load_suite(suite, paths.configs_dir)
+        specs = expand_suite(definition, 1)
+    except ConfigError as exc:
+        logging.getLogger(__name__).warning("report %s: varied fields taken from the results "
+                                            "CSV (%s)", suite, exc)
+        return None
+    resolved = {(s.config.model, s.config_name): s.config.model_dump(mode="json")
+                for s in specs}
+    return suite_variables(definition.controlled, definition.grid, definition.configs,
+                           resolved)
 
 
 # Keys only a suite file has: a suite passed to `joulebench run` is named as one.
@@ -352,7 +398,7 @@ class StatusRow:
     suite: str
     cycle: int
     counts: dict[str, int]
-    flagged: int = 0  # done results whose energy carries a quality flag
+    flagged: int = 0  # done results whose quality flags exclude them from the report
 
     @property
     def total(self) -> int:
@@ -400,8 +446,9 @@ def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct
     eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
     failed = [r for r in records if labels.labels[r.key].startswith("failed")]
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
-    return StatusReport(rows_by_cycle(labels, paths.results_dir), labels.sacct_problem, eta,
-                        failed[:5])
+    current = {k: r.experiment_id for k, r in state.keys.items() if r.experiment_id}
+    return StatusReport(rows_by_cycle(labels, paths.results_dir, current), labels.sacct_problem,
+                        eta, failed[:5])
 
 
 def status_rows(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
@@ -428,20 +475,32 @@ def load_results(suite: str | None = None, paths: Paths = Paths()) -> pd.DataFra
     return frame
 
 
-def flagged_counts(results_dir: Path) -> Counter[tuple[str, int]]:
-    """(suite, cycle) -> results with quality flags, from every results CSV."""
+def flagged_counts(results_dir: Path, current_ids: dict[str, str] | None = None
+                   ) -> Counter[tuple[str, int]]:
+    """(suite, cycle) -> current results whose quality flags exclude them from the report's
+    statistics (``measure.quality.is_flagged``: the report's rule, so the two agree).
+
+    ``current_ids`` (key -> experiment ID the tracker holds now) leaves out rows archived
+    by ``--fresh``: without it a rerun suite counts its old results too.
+    """
+    from joulebench.measure.quality import is_flagged
     from joulebench.results import read_rows
 
     counts: Counter[tuple[str, int]] = Counter()
     for path in sorted(results_dir.glob("*_results.csv")):
         for row in read_rows(path):
-            if row.get("quality_flags") and row.get("cycle", "").isdigit():
+            if current_ids is not None and \
+                    current_ids.get(row.get("key", "")) != row.get("experiment_id"):
+                continue
+            if is_flagged(row.get("quality_flags")) and row.get("cycle", "").isdigit():
                 counts[(row.get("suite", "?"), int(row["cycle"]))] += 1
     return counts
 
 
-def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None) -> list[StatusRow]:
-    """Label counts per (suite, cycle), plus each cycle's flagged results."""
+def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None,
+                  current_ids: dict[str, str] | None = None) -> list[StatusRow]:
+    """Counts per (suite, cycle) and state; ``flagged`` counts only done keys' current
+    results, so it never exceeds the done count (nor the total)."""
     grouped: dict[tuple[str, int], Counter[str]] = {}
     for key, label in labels.labels.items():
         try:
@@ -449,7 +508,10 @@ def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None) -> list[St
         except ValueError:
             suite, cycle = "?", 0
         grouped.setdefault((suite, cycle), Counter())[label] += 1
-    flagged = flagged_counts(results_dir) if results_dir is not None else Counter()
+    done = {key for key, label in labels.labels.items() if label == DONE}
+    mine = {k: v for k, v in current_ids.items() if k in done} \
+        if current_ids is not None else None
+    flagged = flagged_counts(results_dir, mine) if results_dir is not None else Counter()
     return [StatusRow(s, c, dict(n), flagged.get((s, c), 0))
             for (s, c), n in sorted(grouped.items())]
 

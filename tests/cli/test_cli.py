@@ -149,3 +149,25 @@ def test_make_demo_model_builds_the_size_asked_for(tmp_path: Path,
     bad = jb("make-demo-model", "--size", "7b", str(tmp_path / "n"))
     assert bad.returncode == 2 and "'7b' is not one of 'tiny', '1b'" in bad.stderr
     assert not (tmp_path / "n").exists()
+
+
+def test_status_and_report_print_the_same_flagged_count(tmp_path: Path) -> None:
+    import shutil
+
+    from joulebench import api
+    from tests.test_api import REPO, run_fake
+
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    paths = api.Paths(configs_dir=tmp_path / "configs",
+                      tracker_dir=tmp_path / "persistent_progress_trackers",
+                      results_dir=tmp_path / "results")
+    specs = api.expand_suite("demo", cycles=1, paths=paths)
+    run_fake(paths, specs, {"batch_size_2": "estimate_only;window_too_short"})
+    status = jb("status", "demo", "--no-sacct", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    (line,) = [x for x in status.stdout.splitlines() if x.startswith("│ demo")]
+    assert line.split("│")[-2].strip() == "1"  # flagged: the CPU estimates are not
+    report = jb("report", "demo", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "(1 flagged results kept apart, 0 archived runs not pooled" in report.stdout
+    assert "varied: batch_size, decoder" in report.stdout

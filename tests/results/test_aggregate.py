@@ -139,3 +139,19 @@ def test_peak_memory_is_the_gpus_on_a_gpu_run_and_host_rss_on_a_cpu_run() -> Non
                                          "1": {"peak_rss_bytes": 500}})
     assert cpu == {"peak_memory_bytes_max": 500, "peak_memory_source": "host_rss",
                    "peak_host_rss_bytes_max": 500}
+
+
+def test_host_load_sums_every_process_of_a_node_as_ours() -> None:
+    start = {"busy_s": 10.0, "steal_s": 0.0, "cpus": 2, "load_avg_1m": 1.0}
+    end = {"busy_s": 14.0, "steal_s": 0.0, "cpus": 2, "load_avg_1m": 2.0}
+    ranks = [{**rank(0, 0, "n1", 100.0), "node_cpu": {"start": start, "end": end},
+              "own_window_cpu_s": 1.0},
+             {**rank(1, 1, "n1", None), "own_window_cpu_s": 1.0},
+             rank(2, 0, "n2", 60.0)]  # no counters (an older worker, or no /proc)
+    by_node = aggregate.host_load_by_node(ranks)
+    # 4 CPU-seconds busy in a 2 s window on 2 CPUs, 2 of them ours: others took 50 %
+    assert by_node["n1"]["others_cpu_share"] == pytest.approx(0.5)
+    assert by_node["n2"] is None
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["others_cpu_share"] == pytest.approx(0.5)

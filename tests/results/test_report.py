@@ -13,15 +13,17 @@ import pytest
 
 from joulebench.errors import JoulebenchError
 from joulebench.results import CSV_COLUMNS, append_row
-from joulebench.results.plots import build_plot_data, pareto_front
-from joulebench.results.report import (
+from joulebench.results.cycles import cycle_disagreement
+from joulebench.results.plots import build_plot_data, draw, error_bars, field_label, pareto_front
+from joulebench.results.report import summarise, write_report
+from joulebench.results.stats import (
     describe,
+    fmt_mean_ci,
     mad_outliers,
-    summarise,
     t_quantile_975,
     to_float,
-    write_report,
 )
+from joulebench.results.variables import Variable, row_variables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,8 +124,8 @@ def test_flagged_rows_are_excluded_and_listed_and_outliers_only_flagged() -> Non
     assert first.outliers == []
     assert second.outliers == ["1005"]
     assert second.metrics["energy_per_output_token_j"].n == 5  # flagged, not removed
-    assert first.controls == {"batch_size": "8", "precision": "float32",
-                              "decoder_mode": "greedy", "num_processes": "1"}
+    # both configs record batch size 8 (row()'s default): no field varies, none is tabulated
+    assert (first.variables, second.variables) == ({}, {})
 
 
 def test_missing_metric_values_give_n_zero() -> None:
@@ -148,7 +150,8 @@ def test_pareto_front_on_a_literal_set() -> None:
 
 
 def test_controlled_suite_plots_each_varying_variable_per_model() -> None:
-    plots = {p.name: p for p in build_plot_data(summarise(demo_rows(), "s"), "s")}
+    rows = demo_rows()
+    plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
     assert set(plots) == {"s_energy_per_token_vs_batch_size", "s_throughput_vs_batch_size",
                           "s_energy_per_token_vs_decoder_mode",
                           "s_throughput_vs_decoder_mode", "s_pareto"}
@@ -166,7 +169,7 @@ def test_grid_configs_split_series_by_the_other_variable() -> None:
     rows = [row(f"{bs}{p}", "m", f"batch_size_{bs}__precision_{p}", 1, 0.1 * bs,
                 batch_size=str(bs), precision=p)
             for bs in (8, 32) for p in ("float16", "bfloat16")]
-    plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s")}
+    plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
     series = plots["s_energy_per_token_vs_batch_size"].series
     assert [(s.label, s.x) for s in series] == [("m (precision=float16)", [8, 32]),
                                                  ("m (precision=bfloat16)", [8, 32])]
@@ -178,7 +181,7 @@ def test_variables_differing_only_in_values_are_plotted_and_duplicates_split() -
     rows = [row("1", "m", "chatbot", 1, 1.0, batch_size="1"),
             row("2", "m", "bulk", 1, 2.0, batch_size="32"),
             row("3", "m", "long", 1, 3.0, batch_size="1")]
-    plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s")}
+    plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
     series = plots["s_energy_per_token_vs_batch_size"].series
     assert sorted((s.label, tuple(s.x)) for s in series) == [
         ("m [bulk]", (32,)), ("m [chatbot]", (1,)), ("m [long]", (1,))]
@@ -274,3 +277,167 @@ def test_estimates_are_used_and_labelled_other_flags_exclude() -> None:
     assert summary.experiment_ids == ["0001", "0002"]
     assert summary.flagged == {"0003": "window_too_short"}
     assert summary.metrics["energy_per_output_token_j"].mean == 2.0
+
+
+# ------------------------------------------------------------------------ issue 12: report
+
+def test_mean_and_ci_print_at_one_precision() -> None:
+    assert fmt_mean_ci(0.008, 0.009221) == "0.0080 ± 0.0092"
+    assert fmt_mean_ci(123.456, 7.89) == "123.5 ± 7.9"
+    assert fmt_mean_ci(1.5e9, 2.34e7) == "(1.500 ± 0.023)e9"
+    assert fmt_mean_ci(2315.4, 7022.0) == "2300 ± 7000"  # seen in the demo as "2315 ± 7022"
+    assert fmt_mean_ci(123.456, 17.9) == "123 ± 18"
+    assert fmt_mean_ci(0.5, None) == "0.5"  # n = 1: no interval, the mean alone
+
+
+def test_intervals_of_nonnegative_metrics_stop_at_zero() -> None:
+    # mean 0.0105, half-width 12.7 * 0.0134 / sqrt(2) ~ 0.12: the raw interval reaches -0.11
+    assert describe([0.001, 0.02], lower_bound=0.0).ci_low == 0.0
+    assert describe([0.001, 0.02]).ci_low < 0  # dynamic energy may be negative: no floor
+    rows = [row("1", "m", "c", 1, 0.001, dynamic_energy_per_output_token_j="-0.01"),
+            row("2", "m", "c", 2, 0.02, dynamic_energy_per_output_token_j="0.01")]
+    (s,) = summarise(rows, "s")
+    assert s.metrics["energy_per_output_token_j"].ci_low == 0.0
+    assert s.metrics["dynamic_energy_per_output_token_j"].ci_low < 0
+
+
+def grid_rows() -> list[dict[str, str]]:
+    return [row(f"{t}{o}{c}", "m", f"temperature_{t}__max_output_tokens_{o}", c,
+                0.01 * o * (1 + 0.01 * c), throughput=100.0 / o, temperature=t,
+                max_output_tokens=str(o), decoder_mode="sampling")
+            for t in ("0.5", "1.5") for o in (16, 64) for c in (1, 2, 3)]
+
+
+def test_every_varied_field_gets_a_summary_column_and_plots(tmp_path: Path) -> None:
+    files = write_report(grid_rows(), "s", tmp_path)
+    assert [v.path for v in files.variables] == ["max_output_tokens", "decoder.temperature"]
+    with files.summary_csv.open(newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    assert [(r["decoder.temperature"], r["max_output_tokens"]) for r in summary] == [
+        ("0.5", "16"), ("0.5", "64"), ("1.5", "16"), ("1.5", "64")]
+    names = {p.name for p in files.plots}
+    assert {"s_energy_per_token_vs_max_output_tokens", "s_throughput_vs_decoder_temperature",
+            "s_pareto"} <= names
+    tokens = next(p for p in files.plots if p.name == "s_energy_per_token_vs_max_output_tokens")
+    assert tokens.x_label == "max output length (tokens)" and tokens.numeric
+    assert [s.label for s in tokens.series] == ["m (decoder.temperature=0.5)",
+                                                "m (decoder.temperature=1.5)"]
+    assert tokens.series[0].n == [3, 3]
+    md = files.summary_md.read_text()
+    assert "Varied fields: max_output_tokens, decoder.temperature." in md
+
+
+def test_plots_are_png_and_svg_from_zero_with_categories_unjoined(tmp_path: Path) -> None:
+    files = write_report(demo_rows(), "s", tmp_path)
+    for plot in files.plots:
+        assert plot.svg_path == plot.path.with_suffix(".svg")
+        assert b"<svg" in plot.svg_path.read_bytes()[:1000]
+    decoder = next(p for p in files.plots if p.name == "s_energy_per_token_vs_decoder_mode")
+    assert not decoder.numeric and decoder.x_label == "decoding mode"
+    ax = draw(decoder).axes[0]
+    highest = max(hi for s in decoder.series for hi in s.ci_high if hi is not None)
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > highest  # no bar cut by the frame
+    assert {line.get_linestyle() for line in ax.get_lines() if len(line.get_xdata()) > 1} \
+        <= {"None"}  # points, never a line through categories
+    assert sum(t.get_text().startswith("n=") for t in ax.texts) == 4  # 2 models x 2 modes
+    batch = next(p for p in files.plots if p.name == "s_energy_per_token_vs_batch_size")
+    assert "-" in {line.get_linestyle() for line in draw(batch).axes[0].get_lines()}
+
+
+def test_error_bars_never_reach_below_zero() -> None:
+    assert error_bars([0.01, 5.0], [-0.02, 4.0], [0.04, None]) == [[0.01, 1.0], [0.03, 0.0]]
+
+
+def test_axis_labels_are_words_with_units() -> None:
+    assert field_label("batch_size") == "batch size (prompts per generate call)"
+    assert field_label("idle_baseline_s") == "idle baseline (s)"
+    assert field_label("cooldown_temp_c") == "cooldown temp (°C)"
+    assert field_label("decoder.top_k") == "top-k (tokens kept)"
+
+
+def test_archived_runs_are_not_pooled_and_are_marked(tmp_path: Path) -> None:
+    old = [row(f"000{c}", "m", "c", c, 1.0 + c) for c in (1, 2)]  # before --fresh
+    new = [row("0003", "m", "c", 1, 5.0)]  # the rerun of cycle 1, a new ID
+    current = {"m::s::c::1": "0003"}
+    files = write_report(old + new, "s", tmp_path, current_ids=current)
+    (summary,) = files.summaries
+    assert summary.experiment_ids == ["0003"] and summary.archived == ["0001", "0002"]
+    assert summary.metrics["energy_per_output_token_j"].n == 1
+    assert files.archived_runs == 2
+    with files.summary_csv.open(newline="") as handle:
+        (record,) = csv.DictReader(handle)
+    assert (record["n_used"], record["n_archived"], record["archived_ids"]) == \
+        ("1", "2", "0001;0002")
+    with files.runs_csv.open(newline="") as handle:
+        status = {r["experiment_id"]: r["status"] for r in csv.DictReader(handle)}
+    assert status == {"0001": "archived", "0002": "archived", "0003": "used"}
+    assert "2 archived run(s)" in files.summary_md.read_text()
+    assert 'class="archived"' in files.html.read_text()
+
+
+def test_a_suite_with_only_archived_runs_says_so(tmp_path: Path) -> None:
+    with pytest.raises(JoulebenchError, match=r"no current results for suite 's' \(1 archived"):
+        write_report([row("0001", "m", "c", 1, 1.0)], "s", tmp_path, current_ids={})
+
+
+def test_header_and_each_config_say_how_energy_was_measured(tmp_path: Path) -> None:
+    rows = [row("1", "m", "a", 1, 1.0, energy_meter="codecarbon", energy_method="estimate",
+                energy_is_estimate="True", flags="estimate_only"),
+            row("2", "m", "b", 1, 1.0, energy_meter="nvml", energy_method="counter",
+                energy_is_estimate="False")]
+    files = write_report(rows, "s", tmp_path)
+    a, b = files.summaries
+    assert (a.energy_meter, a.energy_method, a.energy_is_estimate) == \
+        ("codecarbon", "estimate", "yes")
+    assert (b.energy_meter, b.energy_is_estimate) == ("nvml", "no")
+    md = files.summary_md.read_text()
+    assert "codecarbon (estimate; a model-based estimate, not a sensor reading) for 1 of 2 " \
+        "configs" in md
+    assert "| codecarbon (estimate) |" in md and "| nvml (counter) |" in md
+    assert "0 quality-flagged run(s) excluded" in md  # estimate_only labels, never excludes
+
+
+def test_cycles_several_fold_apart_flag_the_config_with_the_load_seen() -> None:
+    rows = [row("0001", "m", "c", 1, 0.01, others_cpu_share="0.02"),
+            row("0002", "m", "c", 2, 0.012, others_cpu_share="0.05"),
+            row("0003", "m", "c", 3, 0.09, throughput=12.0, others_cpu_share="0.7"),
+            row("0004", "m", "calm", 1, 0.01), row("0005", "m", "calm", 2, 0.025)]
+    unstable, calm = summarise(rows, "s")
+    assert unstable.config_flags == ["unstable_across_cycles"]
+    assert unstable.experiment_ids == ["0001", "0002", "0003"]  # flagged, not dropped
+    assert unstable.cycle_notes == [
+        "energy_per_output_token_j 9.0x apart (0001: 0.01, 0003: 0.09)",
+        "throughput_output_tokens_per_s 8.3x apart (0003: 12, 0001: 100)",
+        "node shared during 0003 (other work took 70% of its CPU time)"]
+    assert calm.config_flags == []  # 2.5x: within what the threshold lets through
+
+
+def test_unstable_cycles_say_when_the_cpu_was_quiet_or_not_recorded() -> None:
+    quiet = [row("1", "m", "c", 1, 1.0, others_cpu_share="0.01"),
+             row("2", "m", "c", 2, 4.0, others_cpu_share="0.1")]
+    assert cycle_disagreement(quiet)[-1].startswith("no other work seen on the node's CPUs")
+    old = [row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 4.0)]
+    assert cycle_disagreement(old)[-1].startswith("CPU share of other work not recorded")
+    assert cycle_disagreement([row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 2.9)]) == []
+
+
+def test_the_unstable_flag_reaches_the_summary_csv_and_pages(tmp_path: Path) -> None:
+    rows = [row("0001", "m", "c", 1, 0.01), row("0002", "m", "c", 2, 0.1)]
+    files = write_report(rows, "s", tmp_path)
+    with files.summary_csv.open(newline="") as handle:
+        (record,) = csv.DictReader(handle)
+    assert record["config_flags"] == "unstable_across_cycles"
+    md = files.summary_md.read_text()
+    assert "1 config(s) unstable across cycles" in md
+    assert "## Unstable across cycles (flagged, still included): 1" in md
+
+
+def test_a_suite_edited_since_the_runs_falls_back_to_the_csv(tmp_path: Path) -> None:
+    rows = grid_rows()
+    stale = Variable("batch_size", {("m", "batch_size_1"): 1, ("m", "batch_size_4"): 4})
+    files = write_report(rows, "s", tmp_path, variables=[stale])
+    assert [v.path for v in files.variables] == ["max_output_tokens", "decoder.temperature"]
+    known = Variable("max_output_tokens", {
+        ("m", r["config_name"]): int(r["max_output_tokens"]) for r in rows})
+    files = write_report(rows, "s", tmp_path, variables=[known])
+    assert [v.path for v in files.variables] == ["max_output_tokens"]  # the suite's word wins

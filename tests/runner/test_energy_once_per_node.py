@@ -37,3 +37,7 @@ def test_two_processes_report_one_node_not_twice_the_energy(checkout: Path) -> N
     per_rank1 = json.loads((checkout / "results" / "raw_results" / "0002" /
                             "0002_6_local_energy_results_process_1.json").read_text())
     assert per_rank1["energy"] is None
+    # who else used the CPUs: the node's counters once, both processes' CPU time as ours
+    (load,) = two["host_load_by_node"].values()
+    assert load["own_cpu_s"] > 0 and 0.0 <= load["others_cpu_share"] <= 1.0
+    assert two["others_cpu_share"] == load["others_cpu_share"]

@@ -330,7 +330,10 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
            results_dir: Path) -> None:
     """Mean, std and 95% CI per config across cycles, plots, and one HTML page.
 
-    Results with quality flags are left out of the statistics and listed apart.
+    Tabulates and plots every field the suite varies. Pools only each key's current run
+    (runs archived by --fresh are listed apart). Results whose quality flags exclude them
+    (the runs `status` counts as flagged) are left out of the statistics and listed apart;
+    configs whose cycles disagree several-fold are flagged unstable_across_cycles.
 
     \b
     Example:
@@ -341,10 +344,14 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
 
     files = api.report_suite(suite, out_dir, make_paths(configs_dir, tracker_dir, results_dir))
     flagged = sum(len(s.flagged) for s in files.summaries)
+    unstable = sum(bool(s.config_flags) for s in files.summaries)
+    varied = ", ".join(v.path for v in files.variables) or "none"
     click.echo(f"{plural(len(files.summaries), 'config')} summarised "
-               f"({plural(flagged, 'flagged result')} kept apart); "
-               f"{plural(len(files.plots), 'plot')}")
-    for path in (files.summary_csv, files.summary_md, files.html):
+               f"({plural(flagged, 'flagged result')} kept apart, "
+               f"{plural(files.archived_runs, 'archived run')} not pooled, "
+               f"{plural(unstable, 'config')} unstable across cycles); varied: {varied}; "
+               f"{plural(len(files.plots), 'plot')} (PNG + SVG)")
+    for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
 
 

@@ -129,7 +129,8 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
     for suite, eta in sorted(report.eta.items()):
         parts.append(Text(f"{suite}: {eta_line(eta)}"))
     if any(row.flagged for row in rows):
-        parts.append(Text("flagged: results whose energy carries quality flags (see the "
+        parts.append(Text("flagged: results whose quality flags leave them out of `joulebench "
+                          "report`'s statistics (estimate_only alone does not; see the "
                           "quality_flags column of the CSV)"))
     if report.failures:
         parts.append(Text("latest failures:"))

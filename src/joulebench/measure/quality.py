@@ -26,6 +26,25 @@ FLAG_TEXT = {
                                      "small for the device)",
 }
 
+# What "flagged" means, here and nowhere else (status counts it, report excludes it): a
+# result whose energy carries a flag that keeps it out of the statistics. A model-based
+# estimate is the best a machine without sensors can do, so it is labelled, not excluded,
+# or a CPU-only suite would have no statistics at all; a dynamic energy lost in baseline
+# drift leaves the total energy and throughput sound.
+INFORMATIONAL_FLAGS = frozenset({"estimate_only", "dynamic_within_baseline_noise"})
+
+
+def excluding_flags(text: str | None) -> str:
+    """The flags of a ";"-joined CSV cell that keep a run out of the statistics."""
+    flags = [f.strip() for f in (text or "").split(";") if f.strip()]
+    return ";".join(f for f in flags if f not in INFORMATIONAL_FLAGS)
+
+
+def is_flagged(text: str | None) -> bool:
+    """True when a result's quality flags exclude it from the statistics."""
+    return bool(excluding_flags(text))
+
+
 # Idle power drifts a few percent with temperature and clocks between the baseline and the
 # window (seen on an H100: 125.9 W baseline, 125.3-129.5 W windows for a tiny model), so a
 # dynamic share below this is indistinguishable from zero and may even come out negative.

@@ -13,6 +13,7 @@ from typing import Any
 
 from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.baseline import dynamic_energy_j
+from joulebench.measure.host_load import window_load
 from joulebench.measure.quality import dynamic_energy_flags, quality_flags
 from joulebench.results.stats import latency_summary, ratio
 
@@ -157,6 +158,7 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     flags = sorted({*flags, *dynamic_energy_flags(energy_j, dynamic_j)})
     if not nodes:
         flags = ["no_energy_measured"]
+    load = host_load_by_node(ranks)
     return {
         "energy_j": energy_j,
         "energy_kwh": energy_kwh,
@@ -182,7 +184,28 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
             inference["measured_prompts"]),
         "per_node": {host: m.to_dict() for host, m in nodes.items()},
         "other_meters": other_meters(ranks, inference["window_s"]),
+        "host_load_by_node": load,
+        "others_cpu_share": others_cpu_share_max(load),
     }
+
+
+def host_load_by_node(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """host -> what other work did with its CPUs in the window (None where not visible)."""
+    out: dict[str, Any] = {}
+    for rank in ranks:
+        if rank.get("local_rank") != 0:
+            continue
+        node = rank.get("node_cpu") or {}
+        own = [r.get("own_window_cpu_s") or 0.0 for r in ranks if r["host"] == rank["host"]]
+        out[rank["host"]] = window_load(node.get("start"), node.get("end"), rank["window_s"],
+                                        own)
+    return out
+
+
+def others_cpu_share_max(by_node: dict[str, Any]) -> float | None:
+    """The busiest node's share of CPU time other work took (the CSV's one figure)."""
+    shares = [n["others_cpu_share"] for n in by_node.values() if n]
+    return max(shares) if shares else None
 
 
 def other_meters(ranks: list[dict[str, Any]], window_s: float) -> dict[str, Any]:

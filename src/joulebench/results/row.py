@@ -27,6 +27,7 @@ CSV_COLUMNS: list[str] = [
     "request_latency_p99_s", "ttft_p50_s", "ttft_p95_s", "itl_mean_s", "prefill_s", "decode_s",
     "cpu_model", "gpu_names", "slurm_restart_count", "gpu_energy_wh_per_1000_queries",
     "cycle_order_seed", "model_revision", "git_dirty", "peak_memory_source",
+    "others_cpu_share",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -49,6 +50,18 @@ def column_kind(name: str) -> str:
         if name in names:
             return kind
     return "float" if name in CSV_COLUMNS else "str"
+
+
+# CSV columns that record a config field (column -> dotted field): what the report can
+# tell varied from the CSV alone when the suite's YAML is gone.
+VARIABLE_COLUMNS: dict[str, str] = {
+    "device": "device", "num_processes": "num_processes", "precision": "precision",
+    "quantization": "quantization", "batch_size": "batch_size", "num_prompts": "num_prompts",
+    "max_input_tokens": "max_input_tokens", "max_output_tokens": "max_output_tokens",
+    "min_output_tokens": "min_output_tokens", "decoder_mode": "decoder.mode",
+    "temperature": "decoder.temperature", "top_k": "decoder.top_k", "top_p": "decoder.top_p",
+    "warmup_iterations": "warmup_iterations", "dataset": "dataset.name",
+}
 
 
 def _gpu_names(setup: dict[str, Any]) -> list[str]:
@@ -103,6 +116,7 @@ def flatten(sections: dict[str, Any]) -> dict[str, Any]:
         "cycle_order_seed": setup.get("cycle_order_seed"),
         "model_revision": prov.get("model_revision"), "git_dirty": prov.get("git_dirty"),
         "peak_memory_source": comp.get("peak_memory_source"),
+        "others_cpu_share": energy.get("others_cpu_share"),
     }
     for name in ("precision", "quantization", "batch_size", "num_prompts", "max_input_tokens",
                  "max_output_tokens", "min_output_tokens", "warmup_iterations"):

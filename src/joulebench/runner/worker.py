@@ -277,6 +277,7 @@ def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
     """Generate every batch not yet done inside one timed, metered window (all processes
     of the node between two barriers); window_s and local rank 0's energy readings."""
     from joulebench.measure.factory import make_meter
+    from joulebench.measure.host_load import node_snapshot, own_cpu_s
 
     cfg, device, acc = wl.cfg, wl.device, wl.acc
     todo = [i for i in range(len(wl.batches)) if i not in outside and not ckpt.done(i)]
@@ -290,6 +291,10 @@ def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
     phases.mark("meter_start")
+    # Who else used the node's CPUs in the window: its counters at both ends (rank 0 of
+    # the node) and each process's own CPU time, read just outside the timed span.
+    node_start = node_snapshot() if first_on_node else None
+    own_start = own_cpu_s()
     window_start = time.perf_counter()
     with ckpt.behind():  # checkpoint fsyncs off the timed path
         for index in todo:
@@ -297,13 +302,17 @@ def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
         _sync(device)
         acc.wait_for_everyone()  # the node's window closes when its last process finishes
         window_s = time.perf_counter() - window_start
+        own_window_cpu_s = own_cpu_s() - own_start
+        node_end = node_snapshot() if first_on_node else None
         phases.mark("window")
         # Meters stop before the last checkpoint write is flushed: its fsyncs are not
         # part of what the window measures.
         energy = meter.stop().to_dict() if meter is not None else None
         extra_energy = _stop_extra_meters(extras)
     phases.mark("meter_stop")
-    return {"window_s": window_s, "energy": energy, "extra_energy": extra_energy}
+    return {"window_s": window_s, "energy": energy, "extra_energy": extra_energy,
+            "own_window_cpu_s": own_window_cpu_s,
+            "node_cpu": {"start": node_start, "end": node_end} if first_on_node else None}
 
 
 def _flops(wl: Workload, ckpt: BatchCheckpoint, counted: dict[str, Any] | None
