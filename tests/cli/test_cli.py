@@ -155,7 +155,7 @@ def test_status_and_report_print_the_same_flagged_count(tmp_path: Path) -> None:
     import shutil
 
     from joulebench import api
-    from tests.test_api import REPO, run_fake
+    from tests.test_api_report import REPO, run_fake
 
     shutil.copytree(REPO / "configs", tmp_path / "configs")
     paths = api.Paths(configs_dir=tmp_path / "configs",
