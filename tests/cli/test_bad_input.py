@@ -537,6 +537,11 @@ def test_sacct_garbage_makes_status_fall_back_with_one_note(
     fake = tmp_path_factory.mktemp("fake-sacct")
     (fake / "sacct").write_text(f"#!/bin/sh\n{script}\n")
     (fake / "sacct").chmod(0o755)
+    # squeue down too, whatever this machine has: with a live squeue, status would take
+    # live states from it (a different, tested note), so the case would hang on the host.
+    (fake / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact "
+                                 "slurm controller' >&2\nexit 1\n")
+    (fake / "squeue").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     before = snapshot(checkout)
     result = invoke(["status", "demo"])
