@@ -25,7 +25,9 @@ PROGRAMS = {"submit-suite", "resume-failed", "joulebench"}
 def fenced_after(marker: str) -> list[str]:
     """The fenced blocks that follow ``<!-- readme-test: marker`` up to the next heading."""
     start = README.index(f"<!-- readme-test: {marker}")
-    end = min(i for i in (README.find("\n## ", start), README.find("\n### ", start)) if i > 0)
+    ends = (README.find("\n## ", start), README.find("\n### ", start),
+            README.find("<!-- readme-test:", start + 1))
+    end = min(i for i in ends if i > 0)
     section = README[start:end]
     return re.findall(r"```[a-z]*\n(.*?)```", section, re.DOTALL)
 

@@ -130,8 +130,9 @@ def test_every_subprocess_call_site_is_known() -> None:
     sites = sorted(f"{path.relative_to(SRC)}:{dotted(node.func)}" for path, tree in trees()
                    for node in ast.walk(tree)
                    if isinstance(node, ast.Call) and dotted(node.func) in RUNNERS)
-    assert sites == ["results/provenance.py:subprocess.run", "runner/launch.py:subprocess.Popen",
-                     "schedulers/slurm.py:subprocess.run"]
+    # provenance: `git rev-parse HEAD` and `git status --porcelain` (git_dirty), fixed lists.
+    assert sites == ["results/provenance.py:subprocess.run", "results/provenance.py:subprocess.run",
+                     "runner/launch.py:subprocess.Popen", "schedulers/slurm.py:subprocess.run"]
 
 
 # ---- 5. no unpickling of foreign data --------------------------------------------------

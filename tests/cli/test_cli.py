@@ -169,5 +169,5 @@ def test_status_and_report_print_the_same_flagged_count(tmp_path: Path) -> None:
     assert line.split("│")[-2].strip() == "1"  # flagged: the CPU estimates are not
     report = jb("report", "demo", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    assert "(1 flagged results kept apart, 0 archived runs not pooled" in report.stdout
+    assert "(1 flagged result kept apart, 0 archived runs not pooled" in report.stdout
     assert "varied: batch_size, decoder" in report.stdout
