@@ -34,6 +34,7 @@ from joulebench.tracker import (
     TrackerState,
     format_id,
 )
+from joulebench.tracker.layout import ARCHIVE_DIR
 from joulebench.wording import plural
 
 if TYPE_CHECKING:
@@ -327,7 +328,7 @@ def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | No
     state = ProgressTracker(tracker_dir).read()
     current = {key: rec.experiment_id for key, rec in state.keys.items()
                if rec.experiment_id and _suite_of(key) == suite}
-    if not current and not any((tracker_dir / "archive").glob(f"{suite}_[0-9]*.json")):
+    if not current and not any((tracker_dir / ARCHIVE_DIR).glob(f"{suite}_[0-9]*.json")):
         return None
     return current
 

@@ -216,3 +216,21 @@ def test_soft_lock_heartbeat_threads_end_after_release(tmp_path: Path) -> None:
         lock.release()
     time.sleep(0.3)  # one heartbeat period and a bit
     assert threading.active_count() <= before + 1
+
+
+def test_lock_timeout_names_its_file_and_survives_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    error = LockTimeout(tmp_path / ".tracker.lock")
+    again = pickle.loads(pickle.dumps(error))  # it crosses submitit's process boundary
+    assert isinstance(again, LockTimeout) and isinstance(again, TimeoutError)
+    assert again.path == str(tmp_path / ".tracker.lock") and str(again) == str(error)
+    assert str(tmp_path / ".tracker.lock") in str(again)
+
+
+def test_both_locks_share_one_acquire_loop() -> None:
+    from joulebench.tracker.locks import HardLock, _BaseLock
+
+    for kind in (HardLock, SoftLock):
+        assert issubclass(kind, _BaseLock)
+        assert "acquire" not in vars(kind) and "release" not in vars(kind)

@@ -1,7 +1,7 @@
 """Append-only journal: a header line with its generation, then one JSON event a line.
 
 Readers take complete lines only, so a line a crash left half-written is invisible;
-the next append cuts it off before writing (see fsutil.append_line).
+the next append cuts it off before writing (see ``append_at``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,6 @@ def append_at(fd: int, offset: int, data: bytes, path: Path, lock_fix: str) -> N
     append_at_end(fd, data, offset, path)
 
 
-HISTORY_DIR = "history"
 
 
 def archive_journal(journal: Path, history: Path, month: str) -> Path | None:

@@ -12,11 +12,8 @@ from pathlib import Path
 
 from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_json, atomic_write_text
+from joulebench.tracker.layout import CYCLE_FILE, ID_FILE, PROGRESS_FILE
 from joulebench.tracker.state import DONE, KeyRecord, TrackerState
-
-ID_FILE = "experiment_id.txt"
-CYCLE_FILE = "cycle_id.txt"
-PROGRESS_FILE = "configs_run_progress.json"
 
 
 def _read_int(path: Path) -> int | None:

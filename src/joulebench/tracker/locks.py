@@ -16,66 +16,110 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import socket
-import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
 
 from joulebench.errors import TrackerError
+from joulebench.tracker.layout import HARD_LOCK_FILE, SOFT_LOCK_FILE
 
-HARD_LOCK_FILE = ".tracker.lock"
-SOFT_LOCK_FILE = ".tracker.softlock"
 LOCK_MODES = ("hard", "soft")
+log = logging.getLogger(__name__)
 
 
-class LockTimeout(Exception):
-    """The lock stayed taken for the whole timeout."""
+class LockTimeout(TimeoutError):
+    """The lock at ``path`` stayed taken for the whole timeout.
 
+    Carries the path and pickles with it: it can cross submitit's process boundary.
+    """
 
-class TrackerLock(Protocol):
-    def acquire(self, timeout_s: float) -> None: ...
-    def release(self) -> None: ...
-    def verify(self) -> None: ...
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(f"{path}: lock still held when the timeout ran out")
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[str]]:
+        return (LockTimeout, (self.path,))
 
 
 def _sleep_backoff(attempt: int) -> None:
     time.sleep(min(0.0005 * (2 ** min(attempt, 7)), 0.05))
 
 
-class _Reentrant:
-    """Per-process re-entrancy and thread exclusion shared by both locks."""
+class _BaseLock(ABC):
+    """The one acquire loop (as in tox-dev/filelock's ``BaseFileLock``): per-process
+    re-entrancy, thread exclusion, fork safety, timeout and backoff live here; a lock kind
+    implements only ``_try_acquire`` (one attempt, no waiting) and ``_release``.
+    """
+
+    path: Path
 
     def __init__(self) -> None:
         self._threads = threading.RLock()
         self._depth = 0
         self._pid = os.getpid()
 
-    def _enter(self, timeout_s: float) -> bool:
-        """Take the thread lock; True when this call must take the file lock too."""
+    def acquire(self, timeout_s: float) -> None:
         if not self._threads.acquire(timeout=max(timeout_s, 0.0)):
-            raise LockTimeout
+            raise LockTimeout(self.path)
         if self._pid != os.getpid():  # a forked child inherits nothing it may trust
             self._after_fork()
         self._depth += 1
-        return self._depth == 1
+        if self._depth > 1:
+            return
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._begin_acquire()
+            attempt = 0
+            while not self._try_acquire():
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(self.path)
+                _sleep_backoff(attempt)
+                attempt += 1
+            self._acquired()
+        except BaseException:
+            self._leave()
+            raise
 
-    def _leave(self) -> bool:
-        """Drop one level; True when the file lock must be released now."""
+    def release(self) -> None:
+        if self._depth == 1:
+            self._release()
+        self._leave()
+
+    def _leave(self) -> None:
         self._depth -= 1
-        last = self._depth == 0
         self._threads.release()
-        return last
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
         self._depth = 0
 
+    def _begin_acquire(self) -> None:  # noqa: B027 (an optional hook)
+        """Reset per-acquire bookkeeping before the first attempt."""
 
-class HardLock(_Reentrant):
+    def _acquired(self) -> None:  # noqa: B027 (an optional hook)
+        """Runs once the lock is held (outermost level only)."""
+
+    @abstractmethod
+    def _try_acquire(self) -> bool:
+        """One attempt, no waiting: True when the lock is now held."""
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Let go of the file lock (outermost level only)."""
+
+    def verify(self) -> None:  # noqa: B027 (an optional hook)
+        """Raise TrackerError if this holder can no longer trust the lock."""
+
+    def close(self) -> None:  # noqa: B027 (an optional hook)
+        """Free what is kept between operations."""
+
+
+class HardLock(_BaseLock):
     def __init__(self, directory: Path) -> None:
         super().__init__()
         self.path = Path(directory) / HARD_LOCK_FILE
@@ -89,36 +133,20 @@ class HardLock(_Reentrant):
             os.close(self._fd)
             self._fd = None
 
-    def _open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self._path_str, os.O_RDWR | os.O_CREAT, 0o666)
-        return self._fd
-
-    def acquire(self, timeout_s: float) -> None:
-        if not self._enter(timeout_s):
-            return
-        deadline = time.monotonic() + timeout_s
-        try:
-            attempt = 0
-            while True:
-                fd = self._open()
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout from None
-                    _sleep_backoff(attempt)
-                    attempt += 1
-                    continue
-                if self._same_file(fd):
-                    return
-                # Someone deleted or replaced the lock file: our lock guards nothing.
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-                self._fd = None
-        except BaseException:
-            self._leave()
-            raise
+    def _try_acquire(self) -> bool:
+        while True:
+            if self._fd is None:
+                self._fd = os.open(self._path_str, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if self._same_file(self._fd):
+                return True
+            # Someone deleted or replaced the lock file: our lock guards nothing.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
     def _same_file(self, fd: int) -> bool:
         try:
@@ -128,10 +156,9 @@ class HardLock(_Reentrant):
         held = os.fstat(fd)
         return (on_disk.st_ino, on_disk.st_dev) == (held.st_ino, held.st_dev)
 
-    def release(self) -> None:
-        if self._depth == 1 and self._fd is not None:
+    def _release(self) -> None:
+        if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._leave()
 
     def verify(self) -> None:
         """The kernel keeps a flock until its holder lets go; nothing to check."""
@@ -159,7 +186,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class SoftLock(_Reentrant):
+class SoftLock(_BaseLock):
     def __init__(self, directory: Path, lease_s: float = 30.0) -> None:
         super().__init__()
         self.path = Path(directory) / SOFT_LOCK_FILE
@@ -168,44 +195,37 @@ class SoftLock(_Reentrant):
         self._host = socket.gethostname()
         self._beat = threading.Event()
         self._beater: threading.Thread | None = None
+        self._seen: tuple[object, ...] | None = None
+        self._seen_since = 0.0
 
     def _after_fork(self) -> None:
         super()._after_fork()
         self._token, self._beater = None, None  # the parent's lease is not the child's
 
-    def acquire(self, timeout_s: float) -> None:
-        if not self._enter(timeout_s):
-            return
-        try:
-            self._take(time.monotonic() + timeout_s)
-        except BaseException:
-            self._leave()
-            raise
-        self._start_heartbeat()
+    def _begin_acquire(self) -> None:
+        self._seen, self._seen_since = None, time.monotonic()
 
-    def _take(self, deadline: float) -> None:
-        seen: tuple[object, ...] | None = None
-        seen_since = time.monotonic()
-        attempt = 0
+    def _try_acquire(self) -> bool:
+        """Create the lock file, breaking a stale one first: a dead holder on this host,
+        or a file unchanged for ``lease_s`` by this process's own clock."""
         while True:
             token = secrets.token_hex(8)
             if self._create(token):
                 self._token = token
-                return
+                return True
             current = self._observe()
             if current is None:
                 continue  # released between our create and our look: try again at once
             now = time.monotonic()
-            if current != seen:
-                seen, seen_since = current, now
-            if self._holder_dead(current) or now - seen_since >= self.lease_s:
-                self._break(current)
-                seen = None
-                continue
-            if now >= deadline:
-                raise LockTimeout
-            _sleep_backoff(attempt)
-            attempt += 1
+            if current != self._seen:
+                self._seen, self._seen_since = current, now
+            if not (self._holder_dead(current) or now - self._seen_since >= self.lease_s):
+                return False
+            self._break(current)
+            self._seen = None
+
+    def _acquired(self) -> None:
+        self._start_heartbeat()
 
     def _create(self, token: str) -> bool:
         body = json.dumps({"token": token, "host": self._host, "pid": os.getpid(),
@@ -253,8 +273,8 @@ class SoftLock(_Reentrant):
             try:
                 os.link(aside, self.path)
             except FileExistsError:
-                print(f"joulebench: warning: {self.path}: broke a lock that was just taken; "
-                      "two writers may have overlapped", file=sys.stderr)
+                log.warning("%s: broke a lock that was just taken; two writers may have "
+                            "overlapped", self.path)
         aside.unlink(missing_ok=True)
 
     def _start_heartbeat(self) -> None:
@@ -285,16 +305,16 @@ class SoftLock(_Reentrant):
                                f"lease of {self.lease_s:.0f} s ran out, e.g. the process was "
                                "paused); nothing was written; rerun the command")
 
-    def release(self) -> None:
-        if self._depth == 1 and self._token is not None:
-            try:
-                holder = json.loads(self.path.read_bytes() or b"{}")
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("token") == self._token:
-                self.path.unlink(missing_ok=True)
-            self._token = None
-        self._leave()
+    def _release(self) -> None:
+        if self._token is None:
+            return
+        try:
+            holder = json.loads(self.path.read_bytes() or b"{}")
+        except (OSError, ValueError):
+            holder = {}
+        if holder.get("token") == self._token:
+            self.path.unlink(missing_ok=True)
+        self._token = None
 
     def close(self) -> None:
         """Nothing is held between operations."""

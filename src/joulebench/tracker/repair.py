@@ -22,11 +22,20 @@ from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import JOURNAL_FORMAT, new_journal
+from joulebench.tracker.layout import (
+    BACKUPS_DIR,
+    ID_FILE,
+    JOURNAL,
+    LEGACY_FILES,
+    PROGRESS_BACKUP_GLOB,
+    PROGRESS_FILE,
+    SNAPSHOT,
+    STATE_BACKUP_GLOB,
+)
 from joulebench.tracker.locks import LockTimeout, make_lock
 from joulebench.tracker.settings import load_settings
 from joulebench.tracker.state import DONE, KeyRecord, TrackerState, apply_event
 
-SNAPSHOT, JOURNAL = "tracker_state.json", "journal.jsonl"
 _ID_IN_LINE = re.compile(rb'"experiment_id"\s*:\s*"(\d+)"')
 
 
@@ -52,7 +61,7 @@ def check(directory: Path) -> list[str]:
         ProgressTracker(directory).read()
     except TrackerError as exc:
         problems.append(str(exc))
-    for name in (legacy.PROGRESS_FILE, legacy.ID_FILE, legacy.CYCLE_FILE):
+    for name in LEGACY_FILES:
         path = directory / name
         if not path.exists():
             continue
@@ -85,7 +94,7 @@ def _try(loader: Any, path: Path, report: RepairReport) -> Any:
 
 
 def _newest_backup(directory: Path, report: RepairReport) -> TrackerState | None:
-    for path in sorted((directory / "backups").glob("tracker_state_backup_*.json"),
+    for path in sorted((directory / BACKUPS_DIR).glob(STATE_BACKUP_GLOB),
                        reverse=True):
         state = _try(lambda p: TrackerState.from_dict(read_json(p)), path, report)
         if state is not None:
@@ -95,16 +104,16 @@ def _newest_backup(directory: Path, report: RepairReport) -> TrackerState | None
 
 
 def _overlay_legacy(directory: Path, state: TrackerState, report: RepairReport) -> None:
-    progress = _try(_read_legacy_file, directory / legacy.PROGRESS_FILE, report)
+    progress = _try(_read_legacy_file, directory / PROGRESS_FILE, report)
     if progress is None:
-        backups = sorted((directory / "backups").glob("progress_backup_*.json"), reverse=True)
+        backups = sorted((directory / BACKUPS_DIR).glob(PROGRESS_BACKUP_GLOB), reverse=True)
         for path in backups:
             progress = _try(_read_legacy_file, path, report)
             if progress is not None:
                 report.sources.append(f"seed backup {path.name}")
                 break
     else:
-        report.sources.append(legacy.PROGRESS_FILE)
+        report.sources.append(PROGRESS_FILE)
     for key, value in (progress or {}).items():
         rec = state.keys.get(key) or KeyRecord(key=key, suite=legacy._suite_of(key),
                                                legacy=True)
@@ -113,7 +122,7 @@ def _overlay_legacy(directory: Path, state: TrackerState, report: RepairReport) 
         state.keys[key] = rec
         if value is not None and str(value).isdigit():
             state.last_id = max(state.last_id, int(value))
-    counter = _try(_read_legacy_file, directory / legacy.ID_FILE, report)
+    counter = _try(_read_legacy_file, directory / ID_FILE, report)
     if counter is not None:
         state.last_id = max(state.last_id, counter)
 
@@ -192,7 +201,7 @@ def rebuild(directory: Path, results_dir: Path | None, report: RepairReport) -> 
 def _keep_damaged(directory: Path) -> Path:
     target = directory / "damaged" / datetime.now().strftime("%Y%m%d_%H%M%S_%f")
     target.mkdir(parents=True)
-    for name in (SNAPSHOT, JOURNAL, legacy.PROGRESS_FILE, legacy.ID_FILE, legacy.CYCLE_FILE):
+    for name in (SNAPSHOT, JOURNAL, *LEGACY_FILES):
         if (directory / name).exists():
             shutil.copy2(directory / name, target / name)
     return target

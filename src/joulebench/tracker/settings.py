@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from joulebench.errors import TrackerError
+from joulebench.tracker.layout import SETTINGS_FILE
 from joulebench.tracker.locks import LOCK_MODES
 
-SETTINGS_FILE = "tracker.yaml"
 MIN_LEASE_S = 5.0
 
 

@@ -1,6 +1,7 @@
 """The progress store: one lock, an append-only journal, snapshots and legacy files.
 
-Every read-modify-write happens under one filelock. Updates append one journal line
+Every read-modify-write happens under the tracker lock (locks.py: flock, or a lease file
+where flock does not work). Updates append one journal line
 (O(1)); the in-memory cache reads only the bytes appended since it last looked, so a
 claim costs the same at 100 keys and at 100k. Compaction folds the journal into
 ``tracker_state.json`` and refreshes the seed's three files, all by atomic rename.
@@ -23,7 +24,6 @@ from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_bytes, atomic_write_json, read_json
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import (
-    HISTORY_DIR,
     append_at,
     archive_journal,
     encode_events,
@@ -31,7 +31,19 @@ from joulebench.tracker.journal import (
     parse_events,
     read_journal,
 )
-from joulebench.tracker.locks import HARD_LOCK_FILE, LockTimeout, make_lock, pid_alive
+from joulebench.tracker.layout import (
+    ARCHIVE_DIR,
+    BACKUPS_DIR,
+    DEFAULT_DIR,
+    HISTORY_DIR,
+    JOURNAL,
+    PROGRESS_BACKUP_GLOB,
+    PROGRESS_FILE,
+    SNAPSHOT,
+    backup_names,
+    state_backup_of,
+)
+from joulebench.tracker.locks import LockTimeout, make_lock, pid_alive
 from joulebench.tracker.settings import SETTINGS_FILE, load_settings
 from joulebench.tracker.state import (
     DONE,
@@ -42,12 +54,6 @@ from joulebench.tracker.state import (
     apply_event,
     format_id,
 )
-
-SNAPSHOT = "tracker_state.json"
-JOURNAL = "journal.jsonl"
-LOCK = HARD_LOCK_FILE
-DEFAULT_DIR = Path("persistent_progress_trackers")
-
 
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                    errno.EIO, errno.EFBIG}
@@ -381,17 +387,18 @@ class ProgressTracker:
                 return None
             self._compact(state)
             stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-            backups = self.dir / "backups"
+            backups = self.dir / BACKUPS_DIR
             backups.mkdir(exist_ok=True)
-            target = backups / f"progress_backup_{stamp}.json"
+            progress_name, state_name = backup_names(stamp)
+            target = backups / progress_name
             # Copied by atomic write: a backup torn by a crash would be the one that
             # `tracker repair` reaches for first.
-            atomic_write_bytes(target, (self.dir / legacy.PROGRESS_FILE).read_bytes())
-            atomic_write_bytes(backups / f"tracker_state_backup_{stamp}.json",
+            atomic_write_bytes(target, (self.dir / PROGRESS_FILE).read_bytes())
+            atomic_write_bytes(backups / state_name,
                                (self.dir / SNAPSHOT).read_bytes())
-            for old in sorted(backups.glob("progress_backup_*.json"))[:-keep]:
+            for old in sorted(backups.glob(PROGRESS_BACKUP_GLOB))[:-keep]:
                 old.unlink(missing_ok=True)
-                old.with_name(old.name.replace("progress_", "tracker_state_")).unlink(
+                old.with_name(state_backup_of(old.name)).unlink(
                     missing_ok=True)
             return target
 
@@ -402,7 +409,7 @@ class ProgressTracker:
             if not records:
                 return None
             stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-            target = self.dir / "archive" / f"{suite}_{stamp}.json"
+            target = self.dir / ARCHIVE_DIR / f"{suite}_{stamp}.json"
             atomic_write_json(target, {"suite": suite, "archived_at": utc_now(),
                                        "keys": records})
             self._append(state, {"op": "archive", "suite": suite})
