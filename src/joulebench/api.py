@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.config.models import SAFE_NAME
 from joulebench.errors import ConfigError
-from joulebench.paths import check_paths
+from joulebench.paths import Paths
 from joulebench.results.layout import raw_dir, read_experiment, result_csvs
 from joulebench.schedulers import monitor, slurm
-from joulebench.schedulers.job import JobPaths, TaskOutcome, run_tasks
+from joulebench.schedulers.job import TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
@@ -42,25 +42,6 @@ if TYPE_CHECKING:
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
-
-
-@dataclass(frozen=True)
-class Paths:
-    configs_dir: Path = Path("configs")
-    tracker_dir: Path = Path("persistent_progress_trackers")
-    results_dir: Path = Path("results")
-    logs_dir: Path = Path("logs")
-
-    @property
-    def job(self) -> JobPaths:
-        return JobPaths(self.tracker_dir, self.results_dir)
-
-    def check(self, *, write: bool, logs: bool = False) -> None:
-        """Refuse, before anything is written, folders that are files or read-only."""
-        outputs = {"--tracker-dir": self.tracker_dir, "--results-dir": self.results_dir}
-        if logs:
-            outputs["logs folder"] = self.logs_dir
-        check_paths(self.configs_dir, outputs, write=write)
 
 
 @dataclass
@@ -275,7 +256,7 @@ def submit_suite(
         else:
             if on_plan is not None:
                 on_plan(summary)
-            summary.outcomes = run_local(summary.to_run, paths.job, on_start, on_outcome)
+            summary.outcomes = run_local(summary.to_run, paths, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary
@@ -435,7 +416,7 @@ def run_config(
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
     check_specs([spec], str(config_path), local_cuda_gpus=_cuda_gpus())
     tracker.register("single", [(spec.key, spec.config_hash)])
-    return run_tasks([spec], paths.job, on_start=on_start)[0]
+    return run_tasks([spec], paths, on_start=on_start)[0]
 
 
 @dataclass(frozen=True)
@@ -665,7 +646,7 @@ def resume_failed(
         if name == "slurm":
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
-            summary.outcomes = run_local(specs, paths.job, on_start, on_outcome)
+            summary.outcomes = run_local(specs, paths, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from joulebench.paths import Paths
 from joulebench.results import read_experiment, read_rows
 from joulebench.runner.experiment import ExperimentFailed
 from joulebench.schedulers import job
@@ -45,7 +46,7 @@ def test_oom_retries_once_with_half_the_batch_when_allowed(
 ) -> None:
     spec = one_spec(checkout, ", oom_halve_batch: true")
     seen = oom_once(monkeypatch)
-    paths = job.JobPaths(checkout / "trk", checkout / "results")
+    paths = Paths(tracker_dir=checkout / "trk", results_dir=checkout / "results")
     outcome = job.run_task(spec, paths, ProgressTracker(paths.tracker_dir), sleep=lambda s: None)
     assert outcome.status == "done" and seen == [4, 2]
     assert ProgressTracker(paths.tracker_dir).read().keys[spec.key].state == DONE
@@ -69,7 +70,7 @@ def test_oom_without_permission_retries_the_same_batch_then_fails(
         raise ExperimentFailed("CUDA out of memory (injected)", "oom")
 
     monkeypatch.setattr(job, "run_experiment", always_oom)
-    paths = job.JobPaths(checkout / "trk", checkout / "results")
+    paths = Paths(tracker_dir=checkout / "trk", results_dir=checkout / "results")
     tracker = ProgressTracker(paths.tracker_dir)
     outcome = job.run_task(spec, paths, tracker, sleep=lambda s: None)
     assert (outcome.status, outcome.cause) == ("failed", "oom")

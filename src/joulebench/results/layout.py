@@ -4,6 +4,7 @@ knows the seed's folder layout.
 ::
 
     results/{task_type}_results.csv                   one row per experiment
+    results/failed_experiments.csv                    one row per failed attempt
     results/raw_results/{id}/{id}_1_experiment_setup.json
                              {id}_2_experiment_variables.json
                              {id}_3_model_architecture.json
@@ -26,6 +27,7 @@ from joulebench.results.records import Sections
 
 RAW_RESULTS = "raw_results"
 CSV_SUFFIX = "_results.csv"
+FAILED_CSV = "failed_experiments.csv"
 # Section of Sections -> its file's name after "{id}_" (the per-process and output files
 # are several per section, so they are named where they are written).
 SECTION_FILES: dict[str, str] = {
@@ -50,6 +52,10 @@ def result_file(results_dir: Path, experiment_id: str, section: str) -> Path:
 
 def csv_path(results_dir: Path, task_type: str) -> Path:
     return results_dir / f"{task_type}{CSV_SUFFIX}"
+
+
+def failed_csv_path(results_dir: Path) -> Path:
+    return results_dir / FAILED_CSV
 
 
 def result_csvs(results_dir: Path) -> list[Path]:

@@ -11,28 +11,33 @@ These are ``TypedDict``s rather than dataclasses so that a record *is* its JSON:
 with ``json.dumps`` and read back with ``json.loads`` unchanged, byte for byte.
 """
 
-# No `from __future__ import annotations`: TypedDict must see NotRequired[...] evaluated,
-# else Python 3.11 counts those keys as required.
-from typing import Any, NotRequired, TypedDict
+from __future__ import annotations
+
+from typing import Any, TypedDict
 
 Reading = dict[str, Any]  # a measure/ module's reading, stored as that module returns it
 
 
-class BatchRecord(TypedDict):
-    """One ``generate`` call of one process (``ckpt_rank{r}.json`` keeps these too)."""
-
+class _BatchCounts(TypedDict):
     num_prompts: int
     input_tokens: int
     output_tokens: int
     latency_s: float
+
+
+# total=False rather than NotRequired: that needs Python 3.11, and a string annotation
+# (this module's `from __future__ import annotations`) hides it from TypedDict there.
+class BatchRecord(_BatchCounts, total=False):
+    """One ``generate`` call of one process (``ckpt_rank{r}.json`` keeps these too)."""
+
     # Present when token_timing is on (runner.step_clock.token_timing).
-    ttft_s: NotRequired[float]
-    decode_s: NotRequired[float]
-    decode_steps: NotRequired[int]
-    step_clock: NotRequired[str]
+    ttft_s: float
+    decode_s: float
+    decode_steps: int
+    step_clock: str
     # Present when save_outputs is on.
-    texts: NotRequired[list[str]]
-    token_ids: NotRequired[list[list[int]]]
+    texts: list[str]
+    token_ids: list[list[int]]
 
 
 class DatasetRecord(TypedDict):

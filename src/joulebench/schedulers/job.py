@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import JoulebenchError
+from joulebench.paths import Paths
 from joulebench.results import (
     CSV_COLUMNS,
     Identity,
@@ -34,13 +35,13 @@ from joulebench.results import (
     raw_dir,
     write_json_files,
 )
+from joulebench.results.layout import failed_csv_path
 from joulebench.runner.experiment import ExperimentFailed, run_workers
 from joulebench.runner.launch import last_stop_signal
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
 
-FAILED_CSV = "failed_experiments.csv"
 FAILED_COLUMNS = [
     "timestamp",
     "experiment_id",
@@ -54,16 +55,15 @@ FAILED_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class JobPaths:
-    tracker_dir: Path
-    results_dir: Path
+# done: ran and recorded now; skipped: the tracker had it done already; busy: another job
+# holds the key; failed: out of retries, or bad input (never retried).
+TaskStatus = Literal["done", "skipped", "busy", "failed"]
 
 
 @dataclass(frozen=True)
 class TaskOutcome:
     key: str
-    status: str  # "done" | "skipped" | "busy" | "failed"
+    status: TaskStatus
     experiment_id: str | None = None
     cause: str | None = None
     message: str | None = None
@@ -129,13 +129,13 @@ def _backoff_s(base_s: float, attempt: int) -> float:
 
 
 def _log_failure(
-    paths: JobPaths,
+    paths: Paths,
     spec: ExperimentSpec,
     experiment_id: str | None,
     failure: ExperimentFailed,
     attempt: int,
 ) -> None:
-    path = paths.results_dir / FAILED_CSV
+    path = failed_csv_path(paths.results_dir)
     row = {
         "timestamp": _now(),
         "experiment_id": experiment_id,
@@ -171,7 +171,7 @@ def _record_done(
     spec: ExperimentSpec,
     experiment_id: str,
     sections: Sections,
-    paths: JobPaths,
+    paths: Paths,
     tracker: ProgressTracker,
 ) -> TaskOutcome:
     row = flatten(sections)
@@ -212,7 +212,7 @@ def _halved_batch(
 
 def run_task(
     spec: ExperimentSpec,
-    paths: JobPaths,
+    paths: Paths,
     tracker: ProgressTracker,
     job_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -289,7 +289,7 @@ def job_id_from_env() -> str:
 
 def run_tasks(
     specs: list[ExperimentSpec],
-    paths: JobPaths,
+    paths: Paths,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
     on_start: Callable[[ExperimentSpec], None] | None = None,
     pools: WorkerPools | None = None,
