@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,8 @@ from joulebench.wording import plural
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
@@ -364,8 +367,6 @@ def _suite_of(key: str) -> str | None:
 def report_variables(suite: str, paths: Paths = Paths()) -> Any:
     """The fields the suite's YAML varies, with each config's resolved value; None (the
     report then reads them off the CSV) when the YAML is gone or no longer loads."""
-    import logging
-
     from joulebench.results.variables import suite_variables
     from joulebench.suite import expand_suite, load_suite
 
@@ -373,9 +374,7 @@ def report_variables(suite: str, paths: Paths = Paths()) -> Any:
         definition = load_suite(suite, paths.configs_dir)
         specs = expand_suite(definition, 1)
     except ConfigError as exc:
-        logging.getLogger(__name__).warning(
-            "report %s: varied fields taken from the results CSV (%s)", suite, exc
-        )
+        log.warning("report %s: varied fields taken from the results CSV (%s)", suite, exc)
         return None
     resolved = {(s.config.model, s.config_name): s.config.model_dump(mode="json") for s in specs}
     return suite_variables(definition.controlled, definition.grid, definition.configs, resolved)
