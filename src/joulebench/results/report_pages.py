@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from joulebench.results.cycles import LOADED_OTHERS_SHARE, UNSTABLE_RATIO
 from joulebench.results.layout import result_file
-from joulebench.results.report import METRICS, OUTLIER_METRIC, ConfigSummary
 from joulebench.results.stats import fmt, fmt_mean_ci, to_float
+from joulebench.results.summary import METRICS, OUTLIER_METRIC, ConfigSummary
 from joulebench.results.variables import Variable
 
 
