@@ -2,9 +2,10 @@
 
 Run as ``python -m joulebench.runner.worker --serve SOCKET DEVICE``. Each process connects
 to the parent's socket, then runs one task file per line it receives, writing
-``rank_{r}.json`` (or ``error_rank{r}.json``) into that task's work folder; the parent
-aggregates them. The model stays loaded between tasks. Energy is sampled by local rank
-0 only, around a window that spans every process's batches.
+``rank_{r}.json`` (a ``results.records.RankRecord``; or ``error_rank{r}.json``) into that
+task's work folder; the parent aggregates them. The model stays loaded while the next
+task asks for the same one (:class:`ModelCache`). Energy is sampled by local rank 0
+only, around a window that spans every process's batches.
 """
 
 from __future__ import annotations

@@ -298,9 +298,10 @@ def run_tasks(
     """Run keys one after another (a job's share of a suite), syncing the legacy view
     (``lazy_sync``: only when due, for array tasks of one key each; see tracker.sync).
 
-    Consecutive keys of one shape (model, precision, quantisation, processes, device) run
-    in the same launched workers with the model loaded once; each still gets its own
-    claim, ID, warm-up, energy window, checkpoint, files and CSV row.
+    Consecutive keys of one process count and device (``runner.pool.PoolShape``) run in
+    the same launched workers, which keep a model loaded while the next key asks for the
+    same one; each still gets its own claim, ID, warm-up, energy window, checkpoint, files
+    and CSV row.
     """
     tracker = ProgressTracker(paths.tracker_dir)
     outcomes = []

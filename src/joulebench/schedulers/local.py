@@ -3,8 +3,8 @@
 It calls the same in-job entry point a Slurm array task calls (``job.run_tasks``),
 so nothing about tracking, checkpoints or result files differs from a cluster run.
 One experiment at a time: each already spreads over all cores through its processes.
-All keys go to one ``run_tasks`` call, so consecutive keys of one shape share launched
-workers and a loaded model.
+All keys go to one ``run_tasks`` call, so consecutive keys of one process count and
+device share launched workers, and of one model also the loaded model.
 """
 
 from __future__ import annotations
