@@ -10,6 +10,41 @@ from typing import Any
 
 from joulebench.results.records import Sections, SetupSection
 
+# Config fields copied into the CSV as they are (ExperimentConfig names).
+_CONFIG_COLUMNS = (
+    "precision",
+    "quantization",
+    "batch_size",
+    "num_prompts",
+    "max_input_tokens",
+    "max_output_tokens",
+    "min_output_tokens",
+)
+
+# Figures copied from the inference and energy sections under their own names.
+_INFERENCE_COLUMNS = (
+    "total_input_tokens",
+    "total_output_tokens",
+    "measured_output_tokens",
+    "window_s",
+    "throughput_output_tokens_per_s",
+    "throughput_queries_per_s",
+)
+_ENERGY_COLUMNS = (
+    "energy_j",
+    "energy_kwh",
+    "emissions_kg",
+    "energy_per_output_token_j",
+    "output_tokens_per_j",
+    "flops_per_j",
+    "queries_per_kwh",
+)
+_DYNAMIC_COLUMNS = (
+    "baseline_power_w",
+    "dynamic_energy_j",
+    "dynamic_energy_per_output_token_j",
+)
+
 CSV_COLUMNS: list[str] = [
     "experiment_id",
     "key",
@@ -24,13 +59,7 @@ CSV_COLUMNS: list[str] = [
     "finished_at",
     "device",
     "num_processes",
-    "precision",
-    "quantization",
-    "batch_size",
-    "num_prompts",
-    "max_input_tokens",
-    "max_output_tokens",
-    "min_output_tokens",
+    *_CONFIG_COLUMNS,
     "decoder_mode",
     "temperature",
     "top_k",
@@ -40,12 +69,7 @@ CSV_COLUMNS: list[str] = [
     "prompt_hash",
     "batches_total",
     "batches_resumed",
-    "total_input_tokens",
-    "total_output_tokens",
-    "measured_output_tokens",
-    "window_s",
-    "throughput_output_tokens_per_s",
-    "throughput_queries_per_s",
+    *_INFERENCE_COLUMNS,
     "latency_mean_s",
     "latency_p50_s",
     "latency_p95_s",
@@ -57,13 +81,7 @@ CSV_COLUMNS: list[str] = [
     "energy_meter",
     "energy_method",
     "energy_is_estimate",
-    "energy_j",
-    "energy_kwh",
-    "emissions_kg",
-    "energy_per_output_token_j",
-    "output_tokens_per_j",
-    "flops_per_j",
-    "queries_per_kwh",
+    *_ENERGY_COLUMNS,
     "hosts",
     "slurm_job_id",
     "git_commit",
@@ -72,9 +90,7 @@ CSV_COLUMNS: list[str] = [
     "batch_size_used",
     "oom_halved_batch",
     "quality_flags",
-    "baseline_power_w",
-    "dynamic_energy_j",
-    "dynamic_energy_per_output_token_j",
+    *_DYNAMIC_COLUMNS,
     "request_latency_p50_s",
     "request_latency_p90_s",
     "request_latency_p95_s",
@@ -237,38 +253,10 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "peak_memory_source": comp.get("peak_memory_source"),
         "others_cpu_share": energy.get("others_cpu_share"),
     }
-    for name in (
-        "precision",
-        "quantization",
-        "batch_size",
-        "num_prompts",
-        "max_input_tokens",
-        "max_output_tokens",
-        "min_output_tokens",
-        "warmup_iterations",
-    ):
+    for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]
-    for name in (
-        "total_input_tokens",
-        "total_output_tokens",
-        "measured_output_tokens",
-        "window_s",
-        "throughput_output_tokens_per_s",
-        "throughput_queries_per_s",
-    ):
+    for name in _INFERENCE_COLUMNS:
         row[name] = inf[name]
-    for name in (
-        "energy_j",
-        "energy_kwh",
-        "emissions_kg",
-        "energy_per_output_token_j",
-        "output_tokens_per_j",
-        "flops_per_j",
-        "queries_per_kwh",
-        "baseline_power_w",
-        "dynamic_energy_j",
-        "dynamic_energy_per_output_token_j",
-        "gpu_energy_wh_per_1000_queries",
-    ):
+    for name in (*_ENERGY_COLUMNS, *_DYNAMIC_COLUMNS, "gpu_energy_wh_per_1000_queries"):
         row[name] = energy[name]
     return row
