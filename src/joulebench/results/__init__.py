@@ -3,6 +3,7 @@
 from joulebench.results.csv_store import append_row, has_experiment, read_rows
 from joulebench.results.layout import (
     csv_path,
+    failed_csv_path,
     raw_dir,
     read_experiment,
     result_csvs,
@@ -21,6 +22,7 @@ __all__ = [
     "append_row",
     "build_sections",
     "csv_path",
+    "failed_csv_path",
     "flatten",
     "has_experiment",
     "raw_dir",

@@ -30,12 +30,12 @@ from joulebench.results import (
     append_row,
     build_sections,
     csv_path,
+    failed_csv_path,
     flatten,
     has_experiment,
     raw_dir,
     write_json_files,
 )
-from joulebench.results.layout import failed_csv_path
 from joulebench.runner.experiment import ExperimentFailed, run_workers
 from joulebench.runner.launch import last_stop_signal
 from joulebench.runner.pool import WorkerPools
