@@ -26,6 +26,13 @@ from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
+from joulebench.runner.node_readings import (
+    cool_down_reading,
+    gpu_inventory,
+    idle_baseline_reading,
+    start_extra_meters,
+    stop_extra_meters,
+)
 from joulebench.runner.prompts import (
     batches,
     load_prompt_texts,
@@ -125,79 +132,6 @@ class Workload:
         return record
 
 
-def _baseline(cfg: ExperimentConfig, device: str, task: dict[str, Any]) -> dict[str, Any] | None:
-    from joulebench.measure.baseline import idle_baseline
-    from joulebench.measure.factory import make_meter
-
-    if cfg.idle_baseline_s <= 0 or not task.get("baseline_cache_dir"):
-        return None
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all") if device == "cuda" else "cpu"
-    meter_name = make_meter(cfg.energy_meter, device=device).name
-    return idle_baseline(
-        lambda: make_meter(cfg.energy_meter, device=device),
-        meter_name,
-        devices,
-        Path(task["baseline_cache_dir"]),
-        cfg.idle_baseline_s,
-        cfg.idle_baseline_max_age_s,
-    )
-
-
-def _start_extra_meters(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
-    """Extra meters share the window; one that cannot start is reported, not fatal."""
-    from joulebench.errors import MeasureError
-    from joulebench.measure.factory import make_meter
-
-    started: dict[str, Any] = {}
-    for name in cfg.extra_meters:
-        try:
-            extra = make_meter(name, device=device)
-            extra.start()
-            started[name] = extra
-        except MeasureError as exc:
-            started[name] = str(exc)
-    return started
-
-
-def _stop_extra_meters(extras: dict[str, Any]) -> dict[str, Any]:
-    from joulebench.errors import MeasureError
-
-    out: dict[str, Any] = {}
-    for name, extra in extras.items():
-        if isinstance(extra, str):
-            out[name] = {"unavailable": extra}
-            continue
-        try:
-            out[name] = extra.stop().to_dict()
-        except MeasureError as exc:
-            out[name] = {"unavailable": str(exc)}
-    return out
-
-
-def _gpu_inventory(device: str) -> dict[str, Any] | None:
-    """Provenance of the node's GPUs, whichever meter runs; None off CUDA or without NVML."""
-    if device != "cuda":
-        return None
-    from joulebench.errors import MeasureError
-    from joulebench.measure.nvml_devices import visible_gpu_inventory
-
-    try:
-        return visible_gpu_inventory()
-    except MeasureError as exc:
-        return {"unavailable": str(exc)}
-
-
-def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
-    """Start temperature always; the wait only when cooldown_temp_c is set."""
-    from joulebench.measure.thermal import cool_down, cpu_temperatures_c, gpu_temperatures_c
-
-    read = gpu_temperatures_c if device == "cuda" else cpu_temperatures_c
-    return {
-        "sensor": "nvml" if device == "cuda" else "thermal_zone",
-        **cool_down(read, cfg.cooldown_temp_c, cfg.cooldown_max_wait_s),
-    }
-
-
 class ModelCache:
     """The loaded model of this worker, kept for the next task of the same model.
 
@@ -265,8 +199,8 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         rank=rank,
         batch_size=batch_size,
     )
-    thermal = _cool_down(cfg, device) if local_rank == 0 else None
-    node_baseline = _baseline(cfg, device, task) if local_rank == 0 else None
+    thermal = cool_down_reading(cfg, device) if local_rank == 0 else None
+    node_baseline = idle_baseline_reading(cfg, device, task) if local_rank == 0 else None
     acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
     phases.mark("baseline")
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
@@ -306,7 +240,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         "phases_s": {k: round(v, 4) for k, v in phases.seconds.items() if k != "window"},
         "baseline": node_baseline,
         "thermal": thermal,
-        "gpus": _gpu_inventory(device) if local_rank == 0 else None,
+        "gpus": gpu_inventory(device) if local_rank == 0 else None,
         "memory": peak_memory(device),
         "flops": _flops(wl, ckpt, flops),
         "dataset": {
@@ -334,7 +268,7 @@ def _measured_window(
     encoded = {i: wl.encode(wl.batches[i]) for i in todo}
     first_on_node = acc.local_process_index == 0
     meter = make_meter(cfg.energy_meter, device=device) if first_on_node else None
-    extras = _start_extra_meters(cfg, device) if first_on_node else {}
+    extras = start_extra_meters(cfg, device) if first_on_node else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
@@ -356,7 +290,7 @@ def _measured_window(
         # Meters stop before the last checkpoint write is flushed: its fsyncs are not
         # part of what the window measures.
         energy = meter.stop().to_dict() if meter is not None else None
-        extra_energy = _stop_extra_meters(extras)
+        extra_energy = stop_extra_meters(extras)
     phases.mark("meter_stop")
     return {
         "window_s": window_s,
