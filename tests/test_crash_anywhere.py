@@ -37,7 +37,7 @@ CATEGORIES = {  # innermost matching frame wins: (file stem, function) -> catego
     ("store", "_compact"): "compaction",
     ("store", "_start_journal"): "compaction",
     ("csv_store", "append_row"): "complete: CSV append",
-    ("writer", "write_json_files"): "results JSON write",
+    ("layout", "write_json_files"): "results JSON write",
     ("checkpoint", "add"): "checkpoint write",
     ("store", "claim"): "claim: journal append",
     ("store", "complete"): "complete: journal append",
@@ -68,7 +68,7 @@ def _arm(kill_at: int, report: Any) -> None:
 
     def write(fd: int, data: Any) -> int:
         if hit():
-            real_write(fd, bytes(data)[:max(1, len(data) // 2)])
+            real_write(fd, bytes(data)[: max(1, len(data) // 2)])
             os.kill(os.getpid(), signal.SIGKILL)
         return real_write(fd, data)
 
@@ -77,6 +77,7 @@ def _arm(kill_at: int, report: Any) -> None:
             if hit():
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
+
         return call
 
     os.write = write  # type: ignore[assignment]
@@ -86,9 +87,16 @@ def _arm(kill_at: int, report: Any) -> None:
 
 def _sections(experiment_id: str) -> dict[str, Any]:
     small = {"experiment_id": experiment_id}
-    return {"setup": small, "variables": small, "architecture": small, "inference": small,
-            "compute": small, "per_process": [{"process_rank": 0, **small}], "energy": small,
-            "outputs": None}
+    return {
+        "setup": small,
+        "variables": small,
+        "architecture": small,
+        "inference": small,
+        "compute": small,
+        "per_process": [{"process_rank": 0, **small}],
+        "energy": small,
+        "outputs": None,
+    }
 
 
 def _child(root: str, suite: str, kill_at: int, out_fd: int) -> None:
@@ -108,16 +116,25 @@ def _child(root: str, suite: str, kill_at: int, out_fd: int) -> None:
         if claim.status == "done":
             continue
         experiment_id = claim.experiment_id or ""
-        ckpt = BatchCheckpoint.open(base / "ckpt" / f"{experiment_id}_rank0.json",
-                                    experiment_id=experiment_id, config_hash="h",
-                                    world_size=1, rank=0, batch_size=2)
+        ckpt = BatchCheckpoint.open(
+            base / "ckpt" / f"{experiment_id}_rank0.json",
+            experiment_id=experiment_id,
+            config_hash="h",
+            world_size=1,
+            rank=0,
+            batch_size=2,
+        )
         for batch in range(BATCHES):
             if not ckpt.done(batch):
                 ckpt.add(batch, {"tokens": 4})
                 report({"ev": "batch", "id": experiment_id, "batch": batch})
         write_json_files(base / "results", experiment_id, _sections(experiment_id))
-        row = {c: "" for c in CSV_COLUMNS} | {"experiment_id": experiment_id,
-                                              "key": key, "model": "m", "config_name": f"c{i}"}
+        row = {c: "" for c in CSV_COLUMNS} | {
+            "experiment_id": experiment_id,
+            "key": key,
+            "model": "m",
+            "config_name": f"c{i}",
+        }
         complete_with_row(tracker, key, experiment_id, base / "results" / "rows.csv", row)
         report({"ev": "done", "key": key, "id": experiment_id})
     tracker.sync()  # what every job does at its end
@@ -125,14 +142,14 @@ def _child(root: str, suite: str, kill_at: int, out_fd: int) -> None:
     os._exit(0)
 
 
-def _run_child(root: Path, suite: str, rng: random.Random, kill: bool
-               ) -> tuple[list[dict[str, Any]], bool]:
+def _run_child(
+    root: Path, suite: str, rng: random.Random, kill: bool
+) -> tuple[list[dict[str, Any]], bool]:
     """One job process; returns its reports and whether a timer killed it."""
     read_fd, write_fd = os.pipe()
     timer = kill and rng.random() < 0.2
     kill_at = rng.randint(1, 90) if kill and not timer else 0
-    proc = mp.get_context("fork").Process(target=_child,
-                                          args=(str(root), suite, kill_at, write_fd))
+    proc = mp.get_context("fork").Process(target=_child, args=(str(root), suite, kill_at, write_fd))
     proc.start()
     os.close(write_fd)
     if timer:
@@ -148,7 +165,7 @@ def _check_csv(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     data = path.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1].decode()
+    complete = data[: data.rfind(b"\n") + 1].decode()
     rows = list(csv.reader(complete.splitlines()))
     assert rows[0] == CSV_COLUMNS
     assert all(len(r) == len(CSV_COLUMNS) for r in rows[1:]), "a partial CSV row"
@@ -170,8 +187,9 @@ class Ledger:
     def absorb(self, events: list[dict[str, Any]]) -> None:
         for ev in events:
             if ev["ev"] == "claim" and ev["id"]:
-                assert self.key_of_id.setdefault(ev["id"], ev["key"]) == ev["key"], \
+                assert self.key_of_id.setdefault(ev["id"], ev["key"]) == ev["key"], (
                     f"ID {ev['id']} issued to two keys"
+                )
             elif ev["ev"] == "done":
                 self.done[ev["key"]] = ev["id"]
             elif ev["ev"] == "batch":
@@ -185,9 +203,14 @@ class Ledger:
         owners = Counter(r.experiment_id for r in state.keys.values() if r.experiment_id)
         assert max(owners.values(), default=1) == 1, "one ID on two keys in the tracker"
         for experiment_id, batch in self.batches:
-            ckpt = BatchCheckpoint.open(self.root / "ckpt" / f"{experiment_id}_rank0.json",
-                                        experiment_id=experiment_id, config_hash="h",
-                                        world_size=1, rank=0, batch_size=2)
+            ckpt = BatchCheckpoint.open(
+                self.root / "ckpt" / f"{experiment_id}_rank0.json",
+                experiment_id=experiment_id,
+                config_hash="h",
+                world_size=1,
+                rank=0,
+                batch_size=2,
+            )
             assert ckpt.done(batch), f"finished batch {batch} of {experiment_id} lost"
         _check_csv(self.root / "results" / "rows.csv")
         return state

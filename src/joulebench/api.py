@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from joulebench.config.loader import load_yaml_mapping, validate_experiment
 from joulebench.config.models import SAFE_NAME
 from joulebench.errors import ConfigError
-from joulebench.paths import check_paths
+from joulebench.paths import Paths
+from joulebench.results.layout import raw_dir, read_experiment, result_csvs
 from joulebench.schedulers import monitor, slurm
-from joulebench.schedulers.job import JobPaths, TaskOutcome, run_tasks
+from joulebench.schedulers.job import TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
@@ -40,27 +42,10 @@ from joulebench.wording import plural
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 EXECUTORS = ("auto", "local", "slurm")
 NO_SLURM_OPTIONS = SlurmOptions()  # frozen: safe as a shared default
-
-
-@dataclass(frozen=True)
-class Paths:
-    configs_dir: Path = Path("configs")
-    tracker_dir: Path = Path("persistent_progress_trackers")
-    results_dir: Path = Path("results")
-    logs_dir: Path = Path("logs")
-
-    @property
-    def job(self) -> JobPaths:
-        return JobPaths(self.tracker_dir, self.results_dir)
-
-    def check(self, *, write: bool, logs: bool = False) -> None:
-        """Refuse, before anything is written, folders that are files or read-only."""
-        outputs = {"--tracker-dir": self.tracker_dir, "--results-dir": self.results_dir}
-        if logs:
-            outputs["logs folder"] = self.logs_dir
-        check_paths(self.configs_dir, outputs, write=write)
 
 
 @dataclass
@@ -84,13 +69,17 @@ def choose_executor(requested: str) -> tuple[str, str | None]:
     if requested not in EXECUTORS:
         raise ConfigError(f"--executor: '{requested}' is not one of {', '.join(EXECUTORS)}")
     if requested == "slurm" and not sbatch_on_path():
-        raise ConfigError("--executor slurm: sbatch is not on PATH; run on a Slurm login node "
-                          "or use --executor local")
+        raise ConfigError(
+            "--executor slurm: sbatch is not on PATH; run on a Slurm login node "
+            "or use --executor local"
+        )
     if requested != "auto":
         return requested, None
     if sbatch_on_path():
-        return "slurm", ("executor: slurm (--executor auto found sbatch on PATH; "
-                         "--executor local runs here instead)")
+        return "slurm", (
+            "executor: slurm (--executor auto found sbatch on PATH; "
+            "--executor local runs here instead)"
+        )
     return "local", "executor: local (--executor auto found no sbatch on PATH)"
 
 
@@ -120,14 +109,20 @@ def _cuda_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def plan_slurm(specs: list[ExperimentSpec], opts: SlurmOptions,
-               runner: slurm.CommandRunner = slurm.run_command) -> list[slurm.ArrayPlan]:
-    return slurm.plan_arrays(specs, opts, slurm.max_array_size(runner),
-                             job_name=f"jb-{specs[0].suite}" if specs else "jb")
+def plan_slurm(
+    specs: list[ExperimentSpec], opts: SlurmOptions, runner: slurm.CommandRunner = slurm.run_command
+) -> list[slurm.ArrayPlan]:
+    return slurm.plan_arrays(
+        specs,
+        opts,
+        slurm.max_array_size(runner),
+        job_name=f"jb-{specs[0].suite}" if specs else "jb",
+    )
 
 
-def check_submission(specs: list[ExperimentSpec], executor: str, paths: Paths,
-                     opts: SlurmOptions) -> None:
+def check_submission(
+    specs: list[ExperimentSpec], executor: str, paths: Paths, opts: SlurmOptions
+) -> None:
     """What a submission needs besides valid specs: usable folders, acceptable sbatch
     options. Writes nothing, so --dry-run and the real run refuse the same input."""
     paths.check(write=True, logs=executor == "slurm")
@@ -144,9 +139,15 @@ class CheckedSuite:
     notes: list[str]
 
 
-def check_suite(suite: str, cycles: int = 1, *, executor: str = "auto", paths: Paths = Paths(),
-                slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
-                preflight: bool = True) -> CheckedSuite:
+def check_suite(
+    suite: str,
+    cycles: int = 1,
+    *,
+    executor: str = "auto",
+    paths: Paths = Paths(),
+    slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+    preflight: bool = True,
+) -> CheckedSuite:
     """Every check ``submit_suite`` makes before it writes, and nothing else: a dry run is
     exactly this, so it refuses what the real submission would, with the same line.
 
@@ -164,8 +165,11 @@ def check_suite(suite: str, cycles: int = 1, *, executor: str = "auto", paths: P
     name, note = choose_executor(executor)
     check_submission(specs, name, paths, slurm_options)
     if preflight:  # a login node has no GPU: only a local run checks the device
-        check_specs(specs, str(resolve_suite_path(suite, paths.configs_dir)),
-                    local_cuda_gpus=_cuda_gpus() if name == "local" else None)
+        check_specs(
+            specs,
+            str(resolve_suite_path(suite, paths.configs_dir)),
+            local_cuda_gpus=_cuda_gpus() if name == "local" else None,
+        )
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
     return CheckedSuite(specs, name, notes)
 
@@ -183,19 +187,28 @@ def _will_change(state: TrackerState, specs: list[ExperimentSpec]) -> bool:
     return False
 
 
-def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
-             preflight: bool, opts: SlurmOptions, runner: slurm.CommandRunner
-             ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
-    checked = check_suite(suite, cycles, executor=executor, paths=paths, slurm_options=opts,
-                          preflight=preflight)
+def _prepare(
+    suite: str,
+    cycles: int,
+    executor: str,
+    fresh: bool,
+    paths: Paths,
+    preflight: bool,
+    opts: SlurmOptions,
+    runner: slurm.CommandRunner,
+) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
+    checked = check_suite(
+        suite, cycles, executor=executor, paths=paths, slurm_options=opts, preflight=preflight
+    )
     specs, name, notes = checked.specs, checked.executor, list(checked.notes)
     tracker = ProgressTracker(paths.tracker_dir)
     before = tracker.read()
     live: set[str] = set()
     if name == "slurm":
         # Asked before any write, so a refusal (Slurm state unknown) changes nothing.
-        wanted = [s.key for s in specs
-                  if s.key not in before.keys or before.keys[s.key].state != DONE]
+        wanted = [
+            s.key for s in specs if s.key not in before.keys or before.keys[s.key].state != DONE
+        ]
         live = _live_keys(before, paths, runner, wanted)
     # Everything is validated: only now may the tracker be written. A backup first, but
     # only when this run will change the tracker: a no-op rerun leaves it as it is.
@@ -208,24 +221,38 @@ def _prepare(suite: str, cycles: int, executor: str, fresh: bool, paths: Paths,
     tracker.register(specs[0].suite, [(s.key, s.config_hash) for s in specs])
     state = tracker.read()
     todo = [s for s in specs if state.keys[s.key].state != DONE]
-    return SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo,
-                         notes=notes), tracker, live
+    return (
+        SubmitSummary(specs[0].suite, name, len(specs), len(specs) - len(todo), todo, notes=notes),
+        tracker,
+        live,
+    )
 
 
-def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: bool = False,
-                 paths: Paths = Paths(), slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
-                 preflight: bool = True, runner: slurm.CommandRunner = slurm.run_command,
-                 on_plan: Callable[[SubmitSummary], None] | None = None,
-                 on_start: Callable[[ExperimentSpec], None] | None = None,
-                 on_outcome: Callable[[TaskOutcome], None] | None = None) -> SubmitSummary:
+def submit_suite(
+    suite: str,
+    cycles: int = 1,
+    *,
+    executor: str = "auto",
+    fresh: bool = False,
+    paths: Paths = Paths(),
+    slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+    preflight: bool = True,
+    runner: slurm.CommandRunner = slurm.run_command,
+    on_plan: Callable[[SubmitSummary], None] | None = None,
+    on_start: Callable[[ExperimentSpec], None] | None = None,
+    on_outcome: Callable[[TaskOutcome], None] | None = None,
+) -> SubmitSummary:
     """Validate, register, then run (local) or submit (Slurm) every key not done."""
-    summary, tracker, live = _prepare(suite, cycles, executor, fresh, paths, preflight,
-                                      slurm_options, runner)
+    summary, tracker, live = _prepare(
+        suite, cycles, executor, fresh, paths, preflight, slurm_options, runner
+    )
     try:
         if summary.executor == "slurm":
             if live:
-                summary.notes.append(f"{plural(len(live), 'key')} already queued or running "
-                                     "in Slurm: not submitting them again")
+                summary.notes.append(
+                    f"{plural(len(live), 'key')} already queued or running "
+                    "in Slurm: not submitting them again"
+                )
             summary.to_run = [s for s in summary.to_run if s.key not in live]
             if on_plan is not None:
                 on_plan(summary)
@@ -233,14 +260,18 @@ def submit_suite(suite: str, cycles: int = 1, *, executor: str = "auto", fresh: 
         else:
             if on_plan is not None:
                 on_plan(summary)
-            summary.outcomes = run_local(summary.to_run, paths.job, on_start, on_outcome)
+            summary.outcomes = run_local(summary.to_run, paths, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary
 
 
-def submit_to_slurm(specs: list[ExperimentSpec], opts: SlurmOptions, paths: Paths,
-                    runner: slurm.CommandRunner = slurm.run_command) -> dict[str, str]:
+def submit_to_slurm(
+    specs: list[ExperimentSpec],
+    opts: SlurmOptions,
+    paths: Paths,
+    runner: slurm.CommandRunner = slurm.run_command,
+) -> dict[str, str]:
     """One sbatch call per array; job IDs are recorded against keys as they go."""
     if not specs:
         return {}
@@ -256,26 +287,8 @@ def submit_to_slurm(specs: list[ExperimentSpec], opts: SlurmOptions, paths: Path
 
 def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any]:
     """One experiment's setup, metrics and energy, read from its result files."""
-    import json
-
-    from joulebench.results import raw_dir
-
     experiment_id = _result_id(experiment_id, paths.results_dir)
-    folder = raw_dir(paths.results_dir, experiment_id)
-    parts = {"setup": "1_experiment_setup", "inference": "4_inference_metrics",
-             "compute": "5_compute_metrics", "energy": "7_global_energy_results"}
-    out: dict[str, Any] = {}
-    for name, suffix in parts.items():
-        path = folder / f"{experiment_id}_{suffix}.json"
-        try:
-            out[name] = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: not found; experiment {experiment_id} has no results "
-                              f"in {paths.results_dir}/ (wrong --results-dir, or not done)"
-                              ) from None
-        except ValueError:
-            raise ConfigError(f"{path}: not valid JSON; rerun the experiment") from None
-    return out
+    return read_experiment(paths.results_dir, experiment_id)
 
 
 def _result_id(given: str, results_dir: Path) -> str:
@@ -285,10 +298,10 @@ def _result_id(given: str, results_dir: Path) -> str:
     back; a folder named exactly as given still wins (IDs from an older padding).
     """
     if not (given.isascii() and given.isdigit()):
-        raise ConfigError(f"experiment ID '{given}' is not a number like 0042; "
-                          "see `joulebench status` or the CSV for IDs")
-    from joulebench.results import raw_dir
-
+        raise ConfigError(
+            f"experiment ID '{given}' is not a number like 0042; "
+            "see `joulebench status` or the CSV for IDs"
+        )
     padded = format_id(int(given))
     if padded != given and raw_dir(results_dir, given).is_dir():
         return given
@@ -298,8 +311,10 @@ def _result_id(given: str, results_dir: Path) -> str:
 def check_suite_name(suite: str) -> None:
     """A suite name becomes part of file names (archive/, reports/): keep it tame."""
     if not SAFE_NAME.match(suite):
-        raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' "
-                          "and '-'; use the name of a file in configs/suites/")
+        raise ConfigError(
+            f"suite name '{suite}' may only hold letters, digits, '.', '_' "
+            "and '-'; use the name of a file in configs/suites/"
+        )
 
 
 def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()) -> Any:
@@ -312,13 +327,20 @@ def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()
     from joulebench.results.report import write_report
 
     check_suite_name(suite)
-    csvs = sorted(paths.results_dir.glob("*_results.csv"))
+    csvs = result_csvs(paths.results_dir)
     if not csvs:
-        raise ConfigError(f"{paths.results_dir}: no *_results.csv yet; run the suite first "
-                          "(submit-suite), or point --results-dir at its results")
-    return write_report(csvs, suite, out_dir or Path("reports") / suite,
-                        results_dir=paths.results_dir, variables=report_variables(suite, paths),
-                        current_ids=current_experiment_ids(suite, paths.tracker_dir))
+        raise ConfigError(
+            f"{paths.results_dir}: no *_results.csv yet; run the suite first "
+            "(submit-suite), or point --results-dir at its results"
+        )
+    return write_report(
+        csvs,
+        suite,
+        out_dir or Path("reports") / suite,
+        results_dir=paths.results_dir,
+        variables=report_variables(suite, paths),
+        current_ids=current_experiment_ids(suite, paths.tracker_dir),
+    )
 
 
 def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | None:
@@ -326,8 +348,11 @@ def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | No
     nothing of the suite, live or archived (a results folder copied on its own, or a
     tracker folder started afresh), where every result counts as current."""
     state = ProgressTracker(tracker_dir).read()
-    current = {key: rec.experiment_id for key, rec in state.keys.items()
-               if rec.experiment_id and _suite_of(key) == suite}
+    current = {
+        key: rec.experiment_id
+        for key, rec in state.keys.items()
+        if rec.experiment_id and _suite_of(key) == suite
+    }
     if not current and not any((tracker_dir / ARCHIVE_DIR).glob(f"{suite}_[0-9]*.json")):
         return None
     return current
@@ -343,8 +368,6 @@ def _suite_of(key: str) -> str | None:
 def report_variables(suite: str, paths: Paths = Paths()) -> Any:
     """The fields the suite's YAML varies, with each config's resolved value; None (the
     report then reads them off the CSV) when the YAML is gone or no longer loads."""
-    import logging
-
     from joulebench.results.variables import suite_variables
     from joulebench.suite import expand_suite, load_suite
 
@@ -352,21 +375,21 @@ def report_variables(suite: str, paths: Paths = Paths()) -> Any:
         definition = load_suite(suite, paths.configs_dir)
         specs = expand_suite(definition, 1)
     except ConfigError as exc:
-        logging.getLogger(__name__).warning("report %s: varied fields taken from the results "
-                                            "CSV (%s)", suite, exc)
+        log.warning("report %s: varied fields taken from the results CSV (%s)", suite, exc)
         return None
-    resolved = {(s.config.model, s.config_name): s.config.model_dump(mode="json")
-                for s in specs}
-    return suite_variables(definition.controlled, definition.grid, definition.configs,
-                           resolved)
+    resolved = {(s.config.model, s.config_name): s.config.model_dump(mode="json") for s in specs}
+    return suite_variables(definition.controlled, definition.grid, definition.configs, resolved)
 
 
 # Keys only a suite file has: a suite passed to `joulebench run` is named as one.
 SUITE_ONLY_KEYS = ("models", "controlled", "grid", "configs", "overrides")
 
 
-def run_config(config_path: Path, paths: Paths = Paths(),
-               on_start: Callable[[ExperimentSpec], None] | None = None) -> TaskOutcome:
+def run_config(
+    config_path: Path,
+    paths: Paths = Paths(),
+    on_start: Callable[[ExperimentSpec], None] | None = None,
+) -> TaskOutcome:
     """`joulebench run`: one experiment from one config file, recorded like any other.
 
     The file is a complete experiment config over the code's defaults (the README's
@@ -378,9 +401,11 @@ def run_config(config_path: Path, paths: Paths = Paths(),
     data = load_yaml_mapping(config_path)
     suite_keys = [k for k in SUITE_ONLY_KEYS if k in data]
     if suite_keys:
-        raise ConfigError(f"{config_path}: is a suite (it has '{suite_keys[0]}'), not one "
-                          f"experiment config; run it with: submit-suite {config_path} "
-                          "--executor local")
+        raise ConfigError(
+            f"{config_path}: is a suite (it has '{suite_keys[0]}'), not one "
+            f"experiment config; run it with: submit-suite {config_path} "
+            "--executor local"
+        )
     config = validate_experiment(data, str(config_path))
     paths.check(write=True)
     tracker = ProgressTracker(paths.tracker_dir)
@@ -391,7 +416,7 @@ def run_config(config_path: Path, paths: Paths = Paths(),
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
     check_specs([spec], str(config_path), local_cuda_gpus=_cuda_gpus())
     tracker.register("single", [(spec.key, spec.config_hash)])
-    return run_tasks([spec], paths.job, on_start=on_start)[0]
+    return run_tasks([spec], paths, on_start=on_start)[0]
 
 
 @dataclass(frozen=True)
@@ -406,22 +431,31 @@ class StatusRow:
         return sum(self.counts.values())
 
 
-def key_labels(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
-               runner: slurm.CommandRunner = slurm.run_command,
-               state: TrackerState | None = None) -> KeyLabels:
+def key_labels(
+    suite: str | None = None,
+    paths: Paths = Paths(),
+    *,
+    use_sacct: bool = True,
+    runner: slurm.CommandRunner = slurm.run_command,
+    state: TrackerState | None = None,
+) -> KeyLabels:
     """Label every key of ``suite`` (or all) from the tracker and one sacct call."""
     state = state or ProgressTracker(paths.tracker_dir).read()
     return label_keys(state, suite, runner, use_sacct)
 
 
-def _live_keys(state: TrackerState, paths: Paths, runner: slurm.CommandRunner,
-               to_submit: list[str]) -> set[str]:
+def _live_keys(
+    state: TrackerState, paths: Paths, runner: slurm.CommandRunner, to_submit: list[str]
+) -> set[str]:
     """Keys a Slurm job holds right now (queued, running or waiting after a requeue)."""
     labels = key_labels(None, paths, runner=runner, state=state)
     refuse_unknown(to_submit, labels, "submitting")
-    return {key for key, label in labels.labels.items()
-            if label in ("running", "queued", "requeued")
-            and monitor.is_slurm_job(state.keys[key].job_id)}
+    return {
+        key
+        for key, label in labels.labels.items()
+        if label in ("running", "queued", "requeued")
+        and monitor.is_slurm_job(state.keys[key].job_id)
+    }
 
 
 @dataclass(frozen=True)
@@ -432,8 +466,13 @@ class StatusReport:
     failures: list[KeyRecord]  # most recent failed keys, newest first
 
 
-def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
-                  runner: slurm.CommandRunner = slurm.run_command) -> StatusReport:
+def status_report(
+    suite: str | None = None,
+    paths: Paths = Paths(),
+    *,
+    use_sacct: bool = True,
+    runner: slurm.CommandRunner = slurm.run_command,
+) -> StatusReport:
     """Everything `joulebench status` shows, from one tracker read and one sacct call."""
     if suite is not None:
         check_suite_name(suite)
@@ -448,12 +487,18 @@ def status_report(suite: str | None = None, paths: Paths = Paths(), *, use_sacct
     failed = [r for r in records if labels.labels[r.key].startswith("failed")]
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
     current = {k: r.experiment_id for k, r in state.keys.items() if r.experiment_id}
-    return StatusReport(rows_by_cycle(labels, paths.results_dir, current), labels.sacct_problem,
-                        eta, failed[:5])
+    return StatusReport(
+        rows_by_cycle(labels, paths.results_dir, current), labels.sacct_problem, eta, failed[:5]
+    )
 
 
-def status_rows(suite: str | None = None, paths: Paths = Paths(), *, use_sacct: bool = True,
-                runner: slurm.CommandRunner = slurm.run_command) -> list[StatusRow]:
+def status_rows(
+    suite: str | None = None,
+    paths: Paths = Paths(),
+    *,
+    use_sacct: bool = True,
+    runner: slurm.CommandRunner = slurm.run_command,
+) -> list[StatusRow]:
     """Counts per suite and cycle (done, running, queued, failed:<cause>, ...), as the
     table of `joulebench status` shows them."""
     return status_report(suite, paths, use_sacct=use_sacct, runner=runner).rows
@@ -470,14 +515,15 @@ def load_results(suite: str | None = None, paths: Paths = Paths()) -> pd.DataFra
 
     if suite is not None:
         check_suite_name(suite)
-    frame = results_frame(sorted(paths.results_dir.glob("*_results.csv")), suite)
+    frame = results_frame(result_csvs(paths.results_dir), suite)
     if suite is not None and frame.empty and suite != "single":
         resolve_suite_path(suite, paths.configs_dir)  # a typo must not read as "no results"
     return frame
 
 
-def flagged_counts(results_dir: Path, current_ids: dict[str, str] | None = None
-                   ) -> Counter[tuple[str, int]]:
+def flagged_counts(
+    results_dir: Path, current_ids: dict[str, str] | None = None
+) -> Counter[tuple[str, int]]:
     """(suite, cycle) -> current results whose quality flags exclude them from the report's
     statistics (``measure.quality.is_flagged``: the report's rule, so the two agree).
 
@@ -488,18 +534,20 @@ def flagged_counts(results_dir: Path, current_ids: dict[str, str] | None = None
     from joulebench.results import read_rows
 
     counts: Counter[tuple[str, int]] = Counter()
-    for path in sorted(results_dir.glob("*_results.csv")):
+    for path in result_csvs(results_dir):
         for row in read_rows(path):
-            if current_ids is not None and \
-                    current_ids.get(row.get("key", "")) != row.get("experiment_id"):
+            if current_ids is not None and current_ids.get(row.get("key", "")) != row.get(
+                "experiment_id"
+            ):
                 continue
             if is_flagged(row.get("quality_flags")) and row.get("cycle", "").isdigit():
                 counts[(row.get("suite", "?"), int(row["cycle"]))] += 1
     return counts
 
 
-def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None,
-                  current_ids: dict[str, str] | None = None) -> list[StatusRow]:
+def rows_by_cycle(
+    labels: KeyLabels, results_dir: Path | None = None, current_ids: dict[str, str] | None = None
+) -> list[StatusRow]:
     """Counts per (suite, cycle) and state; ``flagged`` counts only done keys' current
     results, so it never exceeds the done count (nor the total)."""
     grouped: dict[tuple[str, int], Counter[str]] = {}
@@ -510,15 +558,19 @@ def rows_by_cycle(labels: KeyLabels, results_dir: Path | None = None,
             suite, cycle = "?", 0
         grouped.setdefault((suite, cycle), Counter())[label] += 1
     done = {key for key, label in labels.labels.items() if label == DONE}
-    mine = {k: v for k, v in current_ids.items() if k in done} \
-        if current_ids is not None else None
+    mine = {k: v for k, v in current_ids.items() if k in done} if current_ids is not None else None
     flagged = flagged_counts(results_dir, mine) if results_dir is not None else Counter()
-    return [StatusRow(s, c, dict(n), flagged.get((s, c), 0))
-            for (s, c), n in sorted(grouped.items())]
+    return [
+        StatusRow(s, c, dict(n), flagged.get((s, c), 0)) for (s, c), n in sorted(grouped.items())
+    ]
 
 
-def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Paths(),
-                   runner: slurm.CommandRunner = slurm.run_command) -> list[str]:
+def resumable_keys(
+    suite: str,
+    causes: set[str] | None = None,
+    paths: Paths = Paths(),
+    runner: slurm.CommandRunner = slurm.run_command,
+) -> list[str]:
     """Keys not done whose last attempt failed or vanished; never ones alive right now."""
     labels = key_labels(suite, paths, runner=runner)
     out = []
@@ -530,14 +582,20 @@ def resumable_keys(suite: str, causes: set[str] | None = None, paths: Paths = Pa
     return out
 
 
-def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool = False,
-                  executor: str = "auto", paths: Paths = Paths(),
-                  slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
-                  runner: slurm.CommandRunner = slurm.run_command,
-                  preflight: bool = True,
-                  on_start: Callable[[ExperimentSpec], None] | None = None,
-                  on_outcome: Callable[[TaskOutcome], None] | None = None,
-                  on_keys: Callable[[list[str]], None] | None = None) -> SubmitSummary:
+def resume_failed(
+    suite: str,
+    *,
+    causes: set[str] | None = None,
+    dry_run: bool = False,
+    executor: str = "auto",
+    paths: Paths = Paths(),
+    slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
+    runner: slurm.CommandRunner = slurm.run_command,
+    preflight: bool = True,
+    on_start: Callable[[ExperimentSpec], None] | None = None,
+    on_outcome: Callable[[TaskOutcome], None] | None = None,
+    on_keys: Callable[[list[str]], None] | None = None,
+) -> SubmitSummary:
     """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs.
 
     A dry run makes every check the real rerun makes (the suite, the folders, the Slurm
@@ -565,14 +623,17 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
         specs_by_key = {s.key: s for s in expand_suite(suite, cycles, paths)}
         missing = [k for k in keys if k not in specs_by_key]
         if missing:
-            raise ConfigError(f"{missing[0]}: no longer produced by suite '{suite}' (config "
-                              "edited?); restore the suite file or start over with --fresh")
+            raise ConfigError(
+                f"{missing[0]}: no longer produced by suite '{suite}' (config "
+                "edited?); restore the suite file or start over with --fresh"
+            )
     specs = [specs_by_key[k] for k in keys]
     if specs:
         check_submission(specs, name, paths, slurm_options)
         if preflight:
-            check_specs(specs, str(source),
-                        local_cuda_gpus=_cuda_gpus() if name == "local" else None)
+            check_specs(
+                specs, str(source), local_cuda_gpus=_cuda_gpus() if name == "local" else None
+            )
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
     summary = SubmitSummary(suite, name, len(keys), 0, specs, notes=notes)
     if dry_run or not keys:
@@ -585,7 +646,7 @@ def resume_failed(suite: str, *, causes: set[str] | None = None, dry_run: bool =
         if name == "slurm":
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
-            summary.outcomes = run_local(specs, paths.job, on_start, on_outcome)
+            summary.outcomes = run_local(specs, paths, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary
@@ -600,8 +661,12 @@ def _resume_executor(requested: str, suite: str, state: TrackerState) -> tuple[s
     if ran_on is None:
         return choose_executor("auto")
     if ran_on == "slurm" and not sbatch_on_path():
-        raise ConfigError(f"suite '{suite}' last ran on Slurm but sbatch is not on PATH here; "
-                          "run resume-failed on the login node, or pass --executor local to "
-                          "rerun here")
-    return ran_on, (f"executor: {ran_on} (where '{suite}' last ran; --executor "
-                    f"{'local' if ran_on == 'slurm' else 'slurm'} to change)")
+        raise ConfigError(
+            f"suite '{suite}' last ran on Slurm but sbatch is not on PATH here; "
+            "run resume-failed on the login node, or pass --executor local to "
+            "rerun here"
+        )
+    return ran_on, (
+        f"executor: {ran_on} (where '{suite}' last ran; --executor "
+        f"{'local' if ran_on == 'slurm' else 'slurm'} to change)"
+    )

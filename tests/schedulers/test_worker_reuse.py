@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.paths import Paths
 from joulebench.runner.experiment import run_workers
 from joulebench.runner.pool import WorkerPools
 from joulebench.schedulers import job
@@ -59,13 +60,18 @@ def worker_pids(checkout: Path, experiment_id: str) -> list[int]:
 
 
 def setup_timing(checkout: Path, experiment_id: str) -> dict:
-    path = (checkout / "results" / "raw_results" / experiment_id /
-            f"{experiment_id}_1_experiment_setup.json")
+    path = (
+        checkout
+        / "results"
+        / "raw_results"
+        / experiment_id
+        / f"{experiment_id}_1_experiment_setup.json"
+    )
     return json.loads(path.read_text())["timing"]
 
 
 def run_job(checkout: Path, specs: list) -> tuple[list[job.TaskOutcome], WorkerPools]:
-    paths = job.JobPaths(checkout / "trk", checkout / "results")
+    paths = Paths(tracker_dir=checkout / "trk", results_dir=checkout / "results")
     ProgressTracker(paths.tracker_dir).register("reuse", [(s.key, s.config_hash) for s in specs])
     with WorkerPools() as pools:
         outcomes = job.run_tasks(specs, paths, pools=pools)
@@ -73,25 +79,40 @@ def run_job(checkout: Path, specs: list) -> tuple[list[job.TaskOutcome], WorkerP
 
 
 def test_one_launch_runs_every_experiment_of_a_shape_each_with_its_own_results(
-        checkout: Path) -> None:
-    specs = specs_of(checkout, 1, "  a: {}\n  b: {num_prompts: 12}\n  c: {seed: 7}\n"
-                                  "  half: {precision: bfloat16}\n")
+    checkout: Path,
+) -> None:
+    specs = specs_of(
+        checkout,
+        1,
+        "  a: {}\n  b: {num_prompts: 12}\n  c: {seed: 7}\n  half: {precision: bfloat16}\n",
+    )
     outcomes, pools = run_job(checkout, specs)
     assert [o.status for o in outcomes] == ["done"] * 4
     assert pools.launches == 1  # one process group runs them all, bfloat16 too
     got = rows(checkout)
     assert [(r["config_name"], r["experiment_id"]) for r in got] == [
-        ("a", "0001"), ("b", "0002"), ("c", "0003"), ("half", "0004")]
+        ("a", "0001"),
+        ("b", "0002"),
+        ("c", "0003"),
+        ("half", "0004"),
+    ]
     assert [r["num_prompts"] for r in got] == ["8", "12", "8", "8"]
     assert [r["precision"] for r in got] == ["float32"] * 3 + ["bfloat16"]
-    assert worker_pids(checkout, "0001") == worker_pids(checkout, "0002") == \
-        worker_pids(checkout, "0003") == worker_pids(checkout, "0004")
+    assert (
+        worker_pids(checkout, "0001")
+        == worker_pids(checkout, "0002")
+        == worker_pids(checkout, "0003")
+        == worker_pids(checkout, "0004")
+    )
     timing = [setup_timing(checkout, f"{i:04d}") for i in range(1, 5)]
     assert [t["workers_reused"] for t in timing] == [False, True, True, True]
     # The bfloat16 experiment reloads the model in the same workers, in its own dtype.
     assert [t["model_reused"] for t in timing] == [False, True, True, False]
-    arch = json.loads((checkout / "results" / "raw_results" / "0004" /
-                       "0004_3_model_architecture.json").read_text())
+    arch = json.loads(
+        (
+            checkout / "results" / "raw_results" / "0004" / "0004_3_model_architecture.json"
+        ).read_text()
+    )
     assert arch["dtype"] == "bfloat16"
     assert timing[1]["phases_s_max"]["load"] < timing[0]["phases_s_max"]["load"]
     for i in range(1, 5):  # every experiment still warms up and writes all its files
@@ -104,15 +125,17 @@ def test_one_launch_runs_every_experiment_of_a_shape_each_with_its_own_results(
 
 def test_a_failing_experiment_between_two_good_ones_loses_neither(checkout: Path) -> None:
     (checkout / "bad.jsonl").write_text('{"text": "no prompt column here"}\n')
-    specs = specs_of(checkout, 2, "  a: {}\n"
-                                  "  bad: {dataset: {name: bad.jsonl, text_field: prompt}}\n"
-                                  "  c: {}\n")
+    specs = specs_of(
+        checkout, 2, "  a: {}\n  bad: {dataset: {name: bad.jsonl, text_field: prompt}}\n  c: {}\n"
+    )
     outcomes, pools = run_job(checkout, specs)
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
     assert outcomes[1].cause == "config_error" and "text_field" in (outcomes[1].message or "")
     assert pools.launches == 2  # the failure ended its workers; c got fresh ones
     assert [(r["config_name"], r["experiment_id"]) for r in rows(checkout)] == [
-        ("a", "0001"), ("c", "0003")]
+        ("a", "0001"),
+        ("c", "0003"),
+    ]
     assert worker_pids(checkout, "0001") != worker_pids(checkout, "0003")
     state = ProgressTracker(checkout / "trk").read()
     assert [state.keys[s.key].state for s in specs] == [DONE, FAILED, DONE]
@@ -124,11 +147,21 @@ def test_a_failing_experiment_between_two_good_ones_loses_neither(checkout: Path
 
 
 def test_parent_sleeps_while_reused_workers_run(checkout: Path) -> None:
-    config = ExperimentConfig(model="models/tiny-llama", device="cpu", num_processes=1,
-                              num_prompts=32, batch_size=4, max_input_tokens=64,
-                              max_output_tokens=64, min_output_tokens=64, warmup_iterations=0,
-                              energy_meter="codecarbon", idle_baseline_s=0, count_flops=False,
-                              save_outputs=False)
+    config = ExperimentConfig(
+        model="models/tiny-llama",
+        device="cpu",
+        num_processes=1,
+        num_prompts=32,
+        batch_size=4,
+        max_input_tokens=64,
+        max_output_tokens=64,
+        min_output_tokens=64,
+        warmup_iterations=0,
+        energy_meter="codecarbon",
+        idle_baseline_s=0,
+        count_flops=False,
+        save_outputs=False,
+    )
     with WorkerPools() as pools:
         run_workers(config, "0001", config.config_hash(), checkout / "w1", pools=pools)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -140,7 +173,8 @@ def test_parent_sleeps_while_reused_workers_run(checkout: Path) -> None:
 
 
 def test_model_cache_frees_the_previous_model_before_loading_another(
-        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import weakref
 
     import torch
@@ -155,11 +189,17 @@ def test_model_cache_frees_the_previous_model_before_loading_another(
     del model
     alive_at_load: list[bool] = []
     real_load = worker.load_model_and_tokenizer
-    monkeypatch.setattr(worker, "load_model_and_tokenizer",
-                        lambda *a: (alive_at_load.append(old() is not None), real_load(*a))[1])
-    (half, _), reused = cache.get(fp32.model_copy(update={"precision": "bfloat16"}), "cpu",
-                                  torch.device("cpu"))
+    monkeypatch.setattr(
+        worker,
+        "load_model_and_tokenizer",
+        lambda *a: (alive_at_load.append(old() is not None), real_load(*a))[1],
+    )
+    (half, _), reused = cache.get(
+        fp32.model_copy(update={"precision": "bfloat16"}), "cpu", torch.device("cpu")
+    )
     assert reused is False and next(half.parameters()).dtype == torch.bfloat16
     assert alive_at_load == [False]  # gone before the next one was loaded
-    assert cache.get(fp32.model_copy(update={"precision": "bfloat16"}), "cpu",
-                     torch.device("cpu"))[1] is True
+    assert (
+        cache.get(fp32.model_copy(update={"precision": "bfloat16"}), "cpu", torch.device("cpu"))[1]
+        is True
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from joulebench.cli.base import HELP_OPTIONS, OneLineGroup
+from joulebench.cli.log import configure_logging
 
 
 @click.group(cls=OneLineGroup, context_settings=HELP_OPTIONS)
@@ -20,6 +21,7 @@ def cli() -> None:
       joulebench submit-suite demo --cycles 2 --executor local
       joulebench status
     """
+    configure_logging()
 
 
 def register(group: click.Group) -> None:
@@ -40,10 +42,12 @@ def main() -> None:
 def submit_suite_main() -> None:
     from joulebench.cli.commands import submit_suite
 
+    configure_logging()
     submit_suite(prog_name="submit-suite")
 
 
 def resume_failed_main() -> None:
     from joulebench.cli.commands import resume_failed
 
+    configure_logging()
     resume_failed(prog_name="resume-failed")

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from joulebench.measure.names import ExtraMeterName, MeterName
+
 Precision = Literal["float32", "float16", "bfloat16"]
 Quantization = Literal["none", "int8", "int4"]
 Device = Literal["auto", "cpu", "cuda"]
-MeterName = Literal["auto", "codecarbon", "nvml", "rapl"]
-ExtraMeterName = Literal["codecarbon", "nvml", "rapl"]
 
 # Strict scalars: YAML's `true` must not become batch_size 1, nor "8" a number.
 Int = Annotated[int, Strict()]
@@ -105,11 +105,15 @@ class ExperimentConfig(_Strict):
                 f"({self.max_output_tokens}): lower min_output_tokens or raise max_output_tokens"
             )
         if self.device == "cpu" and self.quantization != "none":
-            raise ValueError(f"quantization: {self.quantization} needs a CUDA GPU but device is "
-                             "cpu; set quantization: none, or device: cuda on a GPU node")
+            raise ValueError(
+                f"quantization: {self.quantization} needs a CUDA GPU but device is "
+                "cpu; set quantization: none, or device: cuda on a GPU node"
+            )
         if self.device == "cpu" and self.energy_meter == "nvml":
-            raise ValueError("energy_meter: nvml needs a GPU but device is cpu; use "
-                             "energy_meter: codecarbon or auto on CPU")
+            raise ValueError(
+                "energy_meter: nvml needs a GPU but device is cpu; use "
+                "energy_meter: codecarbon or auto on CPU"
+            )
         return self
 
     def config_hash(self) -> str:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from joulebench.errors import MeasureError
 from joulebench.measure.base import EnergyMeter
 from joulebench.measure.codecarbon_meter import CodecarbonMeter
+from joulebench.measure.names import METER_NAMES, MeterName
 from joulebench.measure.nvml_meter import NvmlMeter
 from joulebench.measure.rapl_meter import RaplMeter
 
-_METER_NAMES: tuple[str, ...] = ("auto", "codecarbon", "nvml", "rapl")
 
-
-def available_meter_names() -> tuple[str, ...]:
+def available_meter_names() -> tuple[MeterName, ...]:
     """Values accepted by :func:`make_meter` (and by the ``energy_meter`` config key)."""
-    return _METER_NAMES
+    return METER_NAMES
 
 
 def make_meter(name: str, *, device: str) -> EnergyMeter:
@@ -24,17 +23,11 @@ def make_meter(name: str, *, device: str) -> EnergyMeter:
     picks RAPL: its counters are root-only on most systems, so it is opt-in.
     Nothing vendor-specific is imported here: meters import their libraries on start().
     """
-    if name not in _METER_NAMES:
-        raise MeasureError(
-            f"unknown energy meter {name!r}: use one of {', '.join(_METER_NAMES)}"
-        )
+    if name not in METER_NAMES:
+        raise MeasureError(f"unknown energy meter {name!r}: use one of {', '.join(METER_NAMES)}")
     if name == "auto":
         # "cuda:1" style device strings still mean an NVIDIA GPU run.
-        name = (
-            "nvml"
-            if device.split(":", 1)[0].strip().lower() == "cuda"
-            else "codecarbon"
-        )
+        name = "nvml" if device.split(":", 1)[0].strip().lower() == "cuda" else "codecarbon"
     if name == "nvml":
         return NvmlMeter()
     if name == "rapl":

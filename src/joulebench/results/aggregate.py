@@ -15,14 +15,22 @@ from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.baseline import dynamic_energy_j
 from joulebench.measure.host_load import window_load
 from joulebench.measure.quality import dynamic_energy_flags, quality_flags
+from joulebench.results.records import (
+    BatchRecord,
+    ComputeSection,
+    EnergySection,
+    InferenceSection,
+    ProcessEnergy,
+    RankRecord,
+)
 from joulebench.results.stats import latency_summary, ratio
 
 
-def _batches(rank: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+def _batches(rank: RankRecord) -> list[tuple[int, BatchRecord]]:
     return [(int(k), v) for k, v in rank["batches"].items()]
 
 
-def node_energies(ranks: list[dict[str, Any]]) -> dict[str, EnergyMeasurement]:
+def node_energies(ranks: list[RankRecord]) -> dict[str, EnergyMeasurement]:
     """host -> the measurement its local rank 0 took (one per node, by construction)."""
     out: dict[str, EnergyMeasurement] = {}
     for rank in ranks:
@@ -31,11 +39,13 @@ def node_energies(ranks: list[dict[str, Any]]) -> dict[str, EnergyMeasurement]:
     return out
 
 
-def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
-    all_batches, measured = [], []
+def inference_metrics(ranks: list[RankRecord]) -> InferenceSection:
+    all_batches: list[BatchRecord] = []
+    measured: list[BatchRecord] = []
     for rank in ranks:
         unmeasured = set(rank.get("resumed_batches", [])) | set(
-            rank.get("outside_window_batches", []))
+            rank.get("outside_window_batches", [])
+        )
         for index, batch in _batches(rank):
             all_batches.append(batch)
             if index not in unmeasured:
@@ -65,8 +75,7 @@ def inference_metrics(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def latency_phases(all_batches: list[dict[str, Any]], measured: list[dict[str, Any]]
-                   ) -> dict[str, Any]:
+def latency_phases(all_batches: list[BatchRecord], measured: list[BatchRecord]) -> dict[str, Any]:
     """Per-request latency, TTFT and inter-token latency.
 
     Static batching returns every request of a batch together, so a request's latency
@@ -98,47 +107,57 @@ def peak_memory_summary(peaks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     the two read as if float16 needed more memory than float32.
     """
     rss = max(m["peak_rss_bytes"] for m in peaks.values())
-    gpu = [m["cuda_max_allocated_bytes"] for m in peaks.values()
-           if "cuda_max_allocated_bytes" in m]
-    return {"peak_memory_bytes_max": max(gpu) if gpu else rss,
-            "peak_memory_source": "cuda_max_allocated" if gpu else "host_rss",
-            "peak_host_rss_bytes_max": rss}
+    gpu = [m["cuda_max_allocated_bytes"] for m in peaks.values() if "cuda_max_allocated_bytes" in m]
+    return {
+        "peak_memory_bytes_max": max(gpu) if gpu else rss,
+        "peak_memory_source": "cuda_max_allocated" if gpu else "host_rss",
+        "peak_host_rss_bytes_max": rss,
+    }
 
 
-def _timing_method(timed: list[dict[str, Any]]) -> str | None:
+def _timing_method(timed: list[BatchRecord]) -> str | None:
     if not timed:
         return None
     clocks = sorted({b.get("step_clock", "host") for b in timed})
     where = {"host": "host clock", "cuda_events": "CUDA events in the stream (no per-step sync)"}
-    return ("per-step timestamps from a never-stopping stopping criterion, "
-            f"{' and '.join(where.get(c, c) for c in clocks)}: TTFT = first step - start")
+    return (
+        "per-step timestamps from a never-stopping stopping criterion, "
+        f"{' and '.join(where.get(c, c) for c in clocks)}: TTFT = first step - start"
+    )
 
 
-def compute_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any]) -> dict[str, Any]:
+def compute_metrics(ranks: list[RankRecord], inference: InferenceSection) -> ComputeSection:
     rank0 = next(r for r in ranks if r["rank"] == 0)
     linear = rank0["flops"].get("linear_params", 0)
-    counted = {k: v for k, v in rank0["flops"].items()
-               if k.startswith(("counted", "analytic_prefill", "prefill", "attention"))}
+    counted = {
+        k: v
+        for k, v in rank0["flops"].items()
+        if k.startswith(("counted", "analytic_prefill", "prefill", "attention"))
+    }
     peaks = {str(r["rank"]): r["memory"] for r in ranks}
     return {
         "flops": {
-            "analytic_total_flops": 2 * linear * (inference["total_input_tokens"]
-                                                  + inference["total_output_tokens"]),
-            "analytic_measured_flops": 2 * linear * (inference["measured_input_tokens"]
-                                                     + inference["measured_output_tokens"]),
+            "analytic_total_flops": 2
+            * linear
+            * (inference["total_input_tokens"] + inference["total_output_tokens"]),
+            "analytic_measured_flops": 2
+            * linear
+            * (inference["measured_input_tokens"] + inference["measured_output_tokens"]),
             "analytic_method": rank0["flops"].get("analytic_method"),
             "linear_params": linear,
             **counted,
             "counted_method": "FlopCounterMode on one untimed prefill of the first batch"
-            if counted else None,
+            if counted
+            else None,
         },
         "memory_by_process": peaks,
         **peak_memory_summary(peaks),
     }
 
 
-def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
-                   compute: dict[str, Any]) -> dict[str, Any]:
+def energy_metrics(
+    ranks: list[RankRecord], inference: InferenceSection, compute: ComputeSection
+) -> EnergySection:
     nodes = node_energies(ranks)
     energy_j = sum(m.energy_j for m in nodes.values()) if nodes else None
     by_device: dict[str, float] = defaultdict(float)
@@ -150,10 +169,14 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     out_tokens = inference["measured_output_tokens"]
     energy_kwh = energy_j / 3.6e6 if energy_j is not None else None
     flags = sorted({f for m in nodes.values() for f in quality_flags(m, inference["window_s"])})
-    baselines = {r["host"]: r["baseline"] for r in ranks
-                 if r.get("local_rank") == 0 and r.get("baseline")}
-    baseline_w = sum(b["power_w"] for b in baselines.values()) \
-        if nodes and set(baselines) >= set(nodes) else None
+    baselines = {
+        r["host"]: r["baseline"] for r in ranks if r.get("local_rank") == 0 and r.get("baseline")
+    }
+    baseline_w = (
+        sum(b["power_w"] for b in baselines.values())
+        if nodes and set(baselines) >= set(nodes)
+        else None
+    )
     dynamic_j = dynamic_energy_j(energy_j, baseline_w, inference["window_s"])
     flags = sorted({*flags, *dynamic_energy_flags(energy_j, dynamic_j)})
     if not nodes:
@@ -181,7 +204,8 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
         # AIEnergyScore's unit: GPU energy only, in Wh per 1,000 queries.
         "gpu_energy_wh_per_1000_queries": ratio(
             _gpu_j(nodes) / 3.6 if _gpu_j(nodes) is not None else None,
-            inference["measured_prompts"]),
+            inference["measured_prompts"],
+        ),
         "per_node": {host: m.to_dict() for host, m in nodes.items()},
         "other_meters": other_meters(ranks, inference["window_s"]),
         "host_load_by_node": load,
@@ -189,7 +213,7 @@ def energy_metrics(ranks: list[dict[str, Any]], inference: dict[str, Any],
     }
 
 
-def host_load_by_node(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+def host_load_by_node(ranks: list[RankRecord]) -> dict[str, Any]:
     """host -> what other work did with its CPUs in the window (None where not visible)."""
     out: dict[str, Any] = {}
     for rank in ranks:
@@ -197,8 +221,7 @@ def host_load_by_node(ranks: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         node = rank.get("node_cpu") or {}
         own = [r.get("own_window_cpu_s") or 0.0 for r in ranks if r["host"] == rank["host"]]
-        out[rank["host"]] = window_load(node.get("start"), node.get("end"), rank["window_s"],
-                                        own)
+        out[rank["host"]] = window_load(node.get("start"), node.get("end"), rank["window_s"], own)
     return out
 
 
@@ -208,15 +231,14 @@ def others_cpu_share_max(by_node: dict[str, Any]) -> float | None:
     return max(shares) if shares else None
 
 
-def other_meters(ranks: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
+def other_meters(ranks: list[RankRecord], window_s: float) -> dict[str, Any]:
     """Each extra meter's own figures (same window, same once-per-node rule)."""
     out: dict[str, Any] = {}
     for rank in ranks:
         if rank.get("local_rank") != 0:
             continue
         for name, reading in (rank.get("extra_energy") or {}).items():
-            entry = out.setdefault(name, {"energy_j": 0.0, "per_node": {},
-                                          "quality_flags": set()})
+            entry = out.setdefault(name, {"energy_j": 0.0, "per_node": {}, "quality_flags": set()})
             entry["per_node"][rank["host"]] = reading
             if "unavailable" in reading:
                 entry["energy_j"] = None
@@ -231,17 +253,22 @@ def other_meters(ranks: list[dict[str, Any]], window_s: float) -> dict[str, Any]
 
 
 def _gpu_j(nodes: dict[str, EnergyMeasurement]) -> float | None:
-    gpu = [j for m in nodes.values() for d, j in m.energy_j_by_device.items()
-           if d.startswith("gpu")]
+    gpu = [
+        j for m in nodes.values() for d, j in m.energy_j_by_device.items() if d.startswith("gpu")
+    ]
     return sum(gpu) if gpu else None
 
 
-def per_process_energy(rank: dict[str, Any]) -> dict[str, Any]:
+def per_process_energy(rank: RankRecord) -> ProcessEnergy:
     """The seed's per-process file; only local rank 0 carries the node's energy."""
     return {
-        "process_rank": rank["rank"], "local_rank": rank["local_rank"], "host": rank["host"],
+        "process_rank": rank["rank"],
+        "local_rank": rank["local_rank"],
+        "host": rank["host"],
         "energy": rank.get("energy"),
-        "note": None if rank.get("energy") else "energy is measured once per node by local "
+        "note": None
+        if rank.get("energy")
+        else "energy is measured once per node by local "
         "rank 0; this process contributes tokens, timings and memory only",
         "window_s": rank["window_s"],
         "input_tokens": sum(b["input_tokens"] for b in rank["batches"].values()),

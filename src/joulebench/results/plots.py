@@ -15,13 +15,12 @@ intervals already clipped at 0 by the statistics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from joulebench.errors import JoulebenchError
-from joulebench.results.report import ConfigSummary
 from joulebench.results.stats import MetricStats
+from joulebench.results.summary import ConfigSummary, PlotData, Series
 from joulebench.results.variables import Variable
 
 ENERGY = "energy_per_output_token_j"
@@ -68,35 +67,6 @@ def field_label(path: str) -> str:
         if name.endswith(suffix):
             return f"{name[: -len(suffix)].replace('_', ' ')} ({unit})"
     return name.replace("_", " ")
-
-
-@dataclass
-class Series:
-    label: str
-    model: str
-    x: list[Any]
-    y: list[float]
-    ci_low: list[float | None]
-    ci_high: list[float | None]
-    configs: list[str]
-    n: list[int] = field(default_factory=list)  # runs behind each point
-    x_ci_low: list[float | None] = field(default_factory=list)  # Pareto plot only
-    x_ci_high: list[float | None] = field(default_factory=list)
-
-
-@dataclass
-class PlotData:
-    name: str  # file stem, e.g. demo_energy_per_token_vs_batch_size
-    title: str
-    x_label: str
-    y_label: str
-    series: list[Series]
-    variable: str | None = None  # the field's path; None for the Pareto plot
-    metric: str | None = None
-    numeric: bool = False  # x is a number line (else categories, drawn as points)
-    front: Series | None = None  # Pareto plot: the non-dominated configs
-    path: Path | None = None  # the PNG, set once drawn
-    svg_path: Path | None = None  # the SVG beside it
 
 
 def _series_keys(

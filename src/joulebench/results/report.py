@@ -23,57 +23,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_text
 from joulebench.measure.quality import excluding_flags
 from joulebench.results.csv_store import read_rows
 from joulebench.results.cycles import UNSTABLE_FLAG, cycle_disagreement
-from joulebench.results.stats import MetricStats, describe, mad_outliers, to_float
+from joulebench.results.stats import describe, mad_outliers, to_float
+from joulebench.results.summary import (
+    METRICS,
+    NONNEGATIVE,
+    OUTLIER_METRIC,
+    ConfigSummary,
+    PlotData,
+)
 from joulebench.results.variables import Variable, row_variables
 
-if TYPE_CHECKING:
-    from joulebench.results.plots import PlotData
-
 log = logging.getLogger(__name__)
-
-METRICS: tuple[str, ...] = (
-    "energy_per_output_token_j",
-    "dynamic_energy_per_output_token_j",
-    "throughput_output_tokens_per_s",
-    "request_latency_p50_s",
-    "request_latency_p95_s",
-    "output_tokens_per_j",
-    "flops_per_j",
-)
-# Dynamic energy (total - idle baseline x window) is the only one that can be negative.
-NONNEGATIVE = frozenset(METRICS) - {"dynamic_energy_per_output_token_j"}
-OUTLIER_METRIC = "energy_per_output_token_j"
-
-
-@dataclass
-class ConfigSummary:
-    suite: str
-    model: str
-    config_name: str
-    variables: dict[str, str]  # varied field -> this config's value
-    experiment_ids: list[str]  # rows used in the statistics
-    flagged: dict[str, str]  # experiment_id -> quality flags; excluded from the statistics
-    outliers: list[str]  # experiment_ids flagged by the MAD rule (still included)
-    archived: list[str] = field(default_factory=list)  # older runs of the keys: not pooled
-    energy_meter: str = ""  # "codecarbon", "nvml", or "a, b" when runs differ
-    energy_method: str = ""  # counter, polling, estimate
-    energy_is_estimate: str = ""  # yes, no or mixed
-    config_flags: list[str] = field(default_factory=list)  # e.g. unstable_across_cycles
-    cycle_notes: list[str] = field(default_factory=list)  # why a config flag was raised
-    metrics: dict[str, MetricStats] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} / {self.config_name}"
 
 
 def _joined(rows: Sequence[Mapping[str, str]], column: str) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from joulebench.results.cycles import LOADED_OTHERS_SHARE, UNSTABLE_RATIO
-from joulebench.results.report import METRICS, OUTLIER_METRIC, ConfigSummary
+from joulebench.results.layout import result_file
 from joulebench.results.stats import fmt, fmt_mean_ci, to_float
+from joulebench.results.summary import METRICS, OUTLIER_METRIC, ConfigSummary
 from joulebench.results.variables import Variable
 
 
@@ -274,12 +275,7 @@ figure{margin:1em 0}img{max-width:100%}"""
 
 def raw_link(experiment_id: str, results_dir: Path, out_dir: Path) -> str:
     """The experiment's global-energy JSON, relative to the report's folder, URL-quoted."""
-    target = (
-        results_dir
-        / "raw_results"
-        / experiment_id
-        / f"{experiment_id}_7_global_energy_results.json"
-    )
+    target = result_file(results_dir, experiment_id, "energy")
     return quote(Path(os.path.relpath(target, out_dir)).as_posix())
 
 

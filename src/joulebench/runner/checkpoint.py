@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from joulebench.errors import RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.results.records import BatchRecord
 
 FORMAT = "joulebench-batch-checkpoint/1"
 
@@ -29,15 +29,24 @@ class BatchCheckpoint:
     world_size: int
     rank: int
     batch_size: int = 0
-    batches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    batches: dict[int, BatchRecord] = field(default_factory=dict)
     resumed_indices: frozenset[int] = frozenset()
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
-                                  compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
     _behind: _WriteBehind | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def open(cls, path: Path, *, experiment_id: str, config_hash: str, world_size: int,
-             rank: int, batch_size: int = 0) -> BatchCheckpoint:
+    def open(
+        cls,
+        path: Path,
+        *,
+        experiment_id: str,
+        config_hash: str,
+        world_size: int,
+        rank: int,
+        batch_size: int = 0,
+    ) -> BatchCheckpoint:
         """Load the file if one exists for this experiment, else start empty.
 
         A different batch size (an OOM retry with half the batch) means other batch
@@ -49,16 +58,22 @@ class BatchCheckpoint:
         try:
             data = read_json(path)
         except ValueError:
-            raise RunnerError(f"{path}: checkpoint is not valid JSON; delete it to rerun "
-                              "this experiment's batches from the start") from None
-        expected = {"experiment_id": experiment_id, "config_hash": config_hash,
-                    "world_size": world_size}
+            raise RunnerError(
+                f"{path}: checkpoint is not valid JSON; delete it to rerun "
+                "this experiment's batches from the start"
+            ) from None
+        expected = {
+            "experiment_id": experiment_id,
+            "config_hash": config_hash,
+            "world_size": world_size,
+        }
         for name, value in expected.items():
             if data.get(name) != value:
                 raise RunnerError(
                     f"{path}: checkpoint has {name}={data.get(name)!r} but this run has "
                     f"{value!r}; the config changed since the experiment started: revert it, "
-                    "or rerun the suite with --fresh")
+                    "or rerun the suite with --fresh"
+                )
         if data.get("batch_size", batch_size) != batch_size:
             return ckpt
         ckpt.batches = {int(k): v for k, v in data.get("batches", {}).items()}
@@ -68,7 +83,7 @@ class BatchCheckpoint:
     def done(self, index: int) -> bool:
         return index in self.batches
 
-    def add(self, index: int, record: dict[str, Any]) -> None:
+    def add(self, index: int, record: BatchRecord) -> None:
         """Record a finished batch: durable on return, or soon after inside ``behind()``."""
         with self._lock:
             self.batches[index] = record
@@ -80,11 +95,19 @@ class BatchCheckpoint:
     def _write(self) -> None:
         with self._lock:
             batches = {str(k): v for k, v in sorted(self.batches.items())}
-        atomic_write_json(self.path, {
-            "format": FORMAT, "experiment_id": self.experiment_id,
-            "config_hash": self.config_hash, "world_size": self.world_size, "rank": self.rank,
-            "batch_size": self.batch_size, "batches": batches,
-        }, indent=None)
+        atomic_write_json(
+            self.path,
+            {
+                "format": FORMAT,
+                "experiment_id": self.experiment_id,
+                "config_hash": self.config_hash,
+                "world_size": self.world_size,
+                "rank": self.rank,
+                "batch_size": self.batch_size,
+                "batches": batches,
+            },
+            indent=None,
+        )
 
     @contextmanager
     def behind(self) -> Iterator[None]:
@@ -111,8 +134,9 @@ class _WriteBehind:
         self._wake = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="joulebench-checkpoint-writer")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name="joulebench-checkpoint-writer"
+        )
         self._thread.start()
 
     def request(self) -> None:

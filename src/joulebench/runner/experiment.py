@@ -7,11 +7,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
 
@@ -33,7 +33,7 @@ class RawRun:
     config: ExperimentConfig
     config_hash: str
     device: str
-    ranks: list[dict[str, Any]]
+    ranks: list[RankRecord]
     launch_wall_s: float
     work_dir: Path
     workers_launch_s: float = 0.0  # 0 when the experiment ran in already-launched workers
@@ -53,19 +53,26 @@ def _last_line(path: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _failure_from(work: Path, returncode: int, log_path: Path,
-                  launcher_log: Path) -> ExperimentFailed:
+def _failure_from(
+    work: Path, returncode: int, log_path: Path, launcher_log: Path
+) -> ExperimentFailed:
     errors = sorted(work.glob("error_rank*.json"))
     if errors:
         info = read_json(errors[0])
-        return ExperimentFailed(f"{info['type']}: {info['message']} (see {log_path})",
-                                info.get("cause", "code_error"), bool(info.get("user_error")))
+        return ExperimentFailed(
+            f"{info['type']}: {info['message']} (see {log_path})",
+            info.get("cause", "code_error"),
+            bool(info.get("user_error")),
+        )
     if returncode < 0 or returncode in (128 + 9, 128 + 15, 137, 143):
-        return ExperimentFailed(f"workers were killed (exit {returncode}); see {log_path} "
-                                f"and {launcher_log}", "interrupted")
+        return ExperimentFailed(
+            f"workers were killed (exit {returncode}); see {log_path} and {launcher_log}",
+            "interrupted",
+        )
     tail = _last_line(log_path) or _last_line(launcher_log)
-    return ExperimentFailed(f"accelerate exited {returncode}: {tail} "
-                            f"(see {log_path} and {launcher_log})", "code_error")
+    return ExperimentFailed(
+        f"accelerate exited {returncode}: {tail} (see {log_path} and {launcher_log})", "code_error"
+    )
 
 
 def _check_gpus_visible(num_processes: int) -> None:
@@ -83,19 +90,30 @@ def _check_gpus_visible(num_processes: int) -> None:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     env = f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}"
     if visible == 0:
-        raise ExperimentFailed(f"device: cuda but this node has no CUDA GPU visible ({env}); "
-                               "ask Slurm for GPUs (--gpus-per-node) or use device: auto",
-                               "config_error", True)
+        raise ExperimentFailed(
+            f"device: cuda but this node has no CUDA GPU visible ({env}); "
+            "ask Slurm for GPUs (--gpus-per-node) or use device: auto",
+            "config_error",
+            True,
+        )
     if num_processes > visible:
-        raise ExperimentFailed(f"num_processes: {num_processes} but this node has {visible} "
-                               f"CUDA GPU(s) visible ({env}); each process needs its own GPU",
-                               "config_error", True)
+        raise ExperimentFailed(
+            f"num_processes: {num_processes} but this node has {visible} "
+            f"CUDA GPU(s) visible ({env}); each process needs its own GPU",
+            "config_error",
+            True,
+        )
 
 
-def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
-                work_dir: Path, batch_size: int | None = None,
-                baseline_cache_dir: Path | None = None,
-                pools: WorkerPools | None = None) -> RawRun:
+def run_workers(
+    config: ExperimentConfig,
+    experiment_id: str,
+    config_hash: str,
+    work_dir: Path,
+    batch_size: int | None = None,
+    baseline_cache_dir: Path | None = None,
+    pools: WorkerPools | None = None,
+) -> RawRun:
     """Run the experiment's processes; raise ExperimentFailed with a cause on failure.
 
     With ``pools``, workers launched for an earlier experiment of the same shape run this
@@ -103,19 +121,28 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
     """
     device = resolve_device(config.device)
     if config.quantization != "none" and device != "cuda":
-        raise ExperimentFailed(f"quantization: {config.quantization} needs a CUDA GPU but this "
-                               "run is on cpu; set quantization: none", "config_error", True)
+        raise ExperimentFailed(
+            f"quantization: {config.quantization} needs a CUDA GPU but this "
+            "run is on cpu; set quantization: none",
+            "config_error",
+            True,
+        )
     if device == "cuda":
         _check_gpus_visible(config.num_processes)
     work_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(work_dir)
     task_path = work_dir / "task.json"
-    atomic_write_json(task_path, {"experiment_id": experiment_id, "config_hash": config_hash,
-                                  "config": config.model_dump(mode="json"),
-                                  "batch_size": batch_size or config.batch_size,
-                                  "baseline_cache_dir": str(baseline_cache_dir.resolve())
-                                  if baseline_cache_dir else None,
-                                  "work_dir": str(work_dir.resolve())})
+    atomic_write_json(
+        task_path,
+        {
+            "experiment_id": experiment_id,
+            "config_hash": config_hash,
+            "config": config.model_dump(mode="json"),
+            "batch_size": batch_size or config.batch_size,
+            "baseline_cache_dir": str(baseline_cache_dir.resolve()) if baseline_cache_dir else None,
+            "work_dir": str(work_dir.resolve()),
+        },
+    )
     owned = pools is None
     pools = WorkerPools() if pools is None else pools
     launcher_log = work_dir / "launcher.log"
@@ -126,8 +153,9 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
         pool.run(task_path)
     except WorkersExited as exited:
         pools.discard()
-        raise _failure_from(work_dir, exited.returncode, work_dir / "workers.log",
-                            launcher_log) from None
+        raise _failure_from(
+            work_dir, exited.returncode, work_dir / "workers.log", launcher_log
+        ) from None
     finally:
         if owned:
             pools.close()
@@ -137,5 +165,4 @@ def run_workers(config: ExperimentConfig, experiment_id: str, config_hash: str,
         pools.discard()
         raise _failure_from(work_dir, 0, work_dir / "workers.log", launcher_log)
     ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]
-    return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir,
-                  launch_s)
+    return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir, launch_s)

@@ -1,10 +1,11 @@
 """Launched workers that run several experiments in sequence (parent side).
 
-One ``accelerate launch`` costs seconds of imports, and loading a large model costs more,
-so consecutive experiments that share model, precision, quantisation, process count and
-device run in the same workers: the parent hands each worker a task file over a Unix
-socket and blocks (``select`` on the sockets and a pidfd, never polling) until every
-worker reports the experiment done. A failing experiment ends its workers; the next
+One ``accelerate launch`` costs seconds of imports, so consecutive experiments of one
+:class:`PoolShape` (process count and device) run in the same workers, whatever their
+model, precision or quantisation; a worker keeps its loaded model for the next task that
+asks for the same one (``worker.ModelCache``). The parent hands each worker a task file
+over a Unix socket and blocks (``select`` on the sockets and a pidfd, never polling) until
+every worker reports the experiment done. A failing experiment ends its workers; the next
 experiment launches fresh ones, so one failure never takes others with it.
 """
 
@@ -91,8 +92,12 @@ def remove_stale_socket_dirs(base: str) -> list[Path]:
     for folder in Path(base).glob(f"{SOCKET_DIR_PREFIX}*"):
         owner = folder.name.removeprefix(SOCKET_DIR_PREFIX).split("-", 1)[0]
         try:
-            if not owner.isdigit() or folder.lstat().st_uid != os.getuid() \
-                    or not folder.is_dir() or folder.is_symlink():
+            if (
+                not owner.isdigit()
+                or folder.lstat().st_uid != os.getuid()
+                or not folder.is_dir()
+                or folder.is_symlink()
+            ):
                 continue
             if _owner_gone(int(owner)):
                 shutil.rmtree(folder)
@@ -123,10 +128,12 @@ class WorkerPool:
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(os.path.join(self._dir, "s"))
         self._listener.listen(shape.num_processes)
-        cmd = accelerate_command(shape.num_processes, shape.device,
-                                 ["--serve", self._listener.getsockname(), shape.device])
-        self._proc = start_workers(cmd, worker_env(shape.num_processes, shape.device),
-                                   log_path)
+        cmd = accelerate_command(
+            shape.num_processes,
+            shape.device,
+            ["--serve", self._listener.getsockname(), shape.device],
+        )
+        self._proc = start_workers(cmd, worker_env(shape.num_processes, shape.device), log_path)
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._conns: dict[int, socket.socket] = {}
         self._buffers: dict[int, bytes] = {}
@@ -243,8 +250,12 @@ class WorkerPools:
     def get(self, shape: PoolShape, log_path: Path) -> tuple[WorkerPool, float]:
         """A live pool of this shape, and the seconds spent launching it (0 if reused)."""
         pool = self._pool
-        if pool is not None and pool.alive and pool.shape == shape and \
-                (self.reuse or pool.experiments_run == 0):
+        if (
+            pool is not None
+            and pool.alive
+            and pool.shape == shape
+            and (self.reuse or pool.experiments_run == 0)
+        ):
             return pool, 0.0
         self.close()
         start = time.perf_counter()
@@ -267,8 +278,7 @@ class WorkerPools:
             pool, self._pool = self._pool, None
             pool.close()
             self.launcher_cpu_s += pool.launcher_cpu_s
-            self.launcher_watch_cpu_s += max(0.0, pool.launcher_cpu_s -
-                                             pool.launcher_startup_cpu_s)
+            self.launcher_watch_cpu_s += max(0.0, pool.launcher_cpu_s - pool.launcher_startup_cpu_s)
 
     def __enter__(self) -> WorkerPools:
         return self

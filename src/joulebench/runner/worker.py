@@ -2,9 +2,10 @@
 
 Run as ``python -m joulebench.runner.worker --serve SOCKET DEVICE``. Each process connects
 to the parent's socket, then runs one task file per line it receives, writing
-``rank_{r}.json`` (or ``error_rank{r}.json``) into that task's work folder; the parent
-aggregates them. The model stays loaded between tasks. Energy is sampled by local rank
-0 only, around a window that spans every process's batches.
+``rank_{r}.json`` (a ``results.records.RankRecord``; or ``error_rank{r}.json``) into that
+task's work folder; the parent aggregates them. The model stays loaded while the next
+task asks for the same one (:class:`ModelCache`). Energy is sampled by local rank 0
+only, around a window that spans every process's batches.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ from typing import Any
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
+from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
+from joulebench.runner.node_readings import (
+    cool_down_reading,
+    gpu_inventory,
+    idle_baseline_reading,
+    start_extra_meters,
+    stop_extra_meters,
+)
 from joulebench.runner.prompts import (
     batches,
     load_prompt_texts,
@@ -43,12 +52,18 @@ def _sync(device: str) -> None:
 
 
 def generation_kwargs(cfg: ExperimentConfig, pad_token_id: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_new_tokens": cfg.max_output_tokens,
-                              "min_new_tokens": cfg.min_output_tokens,
-                              "pad_token_id": pad_token_id}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": cfg.max_output_tokens,
+        "min_new_tokens": cfg.min_output_tokens,
+        "pad_token_id": pad_token_id,
+    }
     if cfg.decoder.mode == "sampling":
-        kwargs.update(do_sample=True, temperature=cfg.decoder.temperature,
-                      top_k=cfg.decoder.top_k, top_p=cfg.decoder.top_p)
+        kwargs.update(
+            do_sample=True,
+            temperature=cfg.decoder.temperature,
+            top_k=cfg.decoder.top_k,
+            top_p=cfg.decoder.top_p,
+        )
     else:
         kwargs["do_sample"] = False
     return kwargs
@@ -57,30 +72,43 @@ def generation_kwargs(cfg: ExperimentConfig, pad_token_id: int) -> dict[str, Any
 class Workload:
     """Model, tokenizer and this process's prompt batches, ready to generate."""
 
-    def __init__(self, cfg: ExperimentConfig, device: str, accelerator: Any,
-                 batch_size: int, model_and_tokenizer: tuple[Any, Any]) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        device: str,
+        accelerator: Any,
+        batch_size: int,
+        model_and_tokenizer: tuple[Any, Any],
+    ) -> None:
         self.cfg, self.device, self.acc = cfg, device, accelerator
         self.model, self.tok = model_and_tokenizer
         texts = load_prompt_texts(cfg.dataset)
         counts = prompt_token_counts(self.tok, texts)
-        self.prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
-                                      cfg.dataset.name)
+        self.prompts = select_prompts(
+            texts, counts, cfg.num_prompts, cfg.max_input_tokens, cfg.dataset.name
+        )
         mine = shard(self.prompts, accelerator.process_index, accelerator.num_processes)
         self.batches = batches(mine, batch_size)
         self.gen_kwargs = generation_kwargs(cfg, self.tok.pad_token_id)
 
     def encode(self, prompts: list[str]) -> Any:
-        enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True,
-                       max_length=self.cfg.max_input_tokens)
+        enc = self.tok(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_input_tokens,
+        )
         return enc.to(self.acc.device)
 
-    def generate(self, prompts: list[str], enc: Any = None) -> dict[str, Any]:
+    def generate(self, prompts: list[str], enc: Any = None) -> BatchRecord:
         import torch
         from transformers import StoppingCriteriaList
 
         enc = self.encode(prompts) if enc is None else enc
-        clock = step_clock(self.device, self.cfg.max_output_tokens) \
-            if self.cfg.token_timing else None
+        clock = (
+            step_clock(self.device, self.cfg.max_output_tokens) if self.cfg.token_timing else None
+        )
         extra = {"stopping_criteria": StoppingCriteriaList([clock])} if clock is not None else {}
         _sync(self.device)
         start = time.perf_counter()
@@ -90,8 +118,8 @@ class Workload:
             out = self.model.generate(**enc, **self.gen_kwargs, **extra)
         _sync(self.device)
         latency_s = time.perf_counter() - start
-        new = out[:, enc["input_ids"].shape[1]:]
-        record: dict[str, Any] = {
+        new = out[:, enc["input_ids"].shape[1] :]
+        record: BatchRecord = {
             "num_prompts": len(prompts),
             "input_tokens": int(enc["attention_mask"].sum()),
             "output_tokens": int((new != self.tok.pad_token_id).sum()),
@@ -102,72 +130,6 @@ class Workload:
             record["texts"] = self.tok.batch_decode(new, skip_special_tokens=True)
             record["token_ids"] = new.tolist()
         return record
-
-
-def _baseline(cfg: ExperimentConfig, device: str, task: dict[str, Any]) -> dict[str, Any] | None:
-    from joulebench.measure.baseline import idle_baseline
-    from joulebench.measure.factory import make_meter
-
-    if cfg.idle_baseline_s <= 0 or not task.get("baseline_cache_dir"):
-        return None
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all") if device == "cuda" else "cpu"
-    meter_name = make_meter(cfg.energy_meter, device=device).name
-    return idle_baseline(lambda: make_meter(cfg.energy_meter, device=device), meter_name,
-                         devices, Path(task["baseline_cache_dir"]), cfg.idle_baseline_s,
-                         cfg.idle_baseline_max_age_s)
-
-
-def _start_extra_meters(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
-    """Extra meters share the window; one that cannot start is reported, not fatal."""
-    from joulebench.errors import MeasureError
-    from joulebench.measure.factory import make_meter
-
-    started: dict[str, Any] = {}
-    for name in cfg.extra_meters:
-        try:
-            extra = make_meter(name, device=device)
-            extra.start()
-            started[name] = extra
-        except MeasureError as exc:
-            started[name] = str(exc)
-    return started
-
-
-def _stop_extra_meters(extras: dict[str, Any]) -> dict[str, Any]:
-    from joulebench.errors import MeasureError
-
-    out: dict[str, Any] = {}
-    for name, extra in extras.items():
-        if isinstance(extra, str):
-            out[name] = {"unavailable": extra}
-            continue
-        try:
-            out[name] = extra.stop().to_dict()
-        except MeasureError as exc:
-            out[name] = {"unavailable": str(exc)}
-    return out
-
-
-def _gpu_inventory(device: str) -> dict[str, Any] | None:
-    """Provenance of the node's GPUs, whichever meter runs; None off CUDA or without NVML."""
-    if device != "cuda":
-        return None
-    from joulebench.errors import MeasureError
-    from joulebench.measure.nvml_devices import visible_gpu_inventory
-
-    try:
-        return visible_gpu_inventory()
-    except MeasureError as exc:
-        return {"unavailable": str(exc)}
-
-
-def _cool_down(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
-    """Start temperature always; the wait only when cooldown_temp_c is set."""
-    from joulebench.measure.thermal import cool_down, cpu_temperatures_c, gpu_temperatures_c
-
-    read = gpu_temperatures_c if device == "cuda" else cpu_temperatures_c
-    return {"sensor": "nvml" if device == "cuda" else "thermal_zone",
-            **cool_down(read, cfg.cooldown_temp_c, cfg.cooldown_max_wait_s)}
 
 
 class ModelCache:
@@ -182,8 +144,9 @@ class ModelCache:
         self._key: tuple[str, str, str] | None = None
         self._value: tuple[Any, Any] | None = None
 
-    def get(self, cfg: ExperimentConfig, device: str, torch_device: Any
-            ) -> tuple[tuple[Any, Any], bool]:
+    def get(
+        self, cfg: ExperimentConfig, device: str, torch_device: Any
+    ) -> tuple[tuple[Any, Any], bool]:
         """(model, tokenizer) and whether they were already loaded."""
         key = (cfg.model, cfg.precision, cfg.quantization)
         if self._key == key and self._value is not None:
@@ -211,7 +174,7 @@ class _Phases:
         self._last = now
 
 
-def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict[str, Any]:
+def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> RankRecord:
     import torch
 
     from joulebench.measure.flops import counted_prefill_flops
@@ -228,52 +191,71 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> dict
     phases.mark("load")
     wl = Workload(cfg, device, acc, batch_size, loaded)
     phases.mark("prompts")
-    ckpt = BatchCheckpoint.open(work / f"ckpt_rank{rank}.json", experiment_id=task["experiment_id"],
-                                config_hash=task["config_hash"], world_size=world, rank=rank,
-                                batch_size=batch_size)
-    thermal = _cool_down(cfg, device) if local_rank == 0 else None
-    node_baseline = _baseline(cfg, device, task) if local_rank == 0 else None
+    ckpt = BatchCheckpoint.open(
+        work / f"ckpt_rank{rank}.json",
+        experiment_id=task["experiment_id"],
+        config_hash=task["config_hash"],
+        world_size=world,
+        rank=rank,
+        batch_size=batch_size,
+    )
+    thermal = cool_down_reading(cfg, device) if local_rank == 0 else None
+    node_baseline = idle_baseline_reading(cfg, device, task) if local_rank == 0 else None
     acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
     phases.mark("baseline")
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
         wl.generate(wl.batches[0])
     phases.mark("warmup")
-    flops = (counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0])))
-             if cfg.count_flops and rank == 0 and wl.batches else None)
+    flops = (
+        counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0])))
+        if cfg.count_flops and rank == 0 and wl.batches
+        else None
+    )
     phases.mark("flops")
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
-    outside = [i for i, b in enumerate(wl.batches)
-               if cfg.steady_state and len(b) < batch_size]
+    outside = [i for i, b in enumerate(wl.batches) if cfg.steady_state and len(b) < batch_size]
     window = _measured_window(wl, ckpt, outside, phases)
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))
     phases.mark("outside_window")
     return {
-        "rank": rank, "local_rank": local_rank, "world_size": world, "batch_size": batch_size,
-        "host": socket.gethostname(), "device": device, "pid": os.getpid(),
+        "rank": rank,
+        "local_rank": local_rank,
+        "world_size": world,
+        "batch_size": batch_size,
+        "host": socket.gethostname(),
+        "device": device,
+        "pid": os.getpid(),
         "torch_device": str(acc.device),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "batches": {str(k): v for k, v in sorted(ckpt.batches.items())},
         "resumed_batches": sorted(ckpt.resumed_indices),
         "outside_window_batches": outside,
-        **window, "load_s": phases.seconds["load"],
-        "warmup_s": phases.seconds["warmup"], "model_reused": reused,
+        **window,
+        "load_s": phases.seconds["load"],
+        "warmup_s": phases.seconds["warmup"],
+        "model_reused": reused,
         "phases_s": {k: round(v, 4) for k, v in phases.seconds.items() if k != "window"},
         "baseline": node_baseline,
         "thermal": thermal,
-        "gpus": _gpu_inventory(device) if local_rank == 0 else None,
+        "gpus": gpu_inventory(device) if local_rank == 0 else None,
         "memory": peak_memory(device),
         "flops": _flops(wl, ckpt, flops),
-        "dataset": {"name": cfg.dataset.name, "revision": cfg.dataset.revision,
-                    "prompt_hash": prompt_hash(wl.prompts), "num_prompts": len(wl.prompts)},
+        "dataset": {
+            "name": cfg.dataset.name,
+            "revision": cfg.dataset.revision,
+            "prompt_hash": prompt_hash(wl.prompts),
+            "num_prompts": len(wl.prompts),
+        },
         "architecture": architecture(wl.model) if rank == 0 else None,
     }
 
 
-def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
-                     phases: _Phases) -> dict[str, Any]:
+def _measured_window(
+    wl: Workload, ckpt: BatchCheckpoint, outside: list[int], phases: _Phases
+) -> MeasuredWindow:
     """Generate every batch not yet done inside one timed, metered window (all processes
     of the node between two barriers); window_s and local rank 0's energy readings."""
     from joulebench.measure.factory import make_meter
@@ -286,7 +268,7 @@ def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
     encoded = {i: wl.encode(wl.batches[i]) for i in todo}
     first_on_node = acc.local_process_index == 0
     meter = make_meter(cfg.energy_meter, device=device) if first_on_node else None
-    extras = _start_extra_meters(cfg, device) if first_on_node else {}
+    extras = start_extra_meters(cfg, device) if first_on_node else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
     acc.wait_for_everyone()
@@ -308,32 +290,43 @@ def _measured_window(wl: Workload, ckpt: BatchCheckpoint, outside: list[int],
         # Meters stop before the last checkpoint write is flushed: its fsyncs are not
         # part of what the window measures.
         energy = meter.stop().to_dict() if meter is not None else None
-        extra_energy = _stop_extra_meters(extras)
+        extra_energy = stop_extra_meters(extras)
     phases.mark("meter_stop")
-    return {"window_s": window_s, "energy": energy, "extra_energy": extra_energy,
-            "own_window_cpu_s": own_window_cpu_s,
-            "node_cpu": {"start": node_start, "end": node_end} if first_on_node else None}
+    return {
+        "window_s": window_s,
+        "energy": energy,
+        "extra_energy": extra_energy,
+        "own_window_cpu_s": own_window_cpu_s,
+        "node_cpu": {"start": node_start, "end": node_end} if first_on_node else None,
+    }
 
 
-def _flops(wl: Workload, ckpt: BatchCheckpoint, counted: dict[str, Any] | None
-           ) -> dict[str, Any]:
+def _flops(wl: Workload, ckpt: BatchCheckpoint, counted: dict[str, Any] | None) -> dict[str, Any]:
     from joulebench.measure.flops import analytic_flops, linear_params
 
     tokens = sum(b["input_tokens"] + b["output_tokens"] for b in ckpt.batches.values())
-    return {"analytic_total_flops": analytic_flops(wl.model, tokens),
-            "linear_params": linear_params(wl.model),
-            "analytic_method": "2 x linear weights x (input + output tokens)",
-            **(counted or {})}
+    return {
+        "analytic_total_flops": analytic_flops(wl.model, tokens),
+        "linear_params": linear_params(wl.model),
+        "analytic_method": "2 x linear weights x (input + output tokens)",
+        **(counted or {}),
+    }
 
 
 def _failure(exc: BaseException) -> dict[str, Any]:
     text = f"{type(exc).__name__}: {exc}"
     oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
-    return {"type": type(exc).__name__, "message": str(exc).splitlines()[0][:500] if str(exc)
-            else text,
-            "cause": "oom" if oom else "config_error" if isinstance(exc, JoulebenchError)
-            else "code_error",
-            "user_error": isinstance(exc, JoulebenchError), "traceback": traceback.format_exc()}
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc).splitlines()[0][:500] if str(exc) else text,
+        "cause": "oom"
+        if oom
+        else "config_error"
+        if isinstance(exc, JoulebenchError)
+        else "code_error",
+        "user_error": isinstance(exc, JoulebenchError),
+        "traceback": traceback.format_exc(),
+    }
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:

@@ -14,23 +14,33 @@ from typing import Any
 import submitit
 
 from joulebench.config.models import ExperimentConfig
-from joulebench.schedulers.job import JobPaths, run_tasks
+from joulebench.paths import Paths
+from joulebench.schedulers.job import run_tasks
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.wording import plural
 
 
 def spec_payload(spec: ExperimentSpec) -> dict[str, Any]:
     """Plain data, so a job never unpickles joulebench objects of another version."""
-    return {"suite": spec.suite, "config_name": spec.config_name, "cycle": spec.cycle,
-            "model_label": spec.model_label, "order_seed": spec.order_seed,
-            "config": spec.config.model_dump(mode="json")}
+    return {
+        "suite": spec.suite,
+        "config_name": spec.config_name,
+        "cycle": spec.cycle,
+        "model_label": spec.model_label,
+        "order_seed": spec.order_seed,
+        "config": spec.config.model_dump(mode="json"),
+    }
 
 
 def spec_from_payload(payload: dict[str, Any]) -> ExperimentSpec:
-    return ExperimentSpec(suite=payload["suite"], config_name=payload["config_name"],
-                          cycle=int(payload["cycle"]), model_label=payload["model_label"],
-                          order_seed=payload.get("order_seed"),
-                          config=ExperimentConfig.model_validate(payload["config"]))
+    return ExperimentSpec(
+        suite=payload["suite"],
+        config_name=payload["config_name"],
+        cycle=int(payload["cycle"]),
+        model_label=payload["model_label"],
+        order_seed=payload.get("order_seed"),
+        config=ExperimentConfig.model_validate(payload["config"]),
+    )
 
 
 class SuiteTask(submitit.helpers.Checkpointable):
@@ -42,21 +52,25 @@ class SuiteTask(submitit.helpers.Checkpointable):
         self.results_dir = str(Path(results_dir).resolve())
         self.workdir = str(Path(workdir).resolve())
 
-    def __call__(self, payload: dict[str, Any] | list[dict[str, Any]]
-                 ) -> dict[str, Any] | list[dict[str, Any]]:
+    def __call__(
+        self, payload: dict[str, Any] | list[dict[str, Any]]
+    ) -> dict[str, Any] | list[dict[str, Any]]:
         import os
 
         os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
-        specs = [spec_from_payload(p) for p in (payload if isinstance(payload, list)
-                                                  else [payload])]
+        specs = [
+            spec_from_payload(p) for p in (payload if isinstance(payload, list) else [payload])
+        ]
         # Consecutive keys of one process count share launched workers (runner/pool).
-        outcomes = run_tasks(specs, JobPaths(Path(self.tracker_dir), Path(self.results_dir)),
-                             lazy_sync=True)
+        paths = Paths(tracker_dir=Path(self.tracker_dir), results_dir=Path(self.results_dir))
+        outcomes = run_tasks(specs, paths, lazy_sync=True)
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             # A failed key must show as FAILED in sacct too, not COMPLETED.
             first = failed[0]
-            raise RuntimeError(f"{len(failed)} of {plural(len(outcomes), 'key')} failed; first: "
-                               f"{first.key} [{first.cause}]: {first.message}")
+            raise RuntimeError(
+                f"{len(failed)} of {plural(len(outcomes), 'key')} failed; first: "
+                f"{first.key} [{first.cause}]: {first.message}"
+            )
         results = [asdict(o) for o in outcomes]
         return results if isinstance(payload, list) else results[0]

@@ -20,6 +20,7 @@ from typing import Any
 
 from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_json, read_json
+from joulebench.results.layout import experiment_ids_on_disk
 from joulebench.tracker import legacy
 from joulebench.tracker.journal import JOURNAL_FORMAT, new_journal
 from joulebench.tracker.layout import (
@@ -68,8 +69,10 @@ def check(directory: Path) -> list[str]:
         try:
             _read_legacy_file(path)
         except (ValueError, UnicodeDecodeError):
-            problems.append(f"{path}: damaged (the seed's view; `joulebench tracker repair` "
-                            "rewrites it from the journal)")
+            problems.append(
+                f"{path}: damaged (the seed's view; `joulebench tracker repair` "
+                "rewrites it from the journal)"
+            )
     return problems
 
 
@@ -94,8 +97,7 @@ def _try(loader: Any, path: Path, report: RepairReport) -> Any:
 
 
 def _newest_backup(directory: Path, report: RepairReport) -> TrackerState | None:
-    for path in sorted((directory / BACKUPS_DIR).glob(STATE_BACKUP_GLOB),
-                       reverse=True):
+    for path in sorted((directory / BACKUPS_DIR).glob(STATE_BACKUP_GLOB), reverse=True):
         state = _try(lambda p: TrackerState.from_dict(read_json(p)), path, report)
         if state is not None:
             report.sources.append(f"backup {path.name} (generation {state.generation})")
@@ -115,8 +117,7 @@ def _overlay_legacy(directory: Path, state: TrackerState, report: RepairReport) 
     else:
         report.sources.append(PROGRESS_FILE)
     for key, value in (progress or {}).items():
-        rec = state.keys.get(key) or KeyRecord(key=key, suite=legacy._suite_of(key),
-                                               legacy=True)
+        rec = state.keys.get(key) or KeyRecord(key=key, suite=legacy._suite_of(key), legacy=True)
         if value is not None and rec.state != DONE:
             rec.state, rec.experiment_id = DONE, str(value)
         state.keys[key] = rec
@@ -163,18 +164,16 @@ def _replay_journal(path: Path, state: TrackerState, report: RepairReport) -> No
 
 
 def _max_result_id(results_dir: Path | None) -> int:
-    if results_dir is None or not (results_dir / "raw_results").is_dir():
+    if results_dir is None:
         return 0
-    ids = [int(p.name) for p in (results_dir / "raw_results").iterdir() if p.name.isdigit()]
-    return max(ids, default=0)
+    return max(experiment_ids_on_disk(results_dir), default=0)
 
 
 def rebuild(directory: Path, results_dir: Path | None, report: RepairReport) -> TrackerState:
     """The best state the folder's surviving files allow (pure reading, no writes)."""
     journal = directory / JOURNAL
     journal_gen = _journal_generation(journal) if journal.exists() else None
-    snapshot = _try(lambda p: TrackerState.from_dict(read_json(p)), directory / SNAPSHOT,
-                    report)
+    snapshot = _try(lambda p: TrackerState.from_dict(read_json(p)), directory / SNAPSHOT, report)
     if snapshot is not None and (journal_gen is None or snapshot.generation >= journal_gen):
         report.sources.append(f"{SNAPSHOT} (generation {snapshot.generation})")
         state = snapshot
@@ -207,8 +206,9 @@ def _keep_damaged(directory: Path) -> Path:
     return target
 
 
-def repair(directory: Path, results_dir: Path | None = None,
-           lock_timeout_s: float = 60.0) -> RepairReport:
+def repair(
+    directory: Path, results_dir: Path | None = None, lock_timeout_s: float = 60.0
+) -> RepairReport:
     """Rebuild the state under the tracker lock and write it back atomically."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -218,8 +218,10 @@ def repair(directory: Path, results_dir: Path | None = None,
     try:
         lock.acquire(lock_timeout_s)
     except LockTimeout:
-        raise TrackerError(f"{lock.path}: another joulebench process holds the tracker "
-                           "lock; stop it before repairing") from None
+        raise TrackerError(
+            f"{lock.path}: another joulebench process holds the tracker "
+            "lock; stop it before repairing"
+        ) from None
     try:
         report = RepairReport()
         state = rebuild(directory, results_dir, report)
