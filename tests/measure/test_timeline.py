@@ -17,8 +17,7 @@ from joulebench.measure.timeline import (
 from tests.measure.test_rapl_meter import add_zone, set_uj
 
 
-def test_rapl_probe_records_energy_as_it_grows_and_the_csv_marks_the_window(
-        tmp_path: Path) -> None:
+def test_rapl_probe_records_energy_as_it_grows_and_the_csv_marks_the_window(tmp_path: Path) -> None:
     root = tmp_path / "powercap"
     (root / "intel-rapl").mkdir(parents=True)
     pkg = add_zone(root / "intel-rapl:0", "package-0", 1_000_000)
@@ -32,11 +31,14 @@ def test_rapl_probe_records_energy_as_it_grows_and_the_csv_marks_the_window(
     energy = meter.stop().to_dict()
 
     assert [(t, r.device, r.energy_j) for t, r in samples] == [
-        (0.0, "cpu:package-0", 0.0), (1.0, "cpu:package-0", 2.0)]
+        (0.0, "cpu:package-0", 0.0),
+        (1.0, "cpu:package-0", 2.0),
+    ]
     path = timeline_path(tmp_path, "0007")
     assert path.name == "0007_9_power_timeline.csv"
-    write_timeline(path, timeline_rows(samples, 0.0, 1.0, energy,
-                                       {"power_w": 1.5, "meter": "rapl"}))
+    write_timeline(
+        path, timeline_rows(samples, 0.0, 1.0, energy, {"power_w": 1.5, "meter": "rapl"})
+    )
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = read_timeline(path)
     kinds = [r["kind"] for r in rows]
