@@ -392,6 +392,7 @@ def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: boo
     from joulebench.serve.server import serve as run_server
 
     run_server(make_paths(configs_dir, tracker_dir, results_dir), options)
+    click.echo("dashboard stopped", err=True)
 
 
 ALL = [submit_suite, status, resume_failed, run, make_demo_model, show, report, serve]

@@ -79,4 +79,9 @@ def serve(paths: api.Paths, options: ServeOptions) -> None:
         access_log=False,
         lifespan="off",
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn shuts down cleanly, then re-raises the Ctrl-C it caught: for a server
+        # that runs "until Ctrl-C" that is the normal end, not an interrupted run.
+        log.info("serve: stopped by Ctrl-C")
