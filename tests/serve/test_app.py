@@ -269,3 +269,16 @@ def test_it_keeps_serving_whole_states_while_a_job_writes_the_tracker(served: Se
         seen.append(demo["done"])
     thread.join()
     assert seen == sorted(seen) and seen[-1] == 38
+
+
+def test_report_draws_every_runs_power_timeline(
+    checkout_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joulebench import api
+
+    monkeypatch.chdir(checkout_copy)
+    files = api.report_suite("demo")
+    assert sorted(p.name for p in files.timelines) == [
+        f"{i:04d}_power_timeline.png" for i in range(1, 9)
+    ]
+    assert all(p.stat().st_size > 1000 for p in files.timelines)

@@ -353,6 +353,9 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
                f"{plural(len(files.plots), 'plot')} (PNG + SVG)")
     for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
+    if files.timelines:
+        click.echo(f"  {files.timelines[0].parent}/ "
+                   f"({plural(len(files.timelines), 'power timeline')})")
 
 
 @click.command("serve", cls=OneLineCommand)
