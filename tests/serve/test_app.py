@@ -10,6 +10,7 @@ import pytest
 
 from joulebench.measure.timeline import COLUMNS
 from joulebench.tracker import ProgressTracker
+from tests.conftest import wait_for
 from tests.serve.conftest import TOKEN, Server
 
 PATHS = [
@@ -164,11 +165,11 @@ def test_nothing_changes_anything(served: Server) -> None:
 
 
 def test_a_damaged_tracker_is_a_clear_error_and_the_server_stays_up(served: Server) -> None:
-    served.cache.check_interval_s = 0.0  # see each change at once
     snapshot = served.root / "persistent_progress_trackers" / "tracker_state.json"
     ProgressTracker(snapshot.parent).sync()  # make sure the snapshot file exists
     good = snapshot.read_bytes()
     snapshot.write_text("{ torn")
+    served.cache.refresh()  # rather than wait for the background refresh to see it
     status, body = served.json("/api/suites")
     assert status == 503
     error = body["tracker_error"]
@@ -179,6 +180,7 @@ def test_a_damaged_tracker_is_a_clear_error_and_the_server_stays_up(served: Serv
     assert b"joulebench_tracker_readable 0.0" in metrics
     assert served.json("/api/experiments/0002")[0] == 200  # results need no tracker
     snapshot.write_bytes(good)
+    served.cache.refresh()
     status, body = served.json("/api/suites")
     assert status == 200 and body["suites"][0]["done"] == 8
 
@@ -206,12 +208,12 @@ def test_metrics_parse_with_prometheus_clients_parser(served: Server) -> None:
 
 
 def test_failures_show_by_cause_in_json_and_metrics(served: Server) -> None:
-    served.cache.check_interval_s = 0.0
     tracker = ProgressTracker(served.root / "persistent_progress_trackers")
     key = "models/tiny-llama::demo::extra::1"
     tracker.register("demo", [(key, "h")])
     tracker.claim(key, "h")
     tracker.fail(key, "oom", "CUDA out of memory")
+    served.cache.refresh()
     _, body = served.json("/api/suites")
     (demo,) = body["suites"]
     assert demo["counts"]["failed:oom"] == 1 and demo["total"] == 9
@@ -240,8 +242,11 @@ def test_fifty_clients_share_one_computation_until_the_tracker_changes(served: S
         "demo", [("models/tiny-llama::demo::new::1", "h")]
     )
     served.cache.check_interval_s = 0.0
-    _, body = served.json("/api/suites")
-    assert body["suites"][0]["total"] == 9
+    wait_for(
+        lambda: served.json("/api/suites")[1]["suites"][0]["total"] == 9,
+        10,
+        "the background refresh to see the new key",
+    )
     assert served.cache.computations == before + 1
 
 
@@ -249,6 +254,7 @@ def test_it_keeps_serving_whole_states_while_a_job_writes_the_tracker(served: Se
     tracker = ProgressTracker(served.root / "persistent_progress_trackers")
     keys = [f"models/tiny-llama::demo::live{i}::1" for i in range(30)]
     tracker.register("demo", [(k, "h") for k in keys])
+    served.cache.refresh()
     served.cache.check_interval_s = 0.0
     stop = threading.Event()
 
@@ -268,6 +274,8 @@ def test_it_keeps_serving_whole_states_while_a_job_writes_the_tracker(served: Se
         assert demo["total"] == 38 and sum(demo["counts"].values()) == 38
         seen.append(demo["done"])
     thread.join()
+    served.cache.refresh()
+    seen.append(served.json("/api/suites")[1]["suites"][0]["done"])
     assert seen == sorted(seen) and seen[-1] == 38
 
 

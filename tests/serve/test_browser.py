@@ -112,8 +112,8 @@ def test_experiment_page_draws_its_power_timeline(live: Server, page: Any) -> No
 
 
 def test_a_damaged_tracker_shows_what_tracker_check_says(live: Server, page: Any) -> None:
-    live.cache.check_interval_s = 0.0
     (live.root / "persistent_progress_trackers" / "journal.jsonl").write_text("garbage\n")
+    live.cache.refresh()
     page.goto(f"{live.url}/?token={TOKEN}")
     error = page.locator("#tracker-error")
     error.wait_for(timeout=30_000)

@@ -2,10 +2,11 @@
 by every client.
 
 A change is seen through the (mtime_ns, size) of the tracker's files, the results CSVs and
-the suite YAMLs, checked at most every ``check_interval_s``; on a Slurm login node the
-sacct-joined labels also age out every ``sacct_ttl_s`` (a job starts running without the
-tracker changing). While one thread recomputes, the others keep getting the previous
-snapshot: a slow sacct never stalls every client, and 50 clients never mean 50 reads.
+the suite YAMLs, checked at most every ``check_interval_s`` (and every twice the last
+rebuild's time); on a Slurm login node the sacct-joined labels also age out every
+``sacct_ttl_s`` (a job starts running without the tracker changing). The rebuild runs on a
+background thread while every client keeps getting the previous snapshot: a slow sacct or a
+100k-key tracker never stalls a request, and 50 clients never mean 50 reads.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class StateCache:
         self._key = ""
         self._compute = threading.Lock()
         self.computations = 0  # how many times the state was computed (tests, benchmark)
+        self.last_build_s = 0.0
 
     def _current_key(self) -> str:
         key = fingerprint(self.paths)
@@ -112,27 +114,45 @@ class StateCache:
         return key
 
     def get(self) -> Snapshot:
+        """The latest snapshot, at once. Only the very first call waits for a build;
+        after that a change is picked up by a background refresh while every request
+        keeps getting the previous snapshot, so no client waits on a tracker read."""
         snap = self._snapshot
-        now = time.monotonic()
-        if snap is not None and now - self._checked_at < self.check_interval_s:
-            return snap
-        # One thread recomputes; the others serve the previous snapshot meanwhile.
-        if not self._compute.acquire(blocking=snap is None):
-            return snap  # type: ignore[return-value]  # blocking when there is none
+        if snap is None:
+            return self.refresh()
+        due = max(self.check_interval_s, 2 * self.last_build_s)
+        if time.monotonic() - self._checked_at >= due and self._compute.acquire(blocking=False):
+            self._checked_at = time.monotonic()  # claimed: the others go on serving
+            threading.Thread(
+                target=self._refresh_locked, name="joulebench-serve-refresh", daemon=True
+            ).start()
+        return snap
+
+    def refresh(self) -> Snapshot:
+        """Look for a change now and rebuild if there is one (waits for the result)."""
+        with self._compute:
+            self._update()
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def _refresh_locked(self) -> None:
         try:
-            if (
-                self._snapshot is not None
-                and time.monotonic() - self._checked_at < self.check_interval_s
-            ):
-                return self._snapshot
-            key = self._current_key()
-            if self._snapshot is None or key != self._key:
-                self._snapshot = self._build(key)
-                self._key = key
-            self._checked_at = time.monotonic()
-            return self._snapshot
+            self._update()
+        except Exception:  # a failed refresh must not kill the server: next one retries
+            log.exception("serve: refreshing the dashboard state failed")
         finally:
             self._compute.release()
+
+    def _update(self) -> None:
+        key = self._current_key()
+        if self._snapshot is None or key != self._key:
+            start = time.monotonic()
+            self._snapshot = self._build(key)
+            # Rebuilds at most every 2x their own cost: a 100k-key tracker changing every
+            # second must not keep the server reading it all the time.
+            self.last_build_s = time.monotonic() - start
+            self._key = key
+        self._checked_at = time.monotonic()
 
     def _build(self, key: str) -> Snapshot:
         from joulebench.results import read_rows
