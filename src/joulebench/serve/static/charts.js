@@ -82,10 +82,14 @@ JB.chart = function chart(spec) {
   svg.appendChild(svgEl("text", {x: (M.l + W - M.r) / 2, y: H - 6, "text-anchor": "middle"}, spec.xLabel));
   svg.appendChild(svgEl("text", {x: 12, y: (M.t + H - M.b) / 2, "text-anchor": "middle",
     transform: `rotate(-90 12 ${(M.t + H - M.b) / 2})`}, spec.yLabel));
-  for (const m of spec.markers || []) {
+  (spec.markers || []).forEach((m, k) => {
     svg.appendChild(svgEl("line", {class: "marker", x1: px(m.x), x2: px(m.x), y1: M.t, y2: H - M.b}));
-    svg.appendChild(svgEl("text", {x: px(m.x) + 3, y: M.t + 10}, m.label));
-  }
+    // The first label to the right of its line, later ones to the left: an end marker
+    // sits at the right edge, where a label after it would be cut off.
+    const after = k === 0;
+    svg.appendChild(svgEl("text", {x: px(m.x) + (after ? 3 : -3), y: M.t + 10,
+      "text-anchor": after ? "start" : "end"}, m.label));
+  });
   for (const h of spec.hlines || []) {
     svg.appendChild(svgEl("line", {class: "baseline", x1: M.l, x2: W - M.r, y1: py(h.y), y2: py(h.y)}));
     svg.appendChild(svgEl("text", {x: W - M.r - 4, y: py(h.y) - 4, "text-anchor": "end"}, h.label));
