@@ -290,3 +290,18 @@ def test_report_draws_every_runs_power_timeline(
         f"{i:04d}_power_timeline.png" for i in range(1, 9)
     ]
     assert all(p.stat().st_size > 1000 for p in files.timelines)
+
+
+def test_a_half_written_result_folder_is_named_not_fatal(served: Server) -> None:
+    folder = served.root / "results" / "raw_results" / "0099"
+    folder.mkdir()
+    setup = served.root / "results" / "raw_results" / "0001" / "0001_1_experiment_setup.json"
+    (folder / "0099_1_experiment_setup.json").write_bytes(setup.read_bytes())
+    status, body = served.json("/api/experiments/0099")
+    assert status == 404 and "0099_4_inference_metrics.json: not found" in body["error"]
+    (folder / "0099_4_inference_metrics.json").write_text('{"num_prompts": 4, "total_')
+    status, body = served.json("/api/experiments/0099")
+    assert status == 404 and "not valid JSON" in body["error"]
+    assert served.json("/api/experiments/0099/timeline")[0] == 404
+    assert served.json("/api/experiments/0001")[0] == 200
+    assert served.json("/api/suites/demo")[0] == 200
