@@ -125,50 +125,51 @@ def experiment_folder(results_dir: Path, experiment_id: str) -> Path | None:
     return None
 
 
-def build_app(
-    paths: api.Paths, token: str | None, *, use_sacct: bool = True, cache: StateCache | None = None
-) -> Starlette:
-    cache = cache or StateCache(paths, use_sacct=use_sacct)
-    static = resources.files("joulebench.serve") / "static"
-    index_html = (static / "index.html").read_bytes()
+def _etagged(request: Request, body: dict[str, Any], version: str, status: int = 200) -> Response:
+    """304 while the client already holds this version: a polling page costs a header."""
+    etag = f'"{version}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"etag": etag})
+    return _JSON(body, status_code=status, headers={"etag": etag, "cache-control": "no-cache"})
 
-    async def page(request: Request) -> Response:
+
+class Endpoints:
+    """The handlers, over one shared cache; file work runs in the thread pool."""
+
+    def __init__(self, paths: api.Paths, cache: StateCache, index_html: bytes) -> None:
+        self.paths, self.cache, self.index_html = paths, cache, index_html
+
+    async def page(self, request: Request) -> Response:
+        # One page for every view: the script picks the view from the address.
         return Response(
-            index_html, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
+            self.index_html,
+            media_type="text/html; charset=utf-8",
+            headers={"cache-control": "no-store"},
         )
 
-    def etagged(
-        request: Request, body: dict[str, Any], version: str, status: int = 200
-    ) -> Response:
-        etag = f'"{version}"'
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"etag": etag})
-        return _JSON(body, status_code=status, headers={"etag": etag, "cache-control": "no-cache"})
+    async def suites(self, request: Request) -> Response:
+        snap = await run_in_threadpool(self.cache.get)
+        return _etagged(request, snap.suites, snap.version, 200 if snap.tracker_ok else 503)
 
-    async def suites(request: Request) -> Response:
-        snap = await run_in_threadpool(cache.get)
-        return etagged(request, snap.suites, snap.version, 200 if snap.tracker_ok else 503)
-
-    async def suite(request: Request) -> Response:
+    async def suite(self, request: Request) -> Response:
         name = request.path_params["suite"]
         if not SUITE_PATTERN.match(name):
             return not_found(f"suite '{name}'")
-        body = await run_in_threadpool(cache.suite_page, name)
+        body = await run_in_threadpool(self.cache.suite_page, name)
         if body is None:
             return not_found(f"suite '{name}'")
-        return etagged(request, body, body["version"])
+        return _etagged(request, body, body["version"])
 
-    async def experiment(request: Request) -> Response:
+    async def experiment(self, request: Request) -> Response:
         eid = request.path_params["eid"]
-        return await run_in_threadpool(_experiment_body, paths.results_dir, eid)
+        return await run_in_threadpool(_experiment_body, self.paths.results_dir, eid)
 
-    async def timeline(request: Request) -> Response:
-        return await run_in_threadpool(
-            _timeline_body, paths.results_dir, request.path_params["eid"]
-        )
+    async def timeline(self, request: Request) -> Response:
+        eid = request.path_params["eid"]
+        return await run_in_threadpool(_timeline_body, self.paths.results_dir, eid)
 
-    async def result_file(request: Request) -> Response:
-        folder = experiment_folder(paths.results_dir, request.path_params["eid"])
+    async def result_file(self, request: Request) -> Response:
+        folder = experiment_folder(self.paths.results_dir, request.path_params["eid"])
         name = request.path_params["name"]
         if folder is None or not FILE_PATTERN.match(name) or not name.startswith(f"{folder.name}_"):
             return not_found(f"file '{name}'")
@@ -178,20 +179,28 @@ def build_app(
         kind = "application/json" if name.endswith(".json") else "text/csv"
         return FileResponse(path, media_type=kind)
 
-    async def prometheus(request: Request) -> Response:
-        snap = await run_in_threadpool(cache.get)
+    async def prometheus(self, request: Request) -> Response:
+        snap = await run_in_threadpool(self.cache.get)
         return Response(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
+
+def build_app(
+    paths: api.Paths, token: str | None, *, use_sacct: bool = True, cache: StateCache | None = None
+) -> Starlette:
+    """The ASGI app behind the token gate; ``cache`` may be passed to share or inspect it."""
+    cache = cache or StateCache(paths, use_sacct=use_sacct)
+    static = resources.files("joulebench.serve") / "static"
+    ep = Endpoints(paths, cache, (static / "index.html").read_bytes())
     routes = [
-        Route("/", page),
-        Route("/suites/{suite}", page),
-        Route("/experiments/{eid}", page),
-        Route("/api/suites", suites),
-        Route("/api/suites/{suite}", suite),
-        Route("/api/experiments/{eid}", experiment),
-        Route("/api/experiments/{eid}/timeline", timeline),
-        Route("/api/experiments/{eid}/files/{name}", result_file),
-        Route("/metrics", prometheus),
+        Route("/", ep.page),
+        Route("/suites/{suite}", ep.page),
+        Route("/experiments/{eid}", ep.page),
+        Route("/api/suites", ep.suites),
+        Route("/api/suites/{suite}", ep.suite),
+        Route("/api/experiments/{eid}", ep.experiment),
+        Route("/api/experiments/{eid}/timeline", ep.timeline),
+        Route("/api/experiments/{eid}/files/{name}", ep.result_file),
+        Route("/metrics", ep.prometheus),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
     app = Starlette(routes=routes)
