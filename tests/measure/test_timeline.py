@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from joulebench.measure.rapl_meter import RaplMeter
 from joulebench.measure.timeline import (
     COLUMNS,
@@ -61,3 +63,24 @@ def test_a_failing_probe_ends_the_recording_not_the_window() -> None:
     recorder.start()
     samples = recorder.stop()
     assert [r.power_w for _, r in samples] == [100.0]
+
+
+def test_nvml_probe_reads_power_counter_energy_and_temperature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from joulebench.measure import NvmlMeter
+    from tests.measure.test_nvml_meter import UUID_A, UUID_B, FakeGpu, FakeNvml, install
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with_counter, without = FakeGpu(UUID_A, power_w=250.0), FakeGpu(UUID_B, counter=False)
+    install(monkeypatch, FakeNvml([with_counter, without]))
+    meter = NvmlMeter(poll_interval_s=60.0)
+    meter.start()
+    with_counter.energy_mj += 1500  # 1.5 J since start
+    readings = {r.device: r for r in meter.probe()}
+    meter.stop()
+    a, b = readings[f"gpu:{UUID_A}"], readings[f"gpu:{UUID_B}"]
+    assert (a.source, a.power_w, a.energy_j, a.temp_c) == ("nvml", 250.0, 1.5, 40.0)
+    assert (b.power_w, b.energy_j, b.temp_c) == (100.0, None, 41.0)  # no counter: power only
+    assert a.clock_mhz is None  # the stand-in has no clock query: left empty, not an error
+    assert meter.probe() == []  # no window open
