@@ -464,6 +464,8 @@ class StatusReport:
     sacct_problem: str | None
     eta: dict[str, monitor.Eta]  # suite -> recent pace and time left
     failures: list[KeyRecord]  # most recent failed keys, newest first
+    # key -> the experiment ID the tracker holds for it now (every suite), from the same read
+    current_ids: dict[str, str] = field(default_factory=dict)
 
 
 def status_report(
@@ -488,7 +490,11 @@ def status_report(
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
     current = {k: r.experiment_id for k, r in state.keys.items() if r.experiment_id}
     return StatusReport(
-        rows_by_cycle(labels, paths.results_dir, current), labels.sacct_problem, eta, failed[:5]
+        rows_by_cycle(labels, paths.results_dir, current),
+        labels.sacct_problem,
+        eta,
+        failed[:5],
+        current,
     )
 
 

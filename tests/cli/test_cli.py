@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import write_suite
 
 COMMANDS = [[], ["submit-suite"], ["status"], ["resume-failed"], ["run"], ["make-demo-model"],
-            ["show"], ["report"]]
+            ["show"], ["report"], ["serve"]]
 
 
 def jb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -353,6 +353,49 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
                f"{plural(len(files.plots), 'plot')} (PNG + SVG)")
     for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
+    if files.timelines:
+        click.echo(f"  {files.timelines[0].parent}/ "
+                   f"({plural(len(files.timelines), 'power timeline')})")
 
 
-ALL = [submit_suite, status, resume_failed, run, make_demo_model, show, report]
+@click.command("serve", cls=OneLineCommand)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs the token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--token", help="Access token (default: a new random one per start).")
+@click.option("--no-token", is_flag=True,
+              help="No token (loopback only): anyone on this machine can read the results.")
+@click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
+@path_options
+@handle_errors
+def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: bool,
+          configs_dir: Path, tracker_dir: Path, results_dir: Path) -> None:
+    """Live dashboard, JSON API and Prometheus /metrics for the tracker and results.
+
+    Read-only. Prints one URL to open (with its token) and runs until Ctrl-C. From a
+    laptop: ssh -L 8765:127.0.0.1:8765 login-node, then open the URL.
+
+    \b
+    Example:
+      joulebench serve
+      joulebench serve --port 9000 --results-dir /scratch/me/results
+    """
+    from joulebench.errors import ConfigError
+    from joulebench.serve.server import ServeOptions, check_bind, new_token, url
+
+    if no_token and token:
+        raise ConfigError("--token and --no-token: give one of them")
+    chosen = None if no_token else (token or new_token())
+    check_bind(host, port, chosen)
+    options = ServeOptions(host, port, chosen, use_sacct=not no_sacct)
+    if chosen is None:
+        click.echo("Warning: --no-token: every user of this machine can read these results",
+                   err=True)
+    click.echo(f"joulebench dashboard (read-only), Ctrl-C to stop:\n  {url(options)}")
+    from joulebench.serve.server import serve as run_server
+
+    run_server(make_paths(configs_dir, tracker_dir, results_dir), options)
+    click.echo("dashboard stopped", err=True)
+
+
+ALL = [submit_suite, status, resume_failed, run, make_demo_model, show, report, serve]

@@ -18,6 +18,7 @@ from typing import Any
 
 from joulebench.errors import MeasureError
 from joulebench.measure.base import EnergyMeasurement
+from joulebench.measure.timeline import Reading
 
 J_PER_KWH = 3.6e6
 
@@ -74,6 +75,23 @@ class CodecarbonMeter:
         if getattr(tracker, "_start_time", None) is None:
             raise MeasureError(f"codecarbon failed to start tracking: {_QUIET_HINT}")
         self._tracker = tracker
+
+    def probe(self) -> list[Reading]:
+        """codecarbon's running sums, per component (its own fields: it has no public
+        mid-run reading; they move every ``measure_power_secs``)."""
+        tracker = self._tracker
+        if tracker is None:
+            return []
+        out = []
+        for device in ("cpu", "ram", "gpu"):
+            energy = getattr(tracker, f"_total_{device}_energy", None)
+            power = getattr(tracker, f"_{device}_power", None)
+            watts = getattr(power, "W", None)
+            if energy is None or (device == "gpu" and not energy.kWh and not watts):
+                continue  # no GPU seen: the results have no "gpu" device either
+            out.append(Reading("codecarbon", device, power_w=watts,
+                               energy_j=float(energy.kWh) * J_PER_KWH))
+        return out
 
     def stop(self) -> EnergyMeasurement:
         tracker, self._tracker = self._tracker, None

@@ -30,6 +30,7 @@ from joulebench.measure.nvml_devices import (
     resolve_gpus,
     throttle_reasons,
 )
+from joulebench.measure.timeline import Reading
 
 
 class _PowerPoller:
@@ -171,6 +172,29 @@ class NvmlMeter:
             )
             with nvml_errors(nvml, "reading GPU power"):
                 window.poller.start()
+
+    def probe(self) -> list[Reading]:
+        """Per GPU: power now, counter energy since start(), core temperature and SM
+        clock (the last two show throttling); a value NVML refuses is left empty."""
+        window = self._window
+        if window is None or window.closed:
+            return []
+        nvml, out = window.nvml, []
+        for gpu in window.gpus:
+            milliwatts = optional_call(nvml, "nvmlDeviceGetPowerUsage", gpu.handle)
+            total_mj = optional_call(nvml, "nvmlDeviceGetTotalEnergyConsumption", gpu.handle) \
+                if gpu.method == "counter" else None
+            temp = optional_call(nvml, "nvmlDeviceGetTemperature", gpu.handle,
+                                 getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
+            clock = optional_call(nvml, "nvmlDeviceGetClockInfo", gpu.handle,
+                                  getattr(nvml, "NVML_CLOCK_SM", 1))
+            out.append(Reading(
+                "nvml", gpu.label,
+                power_w=None if milliwatts is None else milliwatts / 1000.0,
+                energy_j=None if total_mj is None else _delta_mj(gpu.start_mj, total_mj) / 1000.0,
+                temp_c=None if temp is None else float(temp),
+                clock_mhz=None if clock is None else float(clock)))
+        return out
 
     def stop(self) -> EnergyMeasurement:
         window, self._window = self._window, None

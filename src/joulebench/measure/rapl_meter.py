@@ -20,6 +20,7 @@ from typing import Any
 
 from joulebench.errors import MeasureError
 from joulebench.measure.base import EnergyMeasurement
+from joulebench.measure.timeline import Reading
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 UJ_PER_J = 1_000_000
@@ -241,6 +242,16 @@ class RaplMeter:
         window = _Window(self.root, zones, ignored, self.poll_interval_s)
         window.open()
         self._window = window
+
+    def probe(self) -> list[Reading]:
+        """Each zone's energy since start(), read now without touching the poller's sums."""
+        window = self._window
+        if window is None:
+            return []
+        readings = window.read_all()
+        return [Reading("rapl", z.label, energy_j=(z.total_uj + counter_delta_uj(
+                    z.last_uj, readings[z.label], z.max_uj)) / UJ_PER_J)
+                for z in window.zones]
 
     def stop(self) -> EnergyMeasurement:
         window, self._window = self._window, None

@@ -160,6 +160,7 @@ class ReportFiles:
     summaries: list[ConfigSummary]
     variables: list[Variable]
     archived_runs: int  # rows of the suite not pooled: not their key's current run
+    timelines: list[Path] = field(default_factory=list)  # plots/timelines/{id}_power_timeline.png
 
 
 def run_status(
@@ -269,6 +270,11 @@ def write_report(
         len(rows) - len(live),
     )
     _write_tables(files, suite, rows, current_ids, _order_seed(live, cycle_order_seed), results)
+    from joulebench.results.timeline_plot import render_timelines
+
+    files.timelines = render_timelines(
+        results, [r["experiment_id"] for r in live], out / "plots" / "timelines"
+    )
     return files
 
 

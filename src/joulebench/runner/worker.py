@@ -215,7 +215,9 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
     outside = [i for i, b in enumerate(wl.batches) if cfg.steady_state and len(b) < batch_size]
-    window = _measured_window(wl, ckpt, outside, phases)
+    window = _measured_window(
+        wl, ckpt, outside, phases, _timeline_file(task, acc), node_baseline
+    )
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))
@@ -254,7 +256,12 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
 
 
 def _measured_window(
-    wl: Workload, ckpt: BatchCheckpoint, outside: list[int], phases: _Phases
+    wl: Workload,
+    ckpt: BatchCheckpoint,
+    outside: list[int],
+    phases: _Phases,
+    timeline_file: Path | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> MeasuredWindow:
     """Generate every batch not yet done inside one timed, metered window (all processes
     of the node between two barriers); window_s and local rank 0's energy readings."""
@@ -271,6 +278,7 @@ def _measured_window(
     extras = start_extra_meters(cfg, device) if first_on_node else {}
     if meter is not None:
         meter.start()  # before the barrier: a slow meter start must not skew the window
+    recorder = _start_timeline(meter)
     acc.wait_for_everyone()
     phases.mark("meter_start")
     # Who else used the node's CPUs in the window: its counters at both ends (rank 0 of
@@ -289,9 +297,16 @@ def _measured_window(
         phases.mark("window")
         # Meters stop before the last checkpoint write is flushed: its fsyncs are not
         # part of what the window measures.
+        samples = recorder.stop() if recorder is not None else None
         energy = meter.stop().to_dict() if meter is not None else None
         extra_energy = stop_extra_meters(extras)
     phases.mark("meter_stop")
+    if samples is not None and timeline_file is not None:
+        from joulebench.measure.timeline import timeline_rows, write_timeline
+
+        write_timeline(
+            timeline_file, timeline_rows(samples, window_start, window_s, energy, baseline)
+        )
     return {
         "window_s": window_s,
         "energy": energy,
@@ -299,6 +314,32 @@ def _measured_window(
         "own_window_cpu_s": own_window_cpu_s,
         "node_cpu": {"start": node_start, "end": node_end} if first_on_node else None,
     }
+
+
+def _start_timeline(meter: Any) -> Any:
+    """A recorder polling the meter's probe(), for meters that can be read mid-window."""
+    from joulebench.measure.timeline import TimelineRecorder
+
+    if meter is None or not hasattr(meter, "probe"):
+        return None
+    recorder = TimelineRecorder(meter.probe)
+    recorder.start()
+    return recorder
+
+
+def _timeline_file(task: dict[str, Any], acc: Any) -> Path | None:
+    """Where this node's power timeline goes: beside the result files (the work folder's
+    parent); the first node's is ``{id}_9_power_timeline.csv``, any other node's carries
+    its host name, so nodes sharing a file system never write the same file."""
+    from joulebench.measure.timeline import TIMELINE_SUFFIX, timeline_path
+
+    if acc.local_process_index != 0:
+        return None
+    folder, experiment_id = Path(task["work_dir"]).parent, task["experiment_id"]
+    if acc.process_index == 0:
+        return timeline_path(folder, experiment_id)
+    stem = TIMELINE_SUFFIX.removesuffix(".csv")
+    return folder / f"{experiment_id}_{stem}_{socket.gethostname()}.csv"
 
 
 def _flops(wl: Workload, ckpt: BatchCheckpoint, counted: dict[str, Any] | None) -> dict[str, Any]:
