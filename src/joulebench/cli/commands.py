@@ -16,8 +16,9 @@ from joulebench.cli.main import (
     make_paths,
     path_options,
 )
+from joulebench.tracker.state import FAILURE_CAUSES
 
-CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted"]
+CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold all three equal
 EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
                         default="auto", show_default=True,
                         help="auto: Slurm when sbatch is on PATH, else local.")
