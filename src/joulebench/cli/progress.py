@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-STATE_ORDER = ["done", "running", "queued", "requeued", "pending", "stale"]
+STATE_ORDER = ["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
 
 
 class SuiteProgress:
