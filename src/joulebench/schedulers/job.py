@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from joulebench.results import (
     write_json_files,
 )
 from joulebench.runner.experiment import ExperimentFailed, run_workers
-from joulebench.runner.launch import last_stop_signal
+from joulebench.runner.launch import stop_cause
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
@@ -160,6 +159,8 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
         except JoulebenchError as exc:
             failure = exc if isinstance(exc, ExperimentFailed) else \
                 ExperimentFailed(str(exc), "code_error", user_error=True)
+            if failure.cause == "interrupted":  # workers killed: by a preemption?
+                failure.cause = stop_cause()
             with tracker.locked():  # the failure row and the state change land together
                 _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
                 tracker.fail(spec.key, failure.cause, str(failure))
@@ -175,10 +176,10 @@ def run_task(spec: ExperimentSpec, paths: JobPaths, tracker: ProgressTracker,
             continue
         except BaseException:
             # Ctrl-C or a scheduler's stop signal: the checkpoint keeps finished batches.
-            preempted = last_stop_signal() == signal.SIGUSR2
-            tracker.fail(spec.key, "preempted" if preempted else "interrupted",
+            cause = stop_cause()
+            tracker.fail(spec.key, cause,
                          "USR2: preempted or at the time limit; requeued by submitit"
-                         if preempted else "stopped by a signal")
+                         if cause == "preempted" else "stopped by a signal")
             raise
         return _record_done(spec, claim.experiment_id, sections, paths, tracker)
 
