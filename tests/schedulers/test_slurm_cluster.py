@@ -339,3 +339,21 @@ def test_usr2_after_the_last_key_ends_the_task_instead_of_requeueing(checkout: P
     logs = "".join(p.read_text() for p in (checkout / "logs" / "submitit").glob("*.err"))
     assert "USR2 after this task's last key: ending instead of requeueing" in logs
     assert "Requeued job" not in logs and "Calling checkpoint method" not in logs
+
+
+def test_a_cancelled_task_never_reads_queued_and_ends_failed_cancelled(checkout: Path) -> None:
+    write_suite(checkout, "cut", PREEMPT_SUITE)
+    sub = cli("submit-suite", "cut", "--partition", "gpu", "--time", "00:20:00")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    key, job = next(iter(job_ids(checkout).items()))
+    work = checkout / "results" / "raw_results" / "0001" / ".work"
+    wait_for(lambda: finished_batches(work) >= 1, 300, "a checkpointed batch", poll_s=0.2)
+    subprocess.run(["scancel", job], check=True)
+    seen = [labels("cut")[key]]
+    while not seen[-1].startswith("failed") and len(seen) < 600:
+        time.sleep(0.1)
+        seen.append(labels("cut")[key])
+    assert seen[-1] == "failed:cancelled", seen
+    assert set(seen) <= {"running", "stopping", "failed:cancelled"}, seen
+    status = cli("status", "cut")
+    assert "[cancelled]" in status.stdout and "[interrupted]" not in status.stdout
