@@ -26,7 +26,12 @@ from joulebench.schedulers.job import TaskOutcome, run_tasks
 from joulebench.schedulers.local import run_local, sbatch_on_path
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
-from joulebench.schedulers.slurm_view import KeyLabels, label_keys, refuse_unknown
+from joulebench.schedulers.slurm_view import (
+    KeyLabels,
+    label_keys,
+    latest_failures,
+    refuse_unknown,
+)
 from joulebench.suite import ExperimentSpec, load_and_expand, resolve_suite_path
 from joulebench.suite.spec import make_key, split_key
 from joulebench.tracker import (
@@ -453,8 +458,7 @@ def _live_keys(
     return {
         key
         for key, label in labels.labels.items()
-        if label in ("running", "queued", "requeued")
-        and monitor.is_slurm_job(state.keys[key].job_id)
+        if label in monitor.LIVE_LABELS and monitor.is_slurm_job(state.keys[key].job_id)
     }
 
 
@@ -486,14 +490,12 @@ def status_report(
     records = [r for r in state.keys.values() if r.key in labels.labels]
     suites = sorted({r.suite or "?" for r in records})
     eta = {s: monitor.estimate_eta([r for r in records if r.suite == s]) for s in suites}
-    failed = [r for r in records if labels.labels[r.key].startswith("failed")]
-    failed.sort(key=lambda r: r.updated_at or "", reverse=True)
     current = {k: r.experiment_id for k, r in state.keys.items() if r.experiment_id}
     return StatusReport(
         rows_by_cycle(labels, paths.results_dir, current),
         labels.sacct_problem,
         eta,
-        failed[:5],
+        latest_failures(records, labels)[:5],
         current,
     )
 

@@ -42,6 +42,17 @@ def test_slurm_names_the_cause_of_a_generic_interruption() -> None:
     assert classify(rec("failed", cause="interrupted"), jobs) == "failed:cancelled"
 
 
+@pytest.mark.parametrize("state, cause", [("running", None), ("failed", "interrupted"),
+                                          ("pending", None)])
+def test_a_job_slurm_is_ending_is_stopping_never_queued_nor_resumable(
+        state: str, cause: str | None) -> None:
+    # scancel, a preemption or a requeue: COMPLETING until its processes are gone.
+    jobs = {"7_1": SacctJob("7_1", "COMPLETING")}
+    label = classify(rec(state, cause=cause), jobs)
+    assert label == "stopping"
+    assert resumable(label) is None
+
+
 def test_a_claim_whose_job_vanished_from_slurm_is_stale() -> None:
     assert classify(rec("running"), {}) == "stale"
     assert classify(rec("running"), None) == "running"  # sacct unavailable: trust the tracker

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,6 +132,25 @@ def test_preempted_task_requeues_and_resumes_from_its_checkpoint(checkout: Path)
     assert ProgressTracker(checkout / "persistent_progress_trackers").read().last_id == 1
 
 
+# Short keys: the window between a key's done mark and its task's exit is what is tested.
+LATE_SUITE = """
+models: [tiny-demo]
+shuffle: false
+overrides:
+  num_processes: 1
+  warmup_iterations: 0
+  energy_meter: codecarbon
+  idle_baseline_s: 0
+  max_input_tokens: 64
+  num_prompts: 4
+  batch_size: 2
+  max_output_tokens: 16
+  min_output_tokens: 16
+controlled:
+  seed: [1, 2, 3]
+"""
+
+
 REQUEUE_SUITE = """
 models: [tiny-demo]
 shuffle: false  # array tasks 0 and 1 run first, together: they are requeued and cancelled
@@ -239,3 +261,99 @@ def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
     assert metrics["batches_resumed"] >= 1  # the interrupted key kept its batches
     # The key after the requeue's first one ran in the workers the requeued run launched.
     assert setups["0003"]["timing"]["model_reused"] is True
+
+
+def tracker_events(checkout: Path, op: str) -> list[dict[str, str]]:
+    """Every ``op`` event ever journalled: the folded history, then the live journal."""
+    tracker = ProgressTracker(checkout / "persistent_progress_trackers")
+    files = [*sorted((tracker.journal_path.parent / "history").glob("journal-*.jsonl")),
+             tracker.journal_path]
+    events = []
+    for path in files:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("op") == op:
+                events.append(event)
+    return events
+
+
+def test_usr2_then_term_40ms_apart_is_recorded_as_preempted(checkout: Path) -> None:
+    # What a preemption looks like from inside the task: Slurm's USR2, then the TERM that
+    # submitit's own `scontrol requeue` brings tens of ms later.
+    write_suite(checkout, "storm", PREEMPT_SUITE)
+    sub = cli("submit-suite", "storm", "--partition", "gpu", "--time", "00:20:00")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    key, job = next(iter(job_ids(checkout).items()))
+    work = checkout / "results" / "raw_results" / "0001" / ".work"
+    wait_for(lambda: finished_batches(work) >= 1, 300, "a checkpointed batch", poll_s=0.2)
+    # Straight to the task's process (the claim names it; one node): scancel --signal
+    # retries a job Slurm is requeueing and would TERM the rerun seconds later instead.
+    pid = ProgressTracker(checkout / "persistent_progress_trackers").read().keys[key].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGUSR2)
+    time.sleep(0.04)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(all_done("storm", 1), 600, "the key to finish after its requeue", poll_s=2)
+    causes = [e["cause"] for e in tracker_events(checkout, "fail") if e["key"] == key]
+    assert causes and set(causes) == {"preempted"}, causes
+    assert [(r["experiment_id"], r["key"]) for r in rows(checkout)] == [("0001", key)]
+    history = query_sacct([job], "now-1hour").jobs[job].history
+    assert "REQUEUED" in history or "PREEMPTED" in history
+
+
+def test_usr2_after_the_last_key_ends_the_task_instead_of_requeueing(checkout: Path) -> None:
+    write_suite(checkout, "late", LATE_SUITE)
+    sub = cli("submit-suite", "late", "--partition", "gpu", "--time", "00:20:00",
+              "--cpus-per-task", "1", "--array-parallelism", "1")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    ids = job_ids(checkout)
+    caught = []
+    tracker = ProgressTracker(checkout / "persistent_progress_trackers")
+    for key in sorted(ids, key=lambda k: ids[k]):
+        # The signal must land between the done mark and the task's exit. Holding the
+        # tracker lock as soon as the key is done keeps the task there: it takes the lock
+        # once more, to sync the legacy files, before it returns.
+        wait_for(lambda k=key: tracker.read().keys[k].state == "done", 300,
+                 f"{key} done", poll_s=0.02)
+        with tracker.locked():
+            alive = subprocess.run(["squeue", "-h", "-j", ids[key], "-o", "%T"],
+                                   capture_output=True, text=True).stdout.strip()
+            if alive == "RUNNING" and subprocess.run(
+                    ["scancel", "--signal=USR2", ids[key]], capture_output=True).returncode == 0:
+                caught.append(ids[key])
+                time.sleep(1.0)  # the handler runs while the task waits for the lock
+    wait_for(all_done("late", len(ids)), 300, "every key done", poll_s=1)
+    assert caught, "no USR2 reached a task before it exited"
+
+    def settled() -> bool:
+        jobs = query_sacct(caught, "now-1hour").jobs or {}
+        return all(j in jobs and jobs[j].category != "active" for j in caught)
+
+    wait_for(settled, 90, "sacct to show the signalled tasks ended")
+    jobs = query_sacct(caught, "now-1hour").jobs or {}
+    assert {j: (jobs[j].state, jobs[j].history) for j in caught} == \
+        {j: ("COMPLETED", []) for j in caught}
+    logs = "".join(p.read_text() for p in (checkout / "logs" / "submitit").glob("*.err"))
+    assert "USR2 after this task's last key: ending instead of requeueing" in logs
+    assert "Requeued job" not in logs and "Calling checkpoint method" not in logs
+
+
+def test_a_cancelled_task_never_reads_queued_and_ends_failed_cancelled(checkout: Path) -> None:
+    write_suite(checkout, "cut", PREEMPT_SUITE)
+    sub = cli("submit-suite", "cut", "--partition", "gpu", "--time", "00:20:00")
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    key, job = next(iter(job_ids(checkout).items()))
+    work = checkout / "results" / "raw_results" / "0001" / ".work"
+    wait_for(lambda: finished_batches(work) >= 1, 300, "a checkpointed batch", poll_s=0.2)
+    subprocess.run(["scancel", job], check=True)
+    seen = [labels("cut")[key]]
+    while not seen[-1].startswith("failed") and len(seen) < 600:
+        time.sleep(0.1)
+        seen.append(labels("cut")[key])
+    assert seen[-1] == "failed:cancelled", seen
+    assert set(seen) <= {"running", "stopping", "failed:cancelled"}, seen
+    status = cli("status", "cut")
+    assert "[cancelled]" in status.stdout and "[interrupted]" not in status.stdout

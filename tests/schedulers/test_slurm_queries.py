@@ -150,6 +150,52 @@ def test_a_requeued_job_sacct_still_shows_ended_is_not_resubmitted(
     assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == [KEYS[0]]
 
 
+def test_squeue_live_state_wins_over_a_lagging_sacct(slurm_tracker: api.Paths) -> None:
+    # sacct still says RUNNING for 7_0 (preempted, back in the queue) and 7_2 (started, key
+    # not claimed yet); squeue, slurmctld's own state, says PENDING and RUNNING.
+    sacct = sacct_json(("7_0", "RUNNING"), ("7_1", "PENDING"), ("7_2", "RUNNING"))
+    run = slurm_runner((0, sacct), (0, "7_0|PENDING\n7_1|COMPLETING\n7_2|RUNNING\n"))
+    labels = api.key_labels("s", slurm_tracker, runner=run)
+    assert [labels.labels[k] for k in KEYS] == ["requeued", "stopping", "running"]
+    assert api.resumable_keys("s", paths=slurm_tracker, runner=run) == []
+
+
+def test_squeue_down_keeps_sacct_view_of_live_jobs(slurm_tracker: api.Paths) -> None:
+    sacct = sacct_json(("7_0", "RUNNING"), ("7_1", "PENDING"), ("7_2", "PENDING"))
+    labels = api.key_labels("s", slurm_tracker, runner=slurm_runner((0, sacct), (1, "")))
+    assert [labels.labels[k] for k in KEYS] == ["running", "queued", "queued"]
+    assert labels.unknown == frozenset() and labels.sacct_problem is None
+
+
+def test_only_the_first_waiting_key_of_a_starting_task_is_running(tmp_path: Path) -> None:
+    paths = api.Paths(tracker_dir=tmp_path / "tracker")
+    tracker = ProgressTracker(paths.tracker_dir)
+    tracker.register("s", [(k, "h") for k in KEYS])
+    tracker.record_submission("s", KEYS, "7_0", {k: "7_0" for k in KEYS})  # one task, 3 keys
+    run = slurm_runner((0, sacct_json(("7_0", "RUNNING"))), (0, "7_0|RUNNING\n"))
+    labels = api.key_labels("s", paths, runner=run).labels
+    assert [labels[k] for k in KEYS] == ["running", "queued", "queued"]
+    tracker.claim(KEYS[0], "h", suite="s", cycle=1, job_id="7_0")
+    tracker.complete(KEYS[0], "0001")
+    labels = api.key_labels("s", paths, runner=run).labels
+    assert [labels[k] for k in KEYS] == ["done", "running", "queued"]
+
+
+def test_failure_lines_name_the_cause_the_table_shows(slurm_tracker: api.Paths) -> None:
+    from joulebench.schedulers.slurm_view import latest_failures
+
+    tracker = ProgressTracker(slurm_tracker.tracker_dir)
+    tracker.fail(KEYS[0], "interrupted", "stopped by a signal")  # a TERM alone: scancel
+    sacct = sacct_json(("7_0", "CANCELLED"), ("7_1", "PREEMPTED"), ("7_2", "PENDING"))
+    run = slurm_runner((0, sacct), (0, "7_2|PENDING\n"))
+    labels = api.key_labels("s", slurm_tracker, runner=run)
+    state = tracker.read()
+    failures = latest_failures(list(state.keys.values()), labels)
+    assert {r.key: r.cause for r in failures} == {KEYS[0]: "cancelled", KEYS[1]: "preempted"}
+    assert all(labels.labels[r.key] == f"failed:{r.cause}" for r in failures)
+    assert state.keys[KEYS[0]].cause == "interrupted"  # the journal keeps what the task saw
+
+
 def test_ended_in_sacct_with_squeue_down_refuses_to_resubmit(slurm_tracker: api.Paths) -> None:
     sacct = sacct_json(("7_0", "NODE_FAIL"), ("7_1", "RUNNING"), ("7_2", "PENDING"))
     run = slurm_runner((0, sacct), (1, ""))

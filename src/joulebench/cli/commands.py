@@ -16,10 +16,10 @@ from joulebench.cli.base import (
     make_paths,
     path_options,
 )
+from joulebench.tracker.state import FAILURE_CAUSES
 from joulebench.wording import plural
 
-CAUSES = ["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error", "interrupted",
-          "config_error"]
+CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold all three equal
 EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
                         default="auto", show_default=True,
                         help="auto: Slurm when sbatch is on PATH, else local.")

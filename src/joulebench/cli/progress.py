@@ -23,7 +23,7 @@ from rich.text import Text
 
 from joulebench.wording import plural
 
-STATE_ORDER = ["done", "running", "queued", "requeued", "pending", "stale"]
+STATE_ORDER = ["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
 
 
 class SuiteProgress:

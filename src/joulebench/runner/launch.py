@@ -84,6 +84,21 @@ def last_stop_signal() -> int | None:
     return _received[-1] if _received else None
 
 
+def note_stop_signal(signum: int) -> None:
+    """Record a stop signal that reached this process outside an experiment's workers."""
+    _received.append(signum)
+
+
+def stop_cause() -> str:
+    """Why this process is being stopped, by what happened rather than the last signal.
+
+    A USR2 at any point means Slurm warned of a preemption or the time limit: submitit's
+    own ``scontrol requeue`` then makes Slurm TERM the job tens of ms later, and that TERM
+    must not rename the preemption. A TERM or INT alone says only that a signal came.
+    """
+    return "preempted" if signal.SIGUSR2 in _received else "interrupted"
+
+
 def start_workers(cmd: list[str], env: dict[str, str], log_path: Path
                   ) -> subprocess.Popen[bytes]:
     """Start the launcher in its own process group, dying with this process."""
@@ -105,13 +120,23 @@ def forwarding_stop_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
     """
     stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
     previous = {s: signal.getsignal(s) for s in stops} if _main_thread() else {}
+    handling: list[int] = []
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         _received.append(signum)
+        if handling:
+            # A second signal while the first stops the workers or requeues (submitit's
+            # `scontrol requeue` itself brings a TERM): raising here would abort that
+            # requeue half-way, so it is only noted and acted on below.
+            handling.append(signum)
+            return
+        handling.append(signum)
         stop_group(proc)
-        handler = previous.get(signum)
+        # A USR2 seen at all wins: the task must be checkpointed and requeued.
+        acting = signal.SIGUSR2 if signal.SIGUSR2 in handling else signum
+        handler = previous.get(acting)
         if callable(handler):
-            handler(signum, frame)  # submitit: checkpoint + requeue + exit
+            handler(acting, frame)  # submitit: checkpoint + requeue + exit
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from joulebench.results import (
     write_json_files,
 )
 from joulebench.runner.experiment import ExperimentFailed, run_workers
-from joulebench.runner.launch import last_stop_signal
+from joulebench.runner.launch import stop_cause
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
@@ -248,6 +247,8 @@ def run_task(
                 if isinstance(exc, ExperimentFailed)
                 else ExperimentFailed(str(exc), "config_error", user_error=True)
             )
+            if failure.cause == "interrupted":  # workers killed: by a preemption?
+                failure.cause = stop_cause()
             with tracker.locked():  # the failure row and the state change land together
                 _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
                 tracker.fail(spec.key, failure.cause, str(failure))
@@ -265,12 +266,12 @@ def run_task(
         except BaseException:
             # Ctrl-C or a scheduler's stop signal: the checkpoint keeps finished batches.
             # Recorded like any failed attempt, so failed_experiments.csv has them all.
-            preempted = last_stop_signal() == signal.SIGUSR2
+            cause = stop_cause()
             stopped = ExperimentFailed(
                 "USR2: preempted or at the time limit; requeued by submitit"
-                if preempted
+                if cause == "preempted"
                 else "stopped by a signal",
-                "preempted" if preempted else "interrupted",
+                cause,
             )
             with tracker.locked():
                 _log_failure(paths, spec, claim.experiment_id, stopped, claim.attempt)

@@ -11,9 +11,12 @@ from joulebench.schedulers.sacct import SacctJob
 from joulebench.tracker import DONE, FAILED, PENDING, RUNNING, KeyRecord, pid_alive
 
 # Labels, in display order. "queued": submitted, waiting in Slurm; "requeued": preempted
-# or requeued and waiting to run again; "stale": the tracker says running but no live
-# process or Slurm job holds the key.
-LABELS = ["done", "running", "queued", "requeued", "pending", "stale"]
+# or requeued and waiting to run again; "stopping": its Slurm job is being ended
+# (COMPLETING: cancelled, preempted or requeued; which, sacct says within seconds);
+# "stale": the tracker says running but no live process or Slurm job holds the key.
+LABELS = ["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
+# Keys a live Slurm job holds: never resubmitted.
+LIVE_LABELS = ("running", "queued", "requeued", "stopping")
 
 
 def is_slurm_job(job_id: str | None) -> bool:
@@ -41,7 +44,8 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
             interrupted = job.state == "REQUEUED" or any(
                 h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history)
             # A task of several keys runs them in turn: one not claimed yet is waiting.
-            label = ("running" if job.state == "RUNNING" and rec.state != PENDING else
+            label = ("stopping" if job.state == "COMPLETING" else
+                     "running" if job.state == "RUNNING" and rec.state != PENDING else
                      "requeued" if interrupted else "queued")
         elif job.category == "failed":
             # "interrupted" only says a signal came; Slurm knows whether it was a cancel,
@@ -53,6 +57,22 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
     if label == FAILED:
         return f"failed:{rec.cause or 'unknown'}"
     return "running" if label == RUNNING else label
+
+
+def mark_starting(records: list[KeyRecord], labels: dict[str, str],
+                  jobs: dict[str, SacctJob] | None) -> None:
+    """A running job that holds no claimed key yet is starting its first waiting key: say
+    ``running`` for that one, not ``queued`` (records in tracker order, which is the order
+    a task of several keys runs them)."""
+    if not jobs:
+        return
+    busy = {str(r.job_id) for r in records if labels.get(r.key) == "running"}
+    for rec in records:
+        job = jobs.get(str(rec.job_id))
+        if job is not None and job.state == "RUNNING" and job.job_id not in busy \
+                and labels.get(rec.key) == "queued":
+            labels[rec.key] = "running"
+            busy.add(job.job_id)
 
 
 def resumable(label: str) -> str | None:

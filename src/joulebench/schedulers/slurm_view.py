@@ -48,13 +48,16 @@ def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.Comm
     known = result.jobs or {}
     missing = [i for i in ids if i not in known]
     ended = [i for i in ids if i in known and known[i].category != "active"]
-    if not missing and not ended:
+    active = [i for i in ids if i in known and known[i].category == "active"]
+    if not missing and not ended and not active:
         return SlurmView(result.jobs)
     live = slurm.query_squeue(runner)
     if live.jobs is None:
         if result.jobs is None:
             return SlurmView(None, frozenset(ids), f"{result.problem}; {live.problem}; "
                              "showing the tracker alone")
+        if not missing and not ended:  # sacct's (maybe lagging) view of live jobs stands
+            return SlurmView(result.jobs)
         return SlurmView(result.jobs, frozenset(missing + ended),
                          f"{len(missing) + len(ended)} jobs sacct cannot place for sure "
                          f"and {live.problem}")
@@ -62,6 +65,9 @@ def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.Comm
     for i in missing:
         if i in live.jobs:
             jobs[i] = live.jobs[i]
+    for i in active:
+        if i in live.jobs:  # squeue is slurmctld's state now; sacct's may be seconds old
+            jobs[i] = _live_over_recorded(live.jobs[i], known[i])
     for i in ended:
         if i in live.jobs:  # requeued: the ended run becomes history of the live one
             old = known[i]
@@ -69,6 +75,15 @@ def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.Comm
     note = None if result.jobs is not None else \
         f"{result.problem}; live jobs from squeue, failure causes from the tracker"
     return SlurmView(jobs, frozenset(), note)
+
+
+def _live_over_recorded(live: SacctJob, recorded: SacctJob) -> SacctJob:
+    """squeue's state with sacct's history; a job sacct saw run that squeue shows pending
+    again was requeued (preempted, or ``scontrol requeue``) before sacct heard of it."""
+    history = list(recorded.history)
+    if live.state == "PENDING" and recorded.state in ("RUNNING", "COMPLETING"):
+        history.append("REQUEUED")
+    return replace(live, history=history)
 
 
 def label_keys(state: TrackerState, suite: str | None, runner: slurm.CommandRunner,
@@ -79,8 +94,18 @@ def label_keys(state: TrackerState, suite: str | None, runner: slurm.CommandRunn
     # answer would label every running Slurm key stale.
     view = slurm_view(state, records, runner) if use_sacct else SlurmView(None)
     unknown = frozenset(r.key for r in records if str(r.job_id) in view.unknown)
-    return KeyLabels({r.key: monitor.classify(r, view.jobs) for r in records}, view.problem,
-                     unknown)
+    labels = {r.key: monitor.classify(r, view.jobs) for r in records}
+    monitor.mark_starting(records, labels, view.jobs)
+    return KeyLabels(labels, view.problem, unknown)
+
+
+def latest_failures(records: list[KeyRecord], labels: KeyLabels) -> list[KeyRecord]:
+    """Failed keys, newest first, each carrying the cause its label shows: the tracker may
+    say only ``interrupted`` where Slurm knows ``cancelled``, and the status table and the
+    failure lines under it must name one failure with one word."""
+    failed = [replace(r, cause=labels.labels[r.key].split(":", 1)[1]) for r in records
+              if labels.labels.get(r.key, "").startswith("failed:")]
+    return sorted(failed, key=lambda r: r.updated_at or "", reverse=True)
 
 
 def refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:
