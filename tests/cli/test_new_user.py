@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from joulebench import api
+from joulebench.schedulers import executors
 from joulebench.tracker import KeyRecord, ProgressTracker, TrackerState
 from tests.conftest import wait_for, write_suite
 
@@ -132,10 +133,10 @@ def test_dash_h_works_for_every_program(program: str) -> None:
 
 
 def test_executor_auto_says_which_it_chose_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "sbatch_on_path", lambda: False)
+    monkeypatch.setattr(executors, "sbatch_on_path", lambda: False)
     assert api.choose_executor("auto") == (
         "local", "executor: local (--executor auto found no sbatch on PATH)")
-    monkeypatch.setattr(api, "sbatch_on_path", lambda: True)
+    monkeypatch.setattr(executors, "sbatch_on_path", lambda: True)
     name, note = api.choose_executor("auto")
     assert name == "slurm" and note is not None and "found sbatch on PATH" in note
     assert api.choose_executor("local") == ("local", None)
@@ -153,11 +154,11 @@ def test_resume_failed_defaults_to_where_the_suite_last_ran(
     assert api.last_executor(slurm_then_local[:1]) == "slurm"
     assert api.last_executor([_record("c", None, "2026-01-01")]) is None
     state = TrackerState(keys={r.key: r for r in slurm_then_local[:1]})
-    monkeypatch.setattr(api, "sbatch_on_path", lambda: True)
+    monkeypatch.setattr(executors, "sbatch_on_path", lambda: True)
     name, note = api._resume_executor("auto", "s", state)
     assert name == "slurm" and note is not None and "where 's' last ran" in note
     assert api._resume_executor("local", "s", state) == ("local", None)
-    monkeypatch.setattr(api, "sbatch_on_path", lambda: False)
+    monkeypatch.setattr(executors, "sbatch_on_path", lambda: False)
     with pytest.raises(api.ConfigError, match="last ran on Slurm but sbatch is not on PATH"):
         api._resume_executor("auto", "s", state)
 

@@ -149,6 +149,6 @@ def path_options(func: F) -> F:
 
 
 def make_paths(configs_dir: Path, tracker_dir: Path, results_dir: Path) -> Any:
-    from joulebench.api import Paths
+    from joulebench.paths import Paths
 
     return Paths(configs_dir, tracker_dir, results_dir)

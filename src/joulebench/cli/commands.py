@@ -16,11 +16,12 @@ from joulebench.cli.base import (
     make_paths,
     path_options,
 )
-from joulebench.tracker.state import FAILURE_CAUSES
+from joulebench.schedulers.executors import EXECUTOR_CHOICES, SLURM
+from joulebench.tracker.state import CONFIG_ERROR, FAILURE_CAUSES
 from joulebench.wording import plural
 
 CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold all three equal
-EXECUTOR = click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
+EXECUTOR = click.option("--executor", type=click.Choice(EXECUTOR_CHOICES),
                         default="auto", show_default=True,
                         help="auto: Slurm when sbatch is on PATH, else local.")
 
@@ -99,7 +100,7 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
                                   slurm_options=opts)
         print_notes(checked.notes)
         print_expansion(checked.specs)
-        if checked.executor == "slurm":
+        if checked.executor == SLURM:
             print_scripts(api.plan_slurm(checked.specs, opts), paths)
         click.echo("dry run: every check passed; nothing was run, submitted or written")
         return
@@ -107,7 +108,7 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
         summary = api.submit_suite(suite, cycles, executor=executor, fresh=fresh, paths=paths,
                                    slurm_options=opts, on_plan=progress.plan,
                                    on_start=progress.start, on_outcome=progress.outcome)
-    if summary.executor == "slurm":
+    if summary.executor == SLURM:
         report_submission(summary)
         return
     finish(summary.outcomes, tracker_dir, summary.suite)
@@ -161,7 +162,7 @@ def finish(outcomes: list[Any], tracker_dir: Path, suite: str,
         click.echo(f"  failed [{outcome.cause}] {outcome.key}: {outcome.message}", err=True)
     # A refused config fails the same way on every rerun: only a fix helps, so it gets
     # no resume hint; the other causes (a crash, a signal, OOM) may pass when rerun.
-    refused = [o for o in failed if o.cause == "config_error"]
+    refused = [o for o in failed if o.cause == CONFIG_ERROR]
     retryable = len(failed) - len(refused)
     if refused:
         click.echo(f"Fix the config named above, then rerun: {rerun or f'submit-suite {suite}'}",
@@ -248,7 +249,7 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
     print_notes(summary.notes)
     if not summary.to_run:
         click.echo("nothing to resume")
-    if summary.executor == "slurm":
+    if summary.executor == SLURM:
         report_submission(summary)
         return
     finish(summary.outcomes, tracker_dir, suite)

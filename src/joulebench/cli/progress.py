@@ -21,9 +21,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from joulebench.schedulers.executors import LOCAL
+from joulebench.schedulers.monitor import LABELS
 from joulebench.wording import plural
 
-STATE_ORDER = ["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
+STATE_ORDER = list(LABELS)  # display order: the status labels, then failed:<cause>
 
 
 class SuiteProgress:
@@ -57,7 +59,7 @@ class SuiteProgress:
         self.console.print(f"suite {summary.suite}: {plural(summary.total, 'experiment')}, "
                            f"{summary.already_done} already done, {len(summary.to_run)} to run "
                            f"(executor: {summary.executor})")
-        if summary.executor == "local":
+        if summary.executor == LOCAL:
             self._add(len(summary.to_run))
 
     def plan_keys(self, keys: list[str]) -> None:

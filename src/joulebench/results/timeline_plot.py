@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.measure.timeline import read_timeline, timeline_path
-from joulebench.results.writer import raw_dir
+from joulebench.results.layout import raw_dir
 
 
 def power_series(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:

@@ -14,6 +14,7 @@ from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
+from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED
 
 
 class ExperimentFailed(RunnerError):
@@ -61,17 +62,17 @@ def _failure_from(
         info = read_json(errors[0])
         return ExperimentFailed(
             f"{info['type']}: {info['message']} (see {log_path})",
-            info.get("cause", "code_error"),
+            info.get("cause", CODE_ERROR),
             bool(info.get("user_error")),
         )
     if returncode < 0 or returncode in (128 + 9, 128 + 15, 137, 143):
         return ExperimentFailed(
             f"workers were killed (exit {returncode}); see {log_path} and {launcher_log}",
-            "interrupted",
+            INTERRUPTED,
         )
     tail = _last_line(log_path) or _last_line(launcher_log)
     return ExperimentFailed(
-        f"accelerate exited {returncode}: {tail} (see {log_path} and {launcher_log})", "code_error"
+        f"accelerate exited {returncode}: {tail} (see {log_path} and {launcher_log})", CODE_ERROR
     )
 
 
@@ -93,14 +94,14 @@ def _check_gpus_visible(num_processes: int) -> None:
         raise ExperimentFailed(
             f"device: cuda but this node has no CUDA GPU visible ({env}); "
             "ask Slurm for GPUs (--gpus-per-node) or use device: auto",
-            "config_error",
+            CONFIG_ERROR,
             True,
         )
     if num_processes > visible:
         raise ExperimentFailed(
             f"num_processes: {num_processes} but this node has {visible} "
             f"CUDA GPU(s) visible ({env}); each process needs its own GPU",
-            "config_error",
+            CONFIG_ERROR,
             True,
         )
 
@@ -124,7 +125,7 @@ def run_workers(
         raise ExperimentFailed(
             f"quantization: {config.quantization} needs a CUDA GPU but this "
             "run is on cpu; set quantization: none",
-            "config_error",
+            CONFIG_ERROR,
             True,
         )
     if device == "cuda":

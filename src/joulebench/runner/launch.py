@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from joulebench.tracker.state import INTERRUPTED, PREEMPTED
+
 
 def accelerate_command(num_processes: int, device: str, worker_args: list[str],
                        python: str = sys.executable, monitor_interval_s: float = 1.0
@@ -96,7 +98,7 @@ def stop_cause() -> str:
     own ``scontrol requeue`` then makes Slurm TERM the job tens of ms later, and that TERM
     must not rename the preemption. A TERM or INT alone says only that a signal came.
     """
-    return "preempted" if signal.SIGUSR2 in _received else "interrupted"
+    return PREEMPTED if signal.SIGUSR2 in _received else INTERRUPTED
 
 
 def start_workers(cmd: list[str], env: dict[str, str], log_path: Path

@@ -42,6 +42,7 @@ from joulebench.runner.prompts import (
     shard,
 )
 from joulebench.runner.step_clock import step_clock, token_timing
+from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, OOM
 
 
 def _sync(device: str) -> None:
@@ -360,11 +361,7 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     return {
         "type": type(exc).__name__,
         "message": str(exc).splitlines()[0][:500] if str(exc) else text,
-        "cause": "oom"
-        if oom
-        else "config_error"
-        if isinstance(exc, JoulebenchError)
-        else "code_error",
+        "cause": OOM if oom else CONFIG_ERROR if isinstance(exc, JoulebenchError) else CODE_ERROR,
         "user_error": isinstance(exc, JoulebenchError),
         "traceback": traceback.format_exc(),
     }

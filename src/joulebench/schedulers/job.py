@@ -40,6 +40,7 @@ from joulebench.runner.launch import stop_cause
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
+from joulebench.tracker.state import CONFIG_ERROR, INTERRUPTED, OOM, PREEMPTED, local_job_id
 
 FAILED_COLUMNS = [
     "timestamp",
@@ -115,7 +116,7 @@ def run_experiment(
             f"min_window_s: the measured window was {window_s:.2f} s, "
             f"under {config.min_window_s:g} s; raise num_prompts or "
             "max_output_tokens so the measurement is long enough",
-            "config_error",
+            CONFIG_ERROR,
             user_error=True,
         )
     write_json_files(results_dir, ident.experiment_id, sections)
@@ -200,7 +201,7 @@ def _halved_batch(
 ) -> int | None:
     """The one OOM retry a config may allow: half the batch, once."""
     if (
-        failure.cause == "oom"
+        failure.cause == OOM
         and config.oom_halve_batch
         and batch_size == config.batch_size
         and batch_size > 1
@@ -245,9 +246,9 @@ def run_task(
             failure = (
                 exc
                 if isinstance(exc, ExperimentFailed)
-                else ExperimentFailed(str(exc), "config_error", user_error=True)
+                else ExperimentFailed(str(exc), CONFIG_ERROR, user_error=True)
             )
-            if failure.cause == "interrupted":  # workers killed: by a preemption?
+            if failure.cause == INTERRUPTED:  # workers killed: by a preemption?
                 failure.cause = stop_cause()
             with tracker.locked():  # the failure row and the state change land together
                 _log_failure(paths, spec, claim.experiment_id, failure, claim.attempt)
@@ -269,7 +270,7 @@ def run_task(
             cause = stop_cause()
             stopped = ExperimentFailed(
                 "USR2: preempted or at the time limit; requeued by submitit"
-                if cause == "preempted"
+                if cause == PREEMPTED
                 else "stopped by a signal",
                 cause,
             )
@@ -285,7 +286,7 @@ def job_id_from_env() -> str:
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     if array and task:
         return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID") or f"local-{os.getpid()}"
+    return os.environ.get("SLURM_JOB_ID") or local_job_id(os.getpid())
 
 
 def run_tasks(

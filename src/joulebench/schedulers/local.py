@@ -9,16 +9,11 @@ device share launched workers, and of one model also the loaded model.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 from joulebench.paths import Paths
 from joulebench.schedulers.job import TaskOutcome, run_tasks
 from joulebench.suite.spec import ExperimentSpec
-
-
-def sbatch_on_path() -> bool:
-    return shutil.which("sbatch") is not None
 
 
 def run_local(

@@ -6,27 +6,40 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from joulebench.schedulers.sacct import SacctJob
 from joulebench.tracker import DONE, FAILED, PENDING, RUNNING, KeyRecord, pid_alive
+from joulebench.tracker.state import INTERRUPTED, is_slurm_job
 
 # Labels, in display order. "queued": submitted, waiting in Slurm; "requeued": preempted
 # or requeued and waiting to run again; "stopping": its Slurm job is being ended
 # (COMPLETING: cancelled, preempted or requeued; which, sacct says within seconds);
 # "stale": the tracker says running but no live process or Slurm job holds the key.
-LABELS = ["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
+# A key that failed reads "failed:<cause>" (tracker.state.FAILURE_CAUSES, or "unknown").
+Label = Literal["done", "running", "queued", "requeued", "stopping", "pending", "stale"]
+LABELS: tuple[Label, ...] = get_args(Label)
+QUEUED: Label = "queued"
+REQUEUED: Label = "requeued"
+STOPPING: Label = "stopping"
+STALE: Label = "stale"
+FAILED_PREFIX = f"{FAILED}:"
 # Keys a live Slurm job holds: never resubmitted.
-LIVE_LABELS = ("running", "queued", "requeued", "stopping")
+LIVE_LABELS: tuple[Label, ...] = (RUNNING, QUEUED, REQUEUED, STOPPING)
 
 
-def is_slurm_job(job_id: str | None) -> bool:
-    return bool(job_id) and not str(job_id).startswith("local-")
+def failed_label(cause: str | None) -> str:
+    return f"{FAILED_PREFIX}{cause or 'unknown'}"
+
+
+def is_failed(label: str) -> bool:
+    return label.startswith(FAILED_PREFIX)
 
 
 def _local_label(rec: KeyRecord, alive: Callable[[int], bool]) -> str:
     if rec.state == RUNNING and rec.host == socket.gethostname() and rec.pid is not None \
             and not alive(rec.pid) and not is_slurm_job(rec.job_id):
-        return "stale"
+        return STALE
     return rec.state
 
 
@@ -34,29 +47,29 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
              alive: Callable[[int], bool] = pid_alive) -> str:
     """One label per key; ``jobs`` is None when sacct could not be asked."""
     if rec.state == DONE:
-        return "done"
+        return DONE
     label = _local_label(rec, alive)
     if jobs is not None and is_slurm_job(rec.job_id):
         job = jobs.get(str(rec.job_id))
         if job is None:
-            label = "stale" if rec.state == RUNNING else label
+            label = STALE if rec.state == RUNNING else label
         elif job.category == "active":
             interrupted = job.state == "REQUEUED" or any(
                 h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history)
             # A task of several keys runs them in turn: one not claimed yet is waiting.
-            label = ("stopping" if job.state == "COMPLETING" else
-                     "running" if job.state == "RUNNING" and rec.state != PENDING else
-                     "requeued" if interrupted else "queued")
+            label = (STOPPING if job.state == "COMPLETING" else
+                     RUNNING if job.state == "RUNNING" and rec.state != PENDING else
+                     REQUEUED if interrupted else QUEUED)
         elif job.category == "failed":
             # "interrupted" only says a signal came; Slurm knows whether it was a cancel,
             # a preemption or the time limit. Causes found by the job itself are finer.
-            precise = rec.state == FAILED and rec.cause not in (None, "interrupted")
-            return f"failed:{rec.cause if precise else job.cause}"
+            precise = rec.state == FAILED and rec.cause not in (None, INTERRUPTED)
+            return failed_label(rec.cause if precise else job.cause)
         elif rec.state in (RUNNING, PENDING):  # COMPLETED in Slurm, never marked done
-            label = "stale"
+            label = STALE
     if label == FAILED:
-        return f"failed:{rec.cause or 'unknown'}"
-    return "running" if label == RUNNING else label
+        return failed_label(rec.cause)
+    return label
 
 
 def mark_starting(records: list[KeyRecord], labels: dict[str, str],
@@ -66,20 +79,20 @@ def mark_starting(records: list[KeyRecord], labels: dict[str, str],
     a task of several keys runs them)."""
     if not jobs:
         return
-    busy = {str(r.job_id) for r in records if labels.get(r.key) == "running"}
+    busy = {str(r.job_id) for r in records if labels.get(r.key) == RUNNING}
     for rec in records:
         job = jobs.get(str(rec.job_id))
         if job is not None and job.state == "RUNNING" and job.job_id not in busy \
-                and labels.get(rec.key) == "queued":
-            labels[rec.key] = "running"
+                and labels.get(rec.key) == QUEUED:
+            labels[rec.key] = RUNNING
             busy.add(job.job_id)
 
 
 def resumable(label: str) -> str | None:
     """The cause to resume a key for, or None when it is done or still alive."""
-    if label.startswith("failed:"):
-        return label.split(":", 1)[1]
-    return "interrupted" if label == "stale" else None
+    if is_failed(label):
+        return label.removeprefix(FAILED_PREFIX)
+    return INTERRUPTED if label == STALE else None
 
 
 def sacct_starttime(iso_utc: str | None, margin_min: int = 5) -> str:

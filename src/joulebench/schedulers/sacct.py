@@ -10,26 +10,38 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from joulebench.errors import SchedulerError
+from joulebench.tracker.state import (
+    CANCELLED,
+    CODE_ERROR,
+    FAILED,
+    NODE_FAIL,
+    OOM,
+    PREEMPTED,
+    TIMEOUT,
+    FailureCause,
+)
 
 MAX_ARRAY_TASKS = 4_000_001  # the largest MaxArraySize Slurm accepts
 PARSABLE_FIELDS = "JobID,JobIDRaw,JobName,State,ExitCode,Start,End,NodeList,Reason"
 
 # Slurm state -> (joulebench category, failure cause). "active" jobs may still finish;
 # PREEMPTED, REQUEUED, NODE_FAIL and TIMEOUT are never "done".
-STATE_MAP: dict[str, tuple[str, str | None]] = {
+# A Slurm job's category: still in Slurm's hands, ended well, or failed with a cause.
+JobCategory = Literal["active", "completed", "failed"]
+STATE_MAP: dict[str, tuple[JobCategory, FailureCause | None]] = {
     "COMPLETED": ("completed", None),
     "PENDING": ("active", None), "RUNNING": ("active", None), "REQUEUED": ("active", None),
     "REQUEUE_FED": ("active", None), "REQUEUE_HOLD": ("active", None),
     "RESIZING": ("active", None), "SUSPENDED": ("active", None), "CONFIGURING": ("active", None),
     "COMPLETING": ("active", None), "STAGE_OUT": ("active", None), "SIGNALING": ("active", None),
-    "PREEMPTED": ("failed", "preempted"), "TIMEOUT": ("failed", "timeout"),
-    "DEADLINE": ("failed", "timeout"), "NODE_FAIL": ("failed", "node_fail"),
-    "BOOT_FAIL": ("failed", "node_fail"), "CANCELLED": ("failed", "cancelled"),
-    "OUT_OF_MEMORY": ("failed", "oom"), "FAILED": ("failed", "code_error"),
-    "REVOKED": ("failed", "cancelled"),
+    "PREEMPTED": (FAILED, PREEMPTED), "TIMEOUT": (FAILED, TIMEOUT),
+    "DEADLINE": (FAILED, TIMEOUT), "NODE_FAIL": (FAILED, NODE_FAIL),
+    "BOOT_FAIL": (FAILED, NODE_FAIL), "CANCELLED": (FAILED, CANCELLED),
+    "OUT_OF_MEMORY": (FAILED, OOM), "FAILED": (FAILED, CODE_ERROR),
+    "REVOKED": (FAILED, CANCELLED),
 }
 
 
@@ -45,11 +57,11 @@ class SacctJob:
 
     @property
     def category(self) -> str:
-        return STATE_MAP.get(self.state, ("failed", "code_error"))[0]
+        return STATE_MAP.get(self.state, (FAILED, CODE_ERROR))[0]
 
     @property
     def cause(self) -> str | None:
-        return STATE_MAP.get(self.state, ("failed", "code_error"))[1]
+        return STATE_MAP.get(self.state, (FAILED, CODE_ERROR))[1]
 
 
 def sacct_command(job_ids: list[str], starttime: str, use_json: bool) -> list[str]:

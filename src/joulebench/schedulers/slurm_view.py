@@ -104,7 +104,7 @@ def latest_failures(records: list[KeyRecord], labels: KeyLabels) -> list[KeyReco
     say only ``interrupted`` where Slurm knows ``cancelled``, and the status table and the
     failure lines under it must name one failure with one word."""
     failed = [replace(r, cause=labels.labels[r.key].split(":", 1)[1]) for r in records
-              if labels.labels.get(r.key, "").startswith("failed:")]
+              if monitor.is_failed(labels.labels.get(r.key, ""))]
     return sorted(failed, key=lambda r: r.updated_at or "", reverse=True)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from joulebench.results.stats import to_float
+from joulebench.schedulers.monitor import FAILED_PREFIX, is_failed
 from joulebench.serve.state import Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -87,8 +88,8 @@ def render(snap: Snapshot) -> str:
     causes: Counter[tuple[str, str]] = Counter()
     for s in suites:
         for state, n in s["counts"].items():
-            if state.startswith("failed"):
-                causes[(s["name"], state.partition(":")[2] or "unknown")] += n
+            if is_failed(state):
+                causes[(s["name"], state.removeprefix(FAILED_PREFIX) or "unknown")] += n
     lines += _family(
         "joulebench_failures",
         "gauge",

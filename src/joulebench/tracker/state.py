@@ -8,14 +8,43 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
-STATES = (PENDING, RUNNING, DONE, FAILED)
-# config_error: the experiment itself is refused (prompts that do not fit, a model that
-# will not load, a window too short); a rerun fails the same way until the config changes.
-FAILURE_CAUSES = ("oom", "preempted", "timeout", "node_fail", "cancelled", "code_error",
-                  "interrupted", "config_error")
+# A key's state in the tracker. Every other layer imports these names.
+KeyState = Literal["pending", "running", "done", "failed"]
+PENDING: KeyState = "pending"
+RUNNING: KeyState = "running"
+DONE: KeyState = "done"
+FAILED: KeyState = "failed"
+STATES: tuple[KeyState, ...] = get_args(KeyState)
+
+# Why an attempt failed: the README's "Failure causes" table, `--cause`, the status
+# labels and failed_experiments.csv all use exactly these words (a test holds them equal).
+FailureCause = Literal["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error",
+                       "interrupted", "config_error"]
+OOM: FailureCause = "oom"
+PREEMPTED: FailureCause = "preempted"
+TIMEOUT: FailureCause = "timeout"
+NODE_FAIL: FailureCause = "node_fail"
+CANCELLED: FailureCause = "cancelled"
+CODE_ERROR: FailureCause = "code_error"  # crashed; a rerun may pass
+INTERRUPTED: FailureCause = "interrupted"  # a signal nothing else explains
+# The experiment is refused as configured (prompts that do not fit, a model that will not
+# load, a window too short): a rerun fails the same way until the config changes.
+CONFIG_ERROR: FailureCause = "config_error"
+FAILURE_CAUSES: tuple[FailureCause, ...] = get_args(FailureCause)
+
+
+# A key run outside Slurm records "local-PID" as its job ID; any other job ID is Slurm's.
+LOCAL_JOB_PREFIX = "local-"
+
+
+def local_job_id(pid: int) -> str:
+    return f"{LOCAL_JOB_PREFIX}{pid}"
+
+
+def is_slurm_job(job_id: str | None) -> bool:
+    return bool(job_id) and not str(job_id).startswith(LOCAL_JOB_PREFIX)
 
 
 def format_id(number: int) -> str:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from joulebench.errors import TrackerError
 from joulebench.fsutil import atomic_write_bytes, atomic_write_json, read_json
@@ -53,6 +53,7 @@ from joulebench.tracker.state import (
     TrackerState,
     apply_event,
     format_id,
+    is_slurm_job,
 )
 
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -63,12 +64,17 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+# new: a fresh ID; resumed: the key's earlier ID (a requeue or a rerun); done: nothing to
+# run; busy: a live process or job holds the key.
+ClaimStatus = Literal["new", "resumed", "done", "busy"]
+
+
 @dataclass(frozen=True)
 class Claim:
     key: str
     experiment_id: str | None
     attempt: int
-    status: str  # "new" | "resumed" | "done" | "busy"
+    status: ClaimStatus
 
 
 class ProgressTracker:
@@ -343,7 +349,7 @@ class ProgressTracker:
         A requeued Slurm task carries the same job ID as the run that claimed the key,
         and Slurm never runs two instances of one job ID: that claim is over.
         """
-        if job_id and rec.job_id == job_id and not job_id.startswith("local-"):
+        if job_id and rec.job_id == job_id and is_slurm_job(job_id):
             return False
         if rec.host != socket.gethostname() or rec.pid is None or rec.pid == os.getpid():
             return False
