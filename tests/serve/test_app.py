@@ -305,3 +305,48 @@ def test_a_half_written_result_folder_is_named_not_fatal(served: Server) -> None
     assert served.json("/api/experiments/0099/timeline")[0] == 404
     assert served.json("/api/experiments/0001")[0] == 200
     assert served.json("/api/suites/demo")[0] == 200
+
+
+def test_a_bad_results_csv_is_named_and_skipped_not_a_500(served: Server) -> None:
+    bad = served.root / "results" / "other_results.csv"
+    bad.write_bytes(b"experiment_id,key\n\xff\xfe0042,x\n")
+    served.cache.refresh()
+    status, body = served.json("/api/suites")
+    assert status == 200 and body["suites"][0]["done"] == 8
+    (problem,) = body["results_problems"]
+    assert problem.startswith("other_results.csv: not UTF-8")
+    assert str(served.root) not in problem
+    status, page = served.json("/api/suites/demo")
+    assert status == 200 and len(page["results"]) == 8
+    assert served.get("/metrics")[0] == 200
+    built = served.cache.computations
+    served.cache.check_interval_s = 0.0
+    for _ in range(20):
+        served.json("/api/suites")
+    served.cache.refresh()
+    assert served.cache.computations == built  # built once, then cached like any state
+
+
+def test_a_failed_build_waits_for_a_change_instead_of_spinning(
+    checkout_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joulebench import api
+    from joulebench.serve.state import StateCache
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "status_report", broken)
+    root = checkout_copy
+    cache = StateCache(
+        api.Paths(root / "configs", root / "persistent_progress_trackers", root / "results"),
+        use_sacct=False,
+        check_interval_s=0.0,
+    )
+    for _ in range(5):
+        with pytest.raises(RuntimeError):
+            cache.get()
+    assert cache.computations == 1
+    monkeypatch.undo()
+    (root / "results" / "more_results.csv").write_text("experiment_id\n")
+    assert cache.get().tracker_ok and cache.computations == 2

@@ -11,6 +11,8 @@ background thread while every client keeps getting the previous snapshot: a slow
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import hashlib
 import logging
 import os
@@ -43,6 +45,9 @@ TABLE_COLUMNS = (
     "quality_flags",
 )
 NUMERIC = frozenset(TABLE_COLUMNS[5:9])
+# What one bad results CSV (not UTF-8, unreadable, malformed) raises while being read: it
+# is skipped and named, so the rest of the dashboard keeps working.
+CSV_ERRORS = (OSError, UnicodeDecodeError, csv.Error, ValueError)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Snapshot:
     rows: list[dict[str, str]]  # every results CSV row
     current_ids: dict[str, str] | None  # key -> the experiment ID the tracker holds now
     tracker_ok: bool
+    problems: list[str] = field(default_factory=list)  # results CSVs skipped, and why
     suite_pages: dict[str, dict[str, Any]] = field(default_factory=dict)  # memo per suite
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,6 +109,7 @@ class StateCache:
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
         self._key = ""
+        self._failed_key: str | None = None  # a build failed on these files: wait for a change
         self._compute = threading.Lock()
         self.computations = 0  # how many times the state was computed (tests, benchmark)
         self.last_build_s = 0.0
@@ -145,9 +152,22 @@ class StateCache:
 
     def _update(self) -> None:
         key = self._current_key()
+        if key == self._failed_key:
+            # The same files failed last time: rebuilding would fail again, so wait for a
+            # change rather than spin (every request or refresh rereading everything).
+            self._checked_at = time.monotonic()
+            if self._snapshot is None:
+                raise RuntimeError("dashboard state: the last build failed (see the log)")
+            return
         if self._snapshot is None or key != self._key:
             start = time.monotonic()
-            self._snapshot = self._build(key)
+            try:
+                snapshot = self._build(key)
+            except Exception:
+                self._failed_key = key
+                self._checked_at = time.monotonic()
+                raise
+            self._snapshot, self._failed_key = snapshot, None
             # Rebuilds at most every 2x their own cost: a 100k-key tracker changing every
             # second must not keep the server reading it all the time.
             self.last_build_s = time.monotonic() - start
@@ -155,24 +175,32 @@ class StateCache:
         self._checked_at = time.monotonic()
 
     def _build(self, key: str) -> Snapshot:
-        from joulebench.results import read_rows
-
         self.computations += 1
-        rows = [
-            row
-            for path in sorted(self.paths.results_dir.glob("*_results.csv"))
-            for row in read_rows(path)
-        ]
+        rows, problems = read_results(self.paths.results_dir)
         try:
-            report = api.status_report(
-                None, self.paths, use_sacct=self.use_sacct, runner=self.runner
-            )
+            report = self._status_report(problems)
         except JoulebenchError as exc:
             log.warning("serve: tracker unreadable: %s", exc)
-            return Snapshot(
-                key, _damaged(str(exc), self.paths.tracker_dir, key), rows, None, tracker_ok=False
-            )
-        return Snapshot(key, suites_body(report, key), rows, report.current_ids, tracker_ok=True)
+            body = _damaged(str(exc), self.paths.tracker_dir, key)
+            body["results_problems"] = problems
+            return Snapshot(key, body, rows, None, tracker_ok=False, problems=problems)
+        body = suites_body(report, key)
+        body["results_problems"] = problems
+        return Snapshot(key, body, rows, report.current_ids, tracker_ok=True, problems=problems)
+
+    def _status_report(self, problems: list[str]) -> api.StatusReport:
+        try:
+            return api.status_report(None, self.paths, use_sacct=self.use_sacct, runner=self.runner)
+        except CSV_ERRORS:
+            if not problems:
+                raise
+        # status counts flagged results from the same CSVs: without the bad one it cannot
+        # read them, so show the tracker's counts with no flagged figures rather than none.
+        log.warning("serve: flagged counts left out while a results CSV is unreadable")
+        no_results = dataclasses.replace(
+            self.paths, results_dir=self.paths.results_dir / ".joulebench-serve-none"
+        )
+        return api.status_report(None, no_results, use_sacct=self.use_sacct, runner=self.runner)
 
     def suite_page(self, suite: str) -> dict[str, Any] | None:
         """The /api/suites/{suite} body; None when the suite is nowhere to be found."""
@@ -182,6 +210,26 @@ class StateCache:
                 snap.suite_pages[suite] = suite_body(suite, snap, self.paths)
             page = snap.suite_pages[suite]
         return page or None
+
+
+def read_results(results_dir: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """Every row of every results CSV, and one line per CSV that could not be read (by
+    file name only: the page must not show the server's paths)."""
+    from joulebench.results import read_rows, result_csvs
+
+    rows: list[dict[str, str]] = []
+    problems: list[str] = []
+    for path in result_csvs(results_dir):
+        try:
+            rows += read_rows(path)
+        except UnicodeDecodeError:
+            problems.append(f"{path.name}: not UTF-8 text; skipped (fix or move the file)")
+        except CSV_ERRORS as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"{path.name}: unreadable ({reason}); skipped (fix or move the file)")
+    for problem in problems:
+        log.warning("serve: results %s", problem)
+    return rows, problems
 
 
 def _now_iso() -> str:

@@ -63,6 +63,7 @@ function renderSuites(data) {
   const out = [el("h1", {text: "Suites"})];
   if (data.tracker_error) out.push(trackerError(data.tracker_error));
   if (data.sacct_problem) out.push(el("div", {class: "notice", text: data.sacct_problem}));
+  for (const problem of data.results_problems || []) out.push(el("div", {class: "notice", text: problem}));
   if (!data.suites.length && !data.tracker_error) out.push(el("p", {class: "muted", text: "No suites in the tracker yet: run submit-suite."}));
   for (const s of data.suites) {
     const block = el("section", {id: `suite-${s.name}`, class: "suite"},
