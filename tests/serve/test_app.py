@@ -350,3 +350,48 @@ def test_a_failed_build_waits_for_a_change_instead_of_spinning(
     monkeypatch.undo()
     (root / "results" / "more_results.csv").write_text("experiment_id\n")
     assert cache.get().tracker_ok and cache.computations == 2
+
+
+def _energy_configs(served: Server) -> set[tuple[str, str]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {
+        f.name: f for f in text_string_to_metric_families(served.get("/metrics")[2].decode())
+    }
+    family = families["joulebench_energy_per_output_token_joules"]
+    return {(s.labels["suite"], s.labels["config"]) for s in family.samples}
+
+
+def test_right_after_fresh_no_archived_run_is_current_as_report_decides(served: Server) -> None:
+    from joulebench import api
+
+    tracker = ProgressTracker(served.root / "persistent_progress_trackers")
+    keys = sorted(tracker.read().keys)
+    tracker.archive_suite("demo")
+    tracker.register("demo", [(k, "h") for k in keys])  # --fresh: registered, none claimed
+    served.cache.refresh()
+    assert api.current_experiment_ids("demo", tracker.dir) == {}
+    status, body = served.json("/api/suites/demo")
+    assert status == 200 and len(body["results"]) == 8
+    assert {r["status"] for r in body["results"]} == {"archived"}
+    assert body["summaries"] == [] and body["plots"] == []
+    assert _energy_configs(served) == set()
+
+
+def test_metrics_judge_each_suite_by_its_own_tracker_entries(served: Server) -> None:
+    import csv
+
+    source = served.root / "results" / "text_generation_results.csv"
+    with source.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames or [], list(reader)
+    for row in rows:  # a suite whose results were copied in without its tracker
+        row["suite"] = "imported"
+        row["key"] = row["key"].replace("::demo::", "::imported::")
+    with (served.root / "results" / "imported_results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    served.cache.refresh()
+    configs = {"batch_1", "batch_2", "batch_4", "sampling"}
+    assert _energy_configs(served) == {(s, c) for s in ("demo", "imported") for c in configs}

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from joulebench.results.report import is_current
 from joulebench.results.stats import to_float
 from joulebench.schedulers.monitor import FAILED_PREFIX, is_failed
 from joulebench.serve.state import Snapshot
@@ -36,13 +37,12 @@ def _family(
     return lines
 
 
-def latest_energy_per_token(
-    rows: list[dict[str, str]], current_ids: dict[str, str] | None
-) -> dict[tuple[str, str, str], float]:
-    """(suite, model, config) -> J/token of its most recently finished current run."""
+def latest_energy_per_token(snap: Snapshot) -> dict[tuple[str, str, str], float]:
+    """(suite, model, config) -> J/token of its most recently finished current run
+    (current by the suite's own rule, as `report` decides it)."""
     latest: dict[tuple[str, str, str], tuple[str, float]] = {}
-    for row in rows:
-        if current_ids and current_ids.get(row.get("key") or "") != row.get("experiment_id"):
+    for row in snap.rows:
+        if not is_current(row, snap.current_for(row.get("suite") or "")):
             continue
         value = to_float(row.get("energy_per_output_token_j"))
         if value is None:
@@ -99,7 +99,7 @@ def render(snap: Snapshot) -> str:
             for (suite, cause), n in sorted(causes.items())
         ],
     )
-    energy = latest_energy_per_token(snap.rows, snap.current_ids)
+    energy = latest_energy_per_token(snap)
     lines += _family(
         "joulebench_energy_per_output_token_joules",
         "gauge",

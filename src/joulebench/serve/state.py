@@ -57,11 +57,16 @@ class Snapshot:
     version: str
     suites: dict[str, Any]  # the /api/suites body
     rows: list[dict[str, str]]  # every results CSV row
-    current_ids: dict[str, str] | None  # key -> the experiment ID the tracker holds now
+    # suite -> api.current_experiment_ids (key -> the ID the tracker holds now; None: every
+    # row counts): the one rule `report`, the suite page and /metrics all use
+    current_ids: dict[str, dict[str, str] | None]
     tracker_ok: bool
     problems: list[str] = field(default_factory=list)  # results CSVs skipped, and why
     suite_pages: dict[str, dict[str, Any]] = field(default_factory=dict)  # memo per suite
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current_for(self, suite: str) -> dict[str, str] | None:
+        return self.current_ids.get(suite)
 
 
 def _stat_entries(folder: Path, keep: Callable[[str], bool]) -> Iterable[tuple[str, int, int]]:
@@ -179,14 +184,18 @@ class StateCache:
         rows, problems = read_results(self.paths.results_dir)
         try:
             report = self._status_report(problems)
+            suites = {s.suite for s in report.rows} | {r.get("suite") or "" for r in rows}
+            current = {
+                s: api.current_experiment_ids(s, self.paths.tracker_dir) for s in sorted(suites)
+            }
         except JoulebenchError as exc:
             log.warning("serve: tracker unreadable: %s", exc)
             body = _damaged(str(exc), self.paths.tracker_dir, key)
             body["results_problems"] = problems
-            return Snapshot(key, body, rows, None, tracker_ok=False, problems=problems)
+            return Snapshot(key, body, rows, {}, tracker_ok=False, problems=problems)
         body = suites_body(report, key)
         body["results_problems"] = problems
-        return Snapshot(key, body, rows, report.current_ids, tracker_ok=True, problems=problems)
+        return Snapshot(key, body, rows, current, tracker_ok=True, problems=problems)
 
     def _status_report(self, problems: list[str]) -> api.StatusReport:
         try:
@@ -332,21 +341,15 @@ def suite_body(suite: str, snap: Snapshot, paths: api.Paths) -> dict[str, Any]:
     """Results table, per-config statistics and the report's plot data for one suite;
     {} when neither the tracker nor the results nor configs/suites know it."""
     from joulebench.results.plots import build_plot_data
-    from joulebench.results.report import run_status, summarise, usable_variables
+    from joulebench.results.report import is_current, run_status, summarise, usable_variables
 
     status = next((s for s in snap.suites["suites"] if s["name"] == suite), None)
     rows = [r for r in snap.rows if r.get("suite") == suite]
     known_yaml = (paths.configs_dir / "suites" / f"{suite}.yaml").is_file()
     if status is None and not rows and not known_yaml:
         return {}
-    ids = snap.current_ids if snap.tracker_ok else None
-    mine = {k: v for k, v in (ids or {}).items() if k.split("::")[1:2] == [suite]}
-    current = mine if mine else None
-    live = [
-        r
-        for r in rows
-        if current is None or current.get(r.get("key") or "") == r.get("experiment_id")
-    ]
+    current = snap.current_for(suite)
+    live = [r for r in rows if is_current(r, current)]
     variables = usable_variables(api.report_variables(suite, paths), live) if live else []
     summaries = summarise(rows, suite, variables, current) if live else []
     plots = build_plot_data(summaries, suite, variables) if summaries else []
