@@ -395,3 +395,25 @@ def test_metrics_judge_each_suite_by_its_own_tracker_entries(served: Server) -> 
     served.cache.refresh()
     configs = {"batch_1", "batch_2", "batch_4", "sampling"}
     assert _energy_configs(served) == {(s, c) for s in ("demo", "imported") for c in configs}
+
+
+def test_without_a_token_only_loopback_host_headers_pass(checkout_copy: Path) -> None:
+    from contextlib import contextmanager
+
+    from tests.serve.conftest import start_server
+
+    with contextmanager(start_server)(checkout_copy, token=None) as server:
+        port = server.url.rsplit(":", 1)[1]
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            assert server.get("/api/suites", token=None, headers={"Host": host})[0] == 200, host
+        for host in ("rebind.example", f"rebind.example:{port}", "127.0.0.1.nip.io"):
+            status, _, body = server.get("/api/suites", token=None, headers={"Host": host})
+            assert status == 400 and b"demo" not in body, host
+
+
+def test_allowed_hosts_name_the_bound_address() -> None:
+    from joulebench.serve.app import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert allowed_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert allowed_hosts("127.0.0.2")[-1] == "127.0.0.2"

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -184,10 +185,25 @@ class Endpoints:
         return Response(metrics.render(snap), media_type=metrics.CONTENT_TYPE)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def allowed_hosts(bound_host: str) -> list[str]:
+    """Host headers accepted without a token: loopback names and the bound address."""
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return list(dict.fromkeys([*LOOPBACK_HOSTS, shown.lower()]))
+
+
 def build_app(
-    paths: api.Paths, token: str | None, *, use_sacct: bool = True, cache: StateCache | None = None
+    paths: api.Paths,
+    token: str | None,
+    *,
+    use_sacct: bool = True,
+    cache: StateCache | None = None,
+    host: str = "127.0.0.1",
 ) -> Starlette:
-    """The ASGI app behind the token gate; ``cache`` may be passed to share or inspect it."""
+    """The ASGI app behind the token gate; ``cache`` may be passed to share or inspect it;
+    ``host`` is the address served (its name is accepted in Host headers without a token)."""
     cache = cache or StateCache(paths, use_sacct=use_sacct)
     static = resources.files("joulebench.serve") / "static"
     ep = Endpoints(paths, cache, (static / "index.html").read_bytes())
@@ -205,6 +221,10 @@ def build_app(
     ]
     app = Starlette(routes=routes)
     app.state.cache = cache
+    if token is None:
+        # Without a token a page on any web site could read the dashboard through DNS
+        # rebinding (its own name resolving to 127.0.0.1): only loopback Host headers pass.
+        return TrustedHostMiddleware(app, allowed_hosts=allowed_hosts(host))  # type: ignore[return-value]
     return TokenGate(app, token)  # type: ignore[return-value]
 
 

@@ -70,7 +70,7 @@ def serve(paths: api.Paths, options: ServeOptions) -> None:
 
     from joulebench.serve.app import build_app
 
-    app = build_app(paths, options.token, use_sacct=options.use_sacct)
+    app = build_app(paths, options.token, use_sacct=options.use_sacct, host=options.host)
     config = uvicorn.Config(
         app,
         host=options.host,
