@@ -84,3 +84,28 @@ def test_nvml_probe_reads_power_counter_energy_and_temperature(
     assert (b.power_w, b.energy_j, b.temp_c) == (100.0, None, 41.0)  # no counter: power only
     assert a.clock_mhz is None  # the stand-in has no clock query: left empty, not an error
     assert meter.probe() == []  # no window open
+
+
+def test_thinning_keeps_every_devices_history_at_the_same_instants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import joulebench.measure.timeline as timeline
+
+    monkeypatch.setattr(timeline, "MAX_SAMPLES", 20)
+    ticks = iter(range(1000))
+
+    def probe() -> list[Reading]:
+        return [Reading("nvml", "gpu:0", power_w=100.0), Reading("nvml", "gpu:1", power_w=50.0)]
+
+    recorder = TimelineRecorder(probe, interval_s=60.0, clock=lambda: float(next(ticks)))
+    recorder.start()
+    for _ in range(29):
+        recorder._sample()  # the polling thread's step, run here at known instants
+    samples = recorder.stop()
+    by_device: dict[str, list[float]] = {}
+    for t, r in samples:
+        by_device.setdefault(r.device, []).append(t)
+    assert by_device["gpu:0"] == by_device["gpu:1"]
+    times = by_device["gpu:0"]
+    assert times[0] == 0.0 and len(samples) <= 20 + 2
+    assert times == sorted(times) and recorder.interval_s > 60.0

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("t_s", "kind", "source", "device", "power_w", "energy_j", "temp_c", "clock_mhz")
 TIMELINE_SUFFIX = "9_power_timeline.csv"
-# Long windows would otherwise grow the file without bound; past this the recorder
-# keeps every other sample and doubles its interval (a 10-hour window stays ~1 MB).
+# Long windows would otherwise grow the file without bound; past this many readings the
+# recorder keeps every other sampling instant (all devices' readings of it) and doubles its
+# interval (a 10-hour window stays ~1 MB).
 MAX_SAMPLES = 20_000
 
 
@@ -70,7 +71,10 @@ class TimelineRecorder:
         self._probe = probe
         self.interval_s = interval_s
         self._clock = clock
-        self._rows: list[tuple[float, Reading]] = []
+        # One entry per sampling instant, so thinning drops whole instants: thinning single
+        # readings would drop one device's history and keep another's.
+        self._instants: list[tuple[float, list[Reading]]] = []
+        self._readings = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -88,9 +92,11 @@ class TimelineRecorder:
             return False
         now = self._clock()
         with self._lock:
-            self._rows.extend((now, r) for r in readings)
-            if len(self._rows) > MAX_SAMPLES:
-                self._rows = self._rows[::2]
+            self._instants.append((now, list(readings)))
+            self._readings += len(readings)
+            if self._readings > MAX_SAMPLES:
+                self._instants = self._instants[::2]
+                self._readings = sum(len(rs) for _, rs in self._instants)
                 self.interval_s *= 2
         return True
 
@@ -107,7 +113,7 @@ class TimelineRecorder:
             self._thread = None
         self._sample()
         with self._lock:
-            return list(self._rows)
+            return [(t, r) for t, readings in self._instants for r in readings]
 
 
 def timeline_rows(
