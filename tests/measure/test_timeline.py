@@ -109,3 +109,17 @@ def test_thinning_keeps_every_devices_history_at_the_same_instants(
     times = by_device["gpu:0"]
     assert times[0] == 0.0 and len(samples) <= 20 + 2
     assert times == sorted(times) and recorder.interval_s > 60.0
+
+
+def test_the_baseline_is_one_row_per_device_when_the_meter_gave_per_device_power() -> None:
+    per_device = {
+        "power_w": 150.0,
+        "meter": "nvml",
+        "power_w_by_device": {"gpu:0": 100.0, "gpu:1": 50.0},
+    }
+    rows = timeline_rows([], 0.0, 1.0, None, per_device)
+    baselines = [(r["device"], r["power_w"]) for r in rows if r["kind"] == "baseline"]
+    assert baselines == [("gpu:0", 100.0), ("gpu:1", 50.0)]
+    rows = timeline_rows([], 0.0, 1.0, None, {"power_w": 150.0, "meter": "codecarbon"})
+    baselines = [(r["device"], r["power_w"]) for r in rows if r["kind"] == "baseline"]
+    assert baselines == [("node total", 150.0)]

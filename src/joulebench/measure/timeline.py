@@ -12,7 +12,9 @@ Rows, all with the same columns (``COLUMNS``); ``t_s`` is seconds from the windo
 - ``total``: the meter's final figure per device at ``window_end`` (what the results use:
   codecarbon updates its sums only every ``measure_power_secs``, so the last samples may
   lag it);
-- ``baseline``: the node's idle power (``power_w``), when one was measured.
+- ``baseline``: the idle power (``power_w``), when one was measured: one row per device
+  when the baseline has per-device figures (so each line has its own), else one row for
+  the whole node with device ``node total``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("t_s", "kind", "source", "device", "power_w", "energy_j", "temp_c", "clock_mhz")
 TIMELINE_SUFFIX = "9_power_timeline.csv"
+NODE_TOTAL = "node total"  # the baseline row's device when it has no per-device figures
 # Long windows would otherwise grow the file without bound; past this many readings the
 # recorder keeps every other sampling instant (all devices' readings of it) and doubles its
 # interval (a 10-hour window stays ~1 MB).
@@ -150,17 +153,25 @@ def timeline_rows(
                     "energy_j": energy_j,
                 }
             )
-    if baseline and baseline.get("power_w") is not None:
-        rows.append(
-            {
-                "t_s": 0.0,
-                "kind": "baseline",
-                "source": baseline.get("meter"),
-                "device": "node",
-                "power_w": baseline["power_w"],
-            }
-        )
-    return rows
+    return rows + baseline_rows(baseline)
+
+
+def baseline_rows(baseline: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per device where the baseline has per-device figures: the samples are per device,
+    and a node total drawn beside one GPU's line would read as that GPU idling far higher."""
+    if not baseline or baseline.get("power_w") is None:
+        return []
+    by_device = baseline.get("power_w_by_device") or {NODE_TOTAL: baseline["power_w"]}
+    return [
+        {
+            "t_s": 0.0,
+            "kind": "baseline",
+            "source": baseline.get("meter"),
+            "device": device,
+            "power_w": power_w,
+        }
+        for device, power_w in by_device.items()
+    ]
 
 
 def write_timeline(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -61,7 +61,7 @@ def draw_timeline(rows: list[dict[str, Any]], title: str) -> Any:
                 color="tab:red",
                 linestyle=":",
                 linewidth=1.0,
-                label=f"idle baseline ({row['power_w']:.3g} W)",
+                label=f"idle baseline {row['device'] or ''} ({row['power_w']:.3g} W)",
             )
     ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=11)

@@ -144,7 +144,7 @@ function timelineCharts(rows) {
   const mark = (kind) => rows.find((r) => r.kind === kind);
   const markers = ["window_start", "window_end"].map(mark).filter(Boolean)
     .map((r) => ({x: r.t_s, label: r.kind.replace("window_", "")}));
-  const baseline = mark("baseline");
+  const baselines = rows.filter((r) => r.kind === "baseline" && r.power_w !== null);
   const bySeries = new Map();
   for (const r of samples) {
     const name = `${r.source} ${r.device}`;
@@ -162,7 +162,7 @@ function timelineCharts(rows) {
   }
   const charts = [JB.chart({id: "timeline", title: "Power during the metered window", xLabel: "time from window start (s)",
     yLabel: "power (W)", series: power, markers,
-    hlines: baseline ? [{y: baseline.power_w, label: `idle baseline ${JB.fmt(baseline.power_w)} W`}] : []})];
+    hlines: baselines.map((b) => ({y: b.power_w, label: `idle baseline ${b.device || ""} ${JB.fmt(b.power_w)} W`}))})];
   if (temp.length) charts.push(JB.chart({title: "Temperature", xLabel: "time from window start (s)", yLabel: "temperature (°C)", series: temp, markers, yFromZero: false}));
   if (clock.length) charts.push(JB.chart({title: "SM clock", xLabel: "time from window start (s)", yLabel: "clock (MHz)", series: clock, markers, yFromZero: false}));
   return el("div", {class: "charts"}, ...charts);
