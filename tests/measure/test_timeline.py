@@ -123,3 +123,18 @@ def test_the_baseline_is_one_row_per_device_when_the_meter_gave_per_device_power
     rows = timeline_rows([], 0.0, 1.0, None, {"power_w": 150.0, "meter": "codecarbon"})
     baselines = [(r["device"], r["power_w"]) for r in rows if r["kind"] == "baseline"]
     assert baselines == [("node total", 150.0)]
+
+
+def test_long_windows_and_large_energies_keep_their_resolution(tmp_path: Path) -> None:
+    samples = [
+        (100_000.0 + t, Reading("nvml", "gpu:0", power_w=312.25, energy_j=1_234_567.891 + t))
+        for t in (12_345.6789, 12_345.9012)
+    ]
+    path = tmp_path / "t.csv"
+    write_timeline(path, timeline_rows(samples, 100_000.0, 12_346.5, None, None))
+    rows = [r for r in read_timeline(path) if r["kind"] == "sample"]
+    assert [r["t_s"] for r in rows] == [12_345.6789, 12_345.9012]
+    assert [r["energy_j"] for r in rows] == [
+        1_234_567.891 + 12_345.6789,
+        1_234_567.891 + 12_345.9012,
+    ]

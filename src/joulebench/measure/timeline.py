@@ -186,7 +186,9 @@ def write_timeline(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def _cell(value: Any) -> Any:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        # repr: the shortest text that reads back as the same float; a fixed number of
+        # digits would blur t_s past ~1e4 s and cumulative energy past ~1 MJ.
+        return repr(value)
     return "" if value is None else value
 
 
