@@ -417,3 +417,30 @@ def test_allowed_hosts_name_the_bound_address() -> None:
     assert allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
     assert allowed_hosts("::1") == ["127.0.0.1", "localhost", "[::1]"]
     assert allowed_hosts("127.0.0.2")[-1] == "127.0.0.2"
+
+
+def test_a_symlinked_section_file_pointing_out_is_404_and_errors_hold_no_server_paths(
+    served: Server, tmp_path: Path
+) -> None:
+    folder = served.root / "results" / "raw_results" / "0002"
+    outside = tmp_path / "secret_energy.json"
+    energy = folder / "0002_7_global_energy_results.json"
+    outside.write_text(energy.read_text().replace("{", '{"secret": 1, ', 1))
+    energy.unlink()
+    energy.symlink_to(outside)
+    status, _, body = served.get("/api/experiments/0002")
+    assert status == 404 and b"secret" not in body
+    assert b"0002_7_global_energy_results.json: not found" in body
+    assert str(served.root).encode() not in body and str(tmp_path).encode() not in body
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', '{"provenance": 7}', "\udcff"])
+def test_result_json_of_the_wrong_shape_is_a_named_404_not_a_500(
+    served: Server, content: str
+) -> None:
+    setup = served.root / "results" / "raw_results" / "0003" / "0003_1_experiment_setup.json"
+    setup.write_bytes(content.encode("utf-8", "surrogateescape"))
+    status, body = served.json("/api/experiments/0003")
+    assert status == 404 and "0003" in body["error"]
+    assert str(served.root) not in body["error"]
+    assert served.json("/api/experiments/0001")[0] == 200

@@ -7,6 +7,7 @@ inside the results folder, so ``..``, absolute paths and symlinks out all end in
 
 from __future__ import annotations
 
+import csv
 import hmac
 import json
 import math
@@ -25,7 +26,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from joulebench import api
-from joulebench.errors import JoulebenchError
 from joulebench.serve import metrics
 from joulebench.serve.state import StateCache
 from joulebench.tracker import format_id
@@ -228,6 +228,31 @@ def build_app(
     return TokenGate(app, token)  # type: ignore[return-value]
 
 
+class ResultFilesProblem(Exception):
+    """A section file missing, outside the results folder, not JSON or of the wrong shape;
+    the message names the file by name only (no server paths in responses)."""
+
+
+def read_sections(results_dir: Path, folder: Path) -> dict[str, dict[str, Any]]:
+    """What `show` reads, each file checked to stay inside the experiment's folder (a
+    symlinked section file pointing elsewhere is treated as missing) and to hold an object."""
+    from joulebench.results.layout import SHOWN_SECTIONS, result_file
+
+    parts: dict[str, dict[str, Any]] = {}
+    for section in SHOWN_SECTIONS:
+        path = result_file(results_dir, folder.name, section)
+        if not path.is_file() or not _inside(path, folder):
+            raise ResultFilesProblem(f"{path.name}: not found (a run still going, or not done)")
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+            raise ResultFilesProblem(f"{path.name}: not valid JSON; rerun the experiment") from None
+        if not isinstance(content, dict):
+            raise ResultFilesProblem(f"{path.name}: not a JSON object; rerun the experiment")
+        parts[section] = content
+    return parts
+
+
 def _experiment_body(results_dir: Path, eid: str) -> Response:
     from joulebench.measure.timeline import TIMELINE_SUFFIX
     from joulebench.results.figures import experiment_figures
@@ -236,18 +261,13 @@ def _experiment_body(results_dir: Path, eid: str) -> Response:
     if folder is None:
         return not_found(f"experiment '{eid}'")
     try:
-        parts = api.show_experiment(folder.name, api.Paths(results_dir=results_dir))
+        parts = read_sections(results_dir, folder)
         figures = experiment_figures(parts)
-    except (JoulebenchError, KeyError, TypeError) as exc:
+    except ResultFilesProblem as exc:
         # Half written (a run still going) or damaged: say which file, keep serving.
-        return _JSON(
-            {
-                "error": str(exc)
-                if isinstance(exc, JoulebenchError)
-                else f"experiment {folder.name}: result files incomplete ({exc})"
-            },
-            404,
-        )
+        return _JSON({"error": f"experiment {folder.name}: {exc}"}, 404)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        return _JSON({"error": f"experiment {folder.name}: result files incomplete ({exc!r})"}, 404)
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and FILE_PATTERN.match(p.name))
     setup = parts["setup"]
     return _JSON(
@@ -278,6 +298,8 @@ def _timeline_body(results_dir: Path, eid: str) -> Response:
         )
     try:
         rows = read_timeline(path)
-    except (OSError, ValueError) as exc:
-        return _JSON({"error": f"{path.name}: unreadable ({exc})"}, 404)
+    except (OSError, ValueError, csv.Error) as exc:
+        # An OSError's text holds the absolute path: the page gets the file's name only.
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        return _JSON({"error": f"{path.name}: unreadable ({reason})"}, 404)
     return _JSON({"experiment_id": folder.name, "rows": rows})
