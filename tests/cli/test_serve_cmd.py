@@ -120,3 +120,13 @@ def test_no_token_on_loopback_warns_and_serves(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert "Warning: --no-token" in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_a_tracker_dir_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tracker").write_text("not a folder")
+    result = jb("serve", "--tracker-dir", "tracker", "--port", str(free_port()), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("Error: --tracker-dir tracker: is a file")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracker"]

@@ -444,3 +444,19 @@ def test_result_json_of_the_wrong_shape_is_a_named_404_not_a_500(
     assert status == 404 and "0003" in body["error"]
     assert str(served.root) not in body["error"]
     assert served.json("/api/experiments/0001")[0] == 200
+
+
+def test_tracker_repair_is_suggested_only_for_a_damaged_tracker(tmp_path: Path) -> None:
+    from joulebench import api
+    from joulebench.serve.state import StateCache
+
+    (tmp_path / "tracker").write_text("a file where the tracker folder should be")
+    cache = StateCache(
+        api.Paths(tmp_path / "configs", tmp_path / "tracker", tmp_path / "results"),
+        use_sacct=False,
+    )
+    snap = cache.get()
+    assert not snap.tracker_ok
+    error = snap.suites["tracker_error"]
+    assert error["fix"] is None and "is a file" in error["message"]
+    assert error["check"] == [error["message"]]

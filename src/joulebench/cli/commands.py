@@ -387,6 +387,8 @@ def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: boo
     if no_token and token:
         raise ConfigError("--token and --no-token: give one of them")
     chosen = None if no_token else (token or new_token())
+    paths = make_paths(configs_dir, tracker_dir, results_dir)
+    paths.check(write=False)
     check_bind(host, port, chosen)
     options = ServeOptions(host, port, chosen, use_sacct=not no_sacct)
     if chosen is None:
@@ -395,7 +397,7 @@ def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: boo
     click.echo(f"joulebench dashboard (read-only), Ctrl-C to stop:\n  {url(options)}")
     from joulebench.serve.server import serve as run_server
 
-    run_server(make_paths(configs_dir, tracker_dir, results_dir), options)
+    run_server(paths, options)
     click.echo("dashboard stopped", err=True)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench import api
-from joulebench.errors import JoulebenchError
+from joulebench.errors import JoulebenchError, TrackerError
 from joulebench.schedulers import slurm
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class StateCache:
             }
         except JoulebenchError as exc:
             log.warning("serve: tracker unreadable: %s", exc)
-            body = _damaged(str(exc), self.paths.tracker_dir, key)
+            body = _damaged(exc, self.paths.tracker_dir, key)
             body["results_problems"] = problems
             return Snapshot(key, body, rows, {}, tracker_ok=False, problems=problems)
         body = suites_body(report, key)
@@ -245,14 +245,21 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _damaged(message: str, tracker_dir: Path, version: str) -> dict[str, Any]:
-    """What `joulebench tracker check` says, for the page to show instead of the table."""
+def _damaged(error: JoulebenchError, tracker_dir: Path, version: str) -> dict[str, Any]:
+    """What `joulebench tracker check` says, for the page to show instead of the table;
+    `tracker repair` is suggested only for a damaged tracker (a TrackerError), not for,
+    say, a --tracker-dir that is a file, which repair cannot mend."""
     from joulebench.tracker.repair import check
 
-    try:
-        problems = check(tracker_dir)
-    except JoulebenchError as exc:
-        problems = [str(exc)]
+    message = str(error)
+    fix: str | None = None
+    problems = [message]
+    if isinstance(error, TrackerError):
+        fix = f"joulebench tracker repair --tracker-dir {tracker_dir}"
+        try:
+            problems = check(tracker_dir) or problems
+        except JoulebenchError as exc:
+            problems = [str(exc)]
     return {
         "version": version,
         "generated_at": _now_iso(),
@@ -261,8 +268,8 @@ def _damaged(message: str, tracker_dir: Path, version: str) -> dict[str, Any]:
         "sacct_problem": None,
         "tracker_error": {
             "message": message,
-            "check": problems or [message],
-            "fix": f"joulebench tracker repair --tracker-dir {tracker_dir}",
+            "check": problems,
+            "fix": fix,
         },
     }
 

@@ -46,7 +46,7 @@ function trackerError(err) {
   return el("div", {class: "error", id: "tracker-error"},
     el("strong", {text: "The progress tracker cannot be read. `joulebench tracker check` says:"}),
     el("pre", {text: err.check.join("\n")}),
-    el("div", {}, "To rebuild it: ", el("code", {text: err.fix})));
+    ...(err.fix ? [el("div", {}, "To rebuild it: ", el("code", {text: err.fix}))] : []));
 }
 
 function failuresTable(failures) {
