@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from joulebench.measure.timeline import Reading, timeline_path, timeline_rows, write_timeline
-from joulebench.results.timeline_plot import power_series, render_timelines
 from joulebench.results.layout import raw_dir
+from joulebench.results.timeline_plot import power_series, render_timelines
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,3 +46,28 @@ def test_render_draws_each_timeline_once_and_skips_runs_without_one(tmp_path: Pa
     os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
     render_timelines(results, ["0001"], out)
     assert drawn.stat().st_mtime_ns > stamp  # the CSV changed: drawn again
+
+
+def test_an_interrupted_draw_leaves_no_png_so_the_next_report_draws_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    results, out = tmp_path / "results", tmp_path / "plots"
+    write_example(results, "0001")
+    real_savefig = Figure.savefig
+
+    def interrupted(self: Figure, fname: Any, **kwargs: Any) -> None:
+        if isinstance(fname, (str, Path)):
+            Path(fname).write_bytes(PNG_MAGIC)  # what savefig had written when Ctrl-C came
+        else:
+            fname.write(PNG_MAGIC)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        render_timelines(results, ["0001"], out)
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    (drawn,) = render_timelines(results, ["0001"], out)
+    assert drawn.read_bytes().startswith(PNG_MAGIC) and drawn.stat().st_size > 1000
+    assert sorted(p.name for p in out.iterdir()) == ["0001_power_timeline.png"]

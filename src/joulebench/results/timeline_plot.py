@@ -8,10 +8,12 @@ dotted one. Drawn incrementally: a PNG newer than its CSV is kept, so rerunning
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from joulebench.fsutil import atomic_write_bytes
 from joulebench.measure.timeline import read_timeline, timeline_path
 from joulebench.results.layout import raw_dir
 
@@ -85,6 +87,10 @@ def render_timelines(results_dir: Path, experiment_ids: Iterable[str], out_dir: 
         if not target.is_file() or target.stat().st_mtime_ns < source.stat().st_mtime_ns:
             out_dir.mkdir(parents=True, exist_ok=True)
             fig = draw_timeline(read_timeline(source), f"experiment {eid}: power timeline")
-            fig.savefig(target, format="png", bbox_inches="tight")
+            # Whole or not at all: a PNG cut short by an interrupted report would be newer
+            # than its CSV and so never be redrawn.
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", bbox_inches="tight")
+            atomic_write_bytes(target, buffer.getvalue())
         drawn.append(target)
     return drawn
