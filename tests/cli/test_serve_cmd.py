@@ -15,13 +15,16 @@ from tests.conftest import REPO
 from tests.serve.conftest import free_port
 
 
-def jb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def jb(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "joulebench", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -65,8 +68,10 @@ def _get(url: str) -> int:
         return err.code
 
 
-def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+def _start(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "joulebench", "serve", *args],
         stdout=subprocess.PIPE,
@@ -130,3 +135,51 @@ def test_a_tracker_dir_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> 
     assert result.stderr.startswith("Error: --tracker-dir tracker: is a file")
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tracker"]
+
+
+def test_the_token_can_come_from_the_environment_and_stays_out_of_ps(tmp_path: Path) -> None:
+    token = "env-token_0123456789"
+    port = free_port()
+    proc, url = _start(tmp_path, "--port", str(port), env={"JOULEBENCH_TOKEN": token})
+    try:
+        assert url == f"http://127.0.0.1:{port}/?token={token}"
+        _wait_up(url)
+        assert _get(url.replace("/?token=", "/metrics?token=")) == 200
+        assert _get(f"http://127.0.0.1:{port}/metrics?token=other-token-0123") == 401
+        assert token.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_no_token_wins_over_a_token_in_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"JOULEBENCH_TOKEN": "env-token_0123456789"}
+    proc, url = _start(tmp_path, "--port", str(port), "--no-token", env=env)
+    try:
+        assert url == f"http://127.0.0.1:{port}/"
+        _wait_up(url)
+        assert _get(url + "metrics") == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_a_token_with_other_characters_is_refused_in_one_line(tmp_path: Path) -> None:
+    for args, env in (
+        (("--token", "bad token/+=0123"), None),
+        ((), {"JOULEBENCH_TOKEN": "bad;token=0123"}),
+    ):
+        result = jb("serve", "--port", str(free_port()), *args, cwd=tmp_path, env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert result.stderr.startswith("Error: --token (or JOULEBENCH_TOKEN): only letters")
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_printed_url_quotes_the_token() -> None:
+    from joulebench.serve.server import ServeOptions, url
+
+    assert url(ServeOptions(port=9000, token="a+b/c=d&e")) == (
+        "http://127.0.0.1:9000/?token=a%2Bb%2Fc%3Dd%26e"
+    )

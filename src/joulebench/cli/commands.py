@@ -363,7 +363,10 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs the token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-@click.option("--token", help="Access token (default: a new random one per start).")
+@click.option("--token", envvar="JOULEBENCH_TOKEN",
+              help="Access token: letters, digits, '_' and '-', 8 or more (default: a new "
+                   "random one per start). JOULEBENCH_TOKEN=T in the environment keeps it "
+                   "out of `ps`.")
 @click.option("--no-token", is_flag=True,
               help="No token (loopback only): anyone on this machine can read the results.")
 @click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
@@ -384,6 +387,9 @@ def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: boo
     from joulebench.errors import ConfigError
     from joulebench.serve.server import ServeOptions, check_bind, new_token, url
 
+    from_env = click.get_current_context().get_parameter_source("token")
+    if no_token and from_env == click.core.ParameterSource.ENVIRONMENT:
+        token = None  # the flag typed now wins over a token exported for other runs
     if no_token and token:
         raise ConfigError("--token and --no-token: give one of them")
     chosen = None if no_token else (token or new_token())

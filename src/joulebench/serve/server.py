@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import secrets
 import socket
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from joulebench import api
 from joulebench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]+")  # what secrets.token_urlsafe makes
 
 
 def is_loopback(host: str) -> bool:
@@ -45,7 +48,16 @@ def check_bind(host: str, port: int, token: str | None) -> None:
             "off 127.0.0.1)"
         )
     if token is not None and len(token) < 8:
-        raise ConfigError("--token: at least 8 characters; leave it out for a random one")
+        raise ConfigError(
+            "--token (or JOULEBENCH_TOKEN): at least 8 characters; leave it out for a random one"
+        )
+    if token is not None and not TOKEN_PATTERN.fullmatch(token):
+        # It travels in URLs, a cookie and a header: other characters would need quoting
+        # in each and could break the cookie.
+        raise ConfigError(
+            "--token (or JOULEBENCH_TOKEN): only letters, digits, '_' and '-'; "
+            "leave it out for a random one"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,7 +73,7 @@ def check_bind(host: str, port: int, token: str | None) -> None:
 def url(options: ServeOptions) -> str:
     shown = f"[{options.host}]" if ":" in options.host else options.host
     base = f"http://{shown}:{options.port}/"
-    return f"{base}?token={options.token}" if options.token else base
+    return f"{base}?token={quote(options.token, safe='')}" if options.token else base
 
 
 def serve(paths: api.Paths, options: ServeOptions) -> None:
