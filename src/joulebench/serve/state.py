@@ -184,10 +184,9 @@ class StateCache:
         rows, problems = read_results(self.paths.results_dir)
         try:
             report = self._status_report(problems)
-            suites = {s.suite for s in report.rows} | {r.get("suite") or "" for r in rows}
-            current = {
-                s: api.current_experiment_ids(s, self.paths.tracker_dir) for s in sorted(suites)
-            }
+            # Only suites with results need it (it filters rows); each call reads the tracker.
+            suites = sorted({r.get("suite") or "" for r in rows})
+            current = {s: api.current_experiment_ids(s, self.paths.tracker_dir) for s in suites}
         except JoulebenchError as exc:
             log.warning("serve: tracker unreadable: %s", exc)
             body = _damaged(exc, self.paths.tracker_dir, key)
