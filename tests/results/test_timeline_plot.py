@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from joulebench.measure.timeline import Reading, timeline_path, timeline_rows, write_timeline
-from joulebench.results.timeline_plot import power_series, render_timelines
 from joulebench.results.layout import raw_dir
+from joulebench.results.timeline_plot import power_series, render_timelines
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
