@@ -31,11 +31,13 @@ demo: $(STAMP) models/tiny-llama/config.json
 	$(BIN)/joulebench report demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 clean-demo:
 	rm -rf results persistent_progress_trackers/*.json persistent_progress_trackers/*.txt \

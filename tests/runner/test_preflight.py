@@ -115,3 +115,15 @@ def test_the_node_counts_gpus_through_nvml_when_it_can(monkeypatch: pytest.Monke
     _check_gpus_visible(2)
     with pytest.raises(ExperimentFailed, match=r"num_processes: 3 but this node has 2"):
         _check_gpus_visible(3)
+
+
+def test_only_refusals_of_the_config_are_config_errors() -> None:
+    from joulebench.errors import MeasureError, RunnerError, TrackerError
+    from joulebench.runner.experiment import ExperimentFailed, cause_of
+
+    assert cause_of(ConfigError("x")) == cause_of(RunnerError("only 3 prompts fit")) == \
+        "config_error"
+    # A meter or tracker hiccup may pass on a rerun: resume-failed is the right hint.
+    assert cause_of(MeasureError("nvml")) == cause_of(TrackerError("lock")) == "code_error"
+    assert cause_of(ValueError("bug")) == "code_error"
+    assert cause_of(ExperimentFailed("oom", "oom")) == "oom"

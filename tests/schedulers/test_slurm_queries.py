@@ -252,3 +252,17 @@ def test_submit_refused_over_unknown_slurm_state_writes_nothing(
         api.submit_suite("few", executor="slurm", paths=paths, preflight=False,
                          runner=slurm_runner((1, ""), (1, "")))
     assert tree() == before
+
+
+def test_latest_failures_keep_each_suites_own() -> None:
+    from joulebench.schedulers.slurm_view import KeyLabels, latest_failures
+    from joulebench.tracker import KeyRecord
+
+    busy = [KeyRecord(f"m::busy::c::{i}", state="failed", suite="busy", cause="oom",
+                      updated_at=f"2026-12-02T10:{i:02d}:00") for i in range(8)]
+    quiet = [KeyRecord("m::quiet::c::1", state="failed", suite="quiet", cause="oom",
+                       updated_at="2026-12-01T00:00:00")]
+    labels = KeyLabels({r.key: "failed:oom" for r in busy + quiet}, None)
+    shown = latest_failures(busy + quiet, labels, per_suite=5)
+    assert [r.suite for r in shown].count("busy") == 5 and shown[-1].suite == "quiet"
+    assert shown[0].key == "m::busy::c::7"  # newest first

@@ -231,3 +231,16 @@ def test_every_event_stays_on_record_in_history_after_folds(tmp_path: Path) -> N
         "register", "claim", "fail", "claim", "done"]
     assert first.experiment_id == again.experiment_id  # the record shows the retry kept it
     assert ProgressTracker(tmp_path).read().keys["m::s::c0::1"].state == DONE
+
+
+def test_a_suites_archives_are_found_by_name_and_stamp_only(tmp_path: Path) -> None:
+    from joulebench.tracker.layout import archive_name, archives_of
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    mine = folder / archive_name("demo", "20261202_150000_000001")
+    other = folder / archive_name("demo_2", "20261202_150000_000002")
+    mine.write_text("{}")
+    other.write_text("{}")
+    assert archives_of(tmp_path, "demo") == [mine]
+    assert archives_of(tmp_path, "demo_2") == [other]

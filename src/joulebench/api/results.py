@@ -16,7 +16,7 @@ from joulebench.tracker import (
     ProgressTracker,
     format_id,
 )
-from joulebench.tracker.layout import ARCHIVE_DIR
+from joulebench.tracker.layout import archives_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,7 @@ def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | No
         for key, rec in state.keys.items()
         if rec.experiment_id and _suite_of(key) == suite
     }
-    if not current and not any((tracker_dir / ARCHIVE_DIR).glob(f"{suite}_[0-9]*.json")):
+    if not current and not archives_of(tracker_dir, suite):
         return None
     return current
 

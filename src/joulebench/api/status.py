@@ -25,6 +25,9 @@ from joulebench.tracker import (
     TrackerState,
 )
 
+# The latest failures `status` lists under each suite's table.
+FAILURES_SHOWN = 5
+
 
 @dataclass(frozen=True)
 class StatusRow:
@@ -97,7 +100,7 @@ def status_report(
         rows_by_cycle(labels, paths.results_dir, current),
         labels.sacct_problem,
         eta,
-        latest_failures(records, labels)[:5],
+        latest_failures(records, labels, per_suite=FAILURES_SHOWN),
         current,
     )
 

@@ -198,7 +198,36 @@ def submit_suite(
     on_start: Callable[[ExperimentSpec], None] | None = None,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
 ) -> SubmitSummary:
-    """Validate, register, then run (local) or submit (Slurm) every key not done."""
+    """Validate, register, then run (local) or submit (Slurm) every key not done.
+
+    Nothing is written until every check of ``check_suite`` has passed; a rerun resumes
+    (done keys are skipped, interrupted ones keep their experiment IDs).
+
+    Example (a notebook on a laptop; on a login node drop ``executor`` and pass
+    ``slurm_options=SlurmOptions(partition="gpu", time="04:00:00")``)::
+
+        from joulebench import api
+        summary = api.submit_suite("demo", cycles=2, executor="local")
+        print(summary.already_done, [o.status for o in summary.outcomes])
+        frame = api.load_results("demo")
+
+    Args:
+        suite: a name from ``configs/suites/`` or a path to a suite YAML.
+        cycles: how many times each config is repeated (for confidence intervals).
+        executor: ``auto`` (Slurm when sbatch is on PATH, else local), ``local``, ``slurm``.
+        fresh: archive the suite's earlier progress and start over (IDs keep growing).
+        paths: where configs, the tracker, results and logs live.
+        slurm_options: sbatch resources; ignored (and named in ``notes``) when local.
+        preflight: check models, datasets, prompt fit and device counts on this machine.
+        runner: runs Slurm's commands (sacct, squeue, scontrol); tests inject one.
+        on_plan: called once with the summary before anything runs or is submitted.
+        on_start: called before each local key runs.
+        on_outcome: called with each local key's outcome.
+
+    Returns:
+        What was planned and what happened: ``to_run``, ``outcomes`` (local),
+        ``submitted`` (key -> Slurm job ID) and one-line ``notes`` for the user.
+    """
     summary, tracker, live = _prepare(
         suite, cycles, executor, fresh, paths, preflight, slurm_options, runner
     )

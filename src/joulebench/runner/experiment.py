@@ -9,21 +9,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joulebench.config.models import ExperimentConfig
-from joulebench.errors import RunnerError
+from joulebench.errors import ConfigError, RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
-from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED
+from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED, FailureCause
 
 
 class ExperimentFailed(RunnerError):
     """The workers failed; ``cause`` is one of the tracker's failure causes."""
 
-    def __init__(self, message: str, cause: str, user_error: bool = False) -> None:
+    def __init__(self, message: str, cause: FailureCause, user_error: bool = False) -> None:
         super().__init__(message)
         self.cause = cause
         self.user_error = user_error
+
+
+def cause_of(exc: BaseException) -> FailureCause:
+    """The failure cause an exception stands for. A refusal of the experiment as
+    configured (ConfigError, or a RunnerError: prompts that do not fit, a model that will
+    not load, a checkpoint of another config) fails the same way on every rerun:
+    config_error. Anything else, a meter or tracker hiccup included, may pass when run
+    again: code_error."""
+    if isinstance(exc, ExperimentFailed):
+        return exc.cause
+    if isinstance(exc, (ConfigError, RunnerError)):
+        return CONFIG_ERROR
+    return CODE_ERROR
 
 
 @dataclass(frozen=True)

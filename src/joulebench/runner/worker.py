@@ -24,6 +24,7 @@ from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
 from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
 from joulebench.runner.checkpoint import BatchCheckpoint
+from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
 from joulebench.runner.node_readings import (
@@ -42,7 +43,7 @@ from joulebench.runner.prompts import (
     shard,
 )
 from joulebench.runner.step_clock import step_clock, token_timing
-from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, OOM
+from joulebench.tracker.state import OOM
 
 
 def _sync(device: str) -> None:
@@ -361,7 +362,7 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     return {
         "type": type(exc).__name__,
         "message": str(exc).splitlines()[0][:500] if str(exc) else text,
-        "cause": OOM if oom else CONFIG_ERROR if isinstance(exc, JoulebenchError) else CODE_ERROR,
+        "cause": OOM if oom else cause_of(exc),
         "user_error": isinstance(exc, JoulebenchError),
         "traceback": traceback.format_exc(),
     }

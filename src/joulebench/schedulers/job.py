@@ -35,7 +35,7 @@ from joulebench.results import (
     raw_dir,
     write_json_files,
 )
-from joulebench.runner.experiment import ExperimentFailed, run_workers
+from joulebench.runner.experiment import ExperimentFailed, cause_of, run_workers
 from joulebench.runner.launch import stop_cause
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
@@ -246,7 +246,7 @@ def run_task(
             failure = (
                 exc
                 if isinstance(exc, ExperimentFailed)
-                else ExperimentFailed(str(exc), CONFIG_ERROR, user_error=True)
+                else ExperimentFailed(str(exc), cause_of(exc), user_error=True)
             )
             if failure.cause == INTERRUPTED:  # workers killed: by a preemption?
                 failure.cause = stop_cause()

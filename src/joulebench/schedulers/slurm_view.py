@@ -99,13 +99,24 @@ def label_keys(state: TrackerState, suite: str | None, runner: slurm.CommandRunn
     return KeyLabels(labels, view.problem, unknown)
 
 
-def latest_failures(records: list[KeyRecord], labels: KeyLabels) -> list[KeyRecord]:
+def latest_failures(records: list[KeyRecord], labels: KeyLabels,
+                    per_suite: int | None = None) -> list[KeyRecord]:
     """Failed keys, newest first, each carrying the cause its label shows: the tracker may
     say only ``interrupted`` where Slurm knows ``cancelled``, and the status table and the
-    failure lines under it must name one failure with one word."""
-    failed = [replace(r, cause=labels.labels[r.key].split(":", 1)[1]) for r in records
+    failure lines under it must name one failure with one word. ``per_suite`` keeps that
+    many of each suite, so one busy suite cannot hide another's failures."""
+    failed = [replace(r, cause=monitor.resumable(labels.labels[r.key])) for r in records
               if monitor.is_failed(labels.labels.get(r.key, ""))]
-    return sorted(failed, key=lambda r: r.updated_at or "", reverse=True)
+    failed.sort(key=lambda r: r.updated_at or "", reverse=True)
+    if per_suite is None:
+        return failed
+    kept: dict[str | None, int] = {}
+    out = []
+    for rec in failed:
+        if kept.get(rec.suite, 0) < per_suite:
+            kept[rec.suite] = kept.get(rec.suite, 0) + 1
+            out.append(rec)
+    return out
 
 
 def refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:

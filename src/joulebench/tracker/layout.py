@@ -40,3 +40,14 @@ def backup_names(stamp: str) -> tuple[str, str]:
 def state_backup_of(progress_backup: str) -> str:
     """The snapshot backup written with a legacy-view backup."""
     return progress_backup.replace("progress_", "tracker_state_", 1)
+
+
+def archive_name(suite: str, stamp: str) -> str:
+    """archive/{suite}_{YYYYmmdd_HHMMSS_ffffff}.json: what --fresh put aside."""
+    return f"{suite}_{stamp}.json"
+
+
+def archives_of(directory: Path, suite: str) -> list[Path]:
+    """This suite's archives only: 'demo' must not match the archives of 'demo_2'."""
+    stamp = "[0-9]" * 8 + "_" + "[0-9]" * 6 + "_" + "[0-9]" * 6
+    return sorted((directory / ARCHIVE_DIR).glob(f"{suite}_{stamp}.json"))

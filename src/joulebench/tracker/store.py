@@ -40,6 +40,7 @@ from joulebench.tracker.layout import (
     PROGRESS_BACKUP_GLOB,
     PROGRESS_FILE,
     SNAPSHOT,
+    archive_name,
     backup_names,
     state_backup_of,
 )
@@ -415,7 +416,7 @@ class ProgressTracker:
             if not records:
                 return None
             stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-            target = self.dir / ARCHIVE_DIR / f"{suite}_{stamp}.json"
+            target = self.dir / ARCHIVE_DIR / archive_name(suite, stamp)
             atomic_write_json(target, {"suite": suite, "archived_at": utc_now(),
                                        "keys": records})
             self._append(state, {"op": "archive", "suite": suite})
