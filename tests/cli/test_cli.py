@@ -171,3 +171,19 @@ def test_status_and_report_print_the_same_flagged_count(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     assert "(1 flagged result kept apart, 0 archived runs not pooled" in report.stdout
     assert "varied: batch_size, decoder" in report.stdout
+
+
+def test_status_survives_a_results_csv_that_is_not_utf8(checkout: Path) -> None:
+    from joulebench import api
+    from joulebench.tracker import ProgressTracker
+
+    specs = api.expand_suite("demo")
+    ProgressTracker(checkout / "persistent_progress_trackers").register(
+        "demo", [(s.key, s.config_hash) for s in specs])
+    results = checkout / "results"
+    results.mkdir()
+    (results / "text_generation_results.csv").write_bytes(b"experiment_id,key\n0001,caf\xe9\n")
+    done = jb("status", "demo", cwd=checkout)
+    assert done.returncode == 0, done.stderr
+    assert "text_generation_results.csv: not counted for flagged results" in done.stderr
+    assert "Traceback" not in done.stderr and "│ demo" in done.stdout

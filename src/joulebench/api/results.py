@@ -14,6 +14,7 @@ from joulebench.suite import resolve_suite_path
 from joulebench.suite.spec import split_key
 from joulebench.tracker import (
     ProgressTracker,
+    TrackerState,
     format_id,
 )
 from joulebench.tracker.layout import archives_of
@@ -73,11 +74,14 @@ def report_suite(suite: str, out_dir: Path | None = None, paths: Paths = Paths()
     )
 
 
-def current_experiment_ids(suite: str, tracker_dir: Path) -> dict[str, str] | None:
+def current_experiment_ids(
+    suite: str, tracker_dir: Path, state: TrackerState | None = None
+) -> dict[str, str] | None:
     """key -> the experiment ID the tracker holds for it now; None when the tracker knows
     nothing of the suite, live or archived (a results folder copied on its own, or a
-    tracker folder started afresh), where every result counts as current."""
-    state = ProgressTracker(tracker_dir).read()
+    tracker folder started afresh), where every result counts as current. ``state``: a
+    tracker read the caller already made (the dashboard asks for many suites at once)."""
+    state = state if state is not None else ProgressTracker(tracker_dir).read()
     current = {
         key: rec.experiment_id
         for key, rec in state.keys.items()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from joulebench.tracker import (
     ProgressTracker,
     TrackerState,
 )
+
+log = logging.getLogger(__name__)
 
 # The latest failures `status` lists under each suite's table.
 FAILURES_SHOWN = 5
@@ -131,7 +135,14 @@ def flagged_counts(
 
     counts: Counter[tuple[str, int]] = Counter()
     for path in result_csvs(results_dir):
-        for row in read_rows(path):
+        try:
+            rows = read_rows(path)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            # A CSV saved from a spreadsheet in another encoding must not take status down.
+            log.warning("%s: not counted for flagged results (%s); save it as UTF-8 CSV",
+                        path, type(exc).__name__)
+            continue
+        for row in rows:
             if current_ids is not None and current_ids.get(row.get("key", "")) != row.get(
                 "experiment_id"
             ):

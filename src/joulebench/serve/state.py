@@ -29,6 +29,7 @@ from typing import Any
 from joulebench import api
 from joulebench.errors import JoulebenchError, TrackerError
 from joulebench.schedulers import slurm
+from joulebench.tracker import ProgressTracker
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,10 @@ class StateCache:
             report = self._status_report(problems)
             # Only suites with results need it (it filters rows); each call reads the tracker.
             suites = sorted({r.get("suite") or "" for r in rows})
-            current = {s: api.current_experiment_ids(s, self.paths.tracker_dir) for s in suites}
+            tracker = ProgressTracker(self.paths.tracker_dir).read()  # once for every suite
+            current = {
+                s: api.current_experiment_ids(s, self.paths.tracker_dir, tracker) for s in suites
+            }
         except JoulebenchError as exc:
             log.warning("serve: tracker unreadable: %s", exc)
             body = _damaged(exc, self.paths.tracker_dir, key)
