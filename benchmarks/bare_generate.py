@@ -30,13 +30,15 @@ def bare_window(cfg: ExperimentConfig, acc: Any, model: Any, tok: Any) -> tuple[
 
     texts = load_prompt_texts(cfg.dataset)
     counts = [len(ids) for ids in tok(texts, add_special_tokens=True)["input_ids"]]
-    prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens,
-                             cfg.dataset.name)
+    prompts = select_prompts(texts, counts, cfg.num_prompts, cfg.max_input_tokens, cfg.dataset.name)
     mine = shard(prompts, acc.process_index, acc.num_processes)
     kwargs = generation_kwargs(cfg, tok.pad_token_id)
-    encoded = [tok(b, return_tensors="pt", padding=True, truncation=True,
-                   max_length=cfg.max_input_tokens).to(acc.device)
-               for b in batches(mine, cfg.batch_size)]
+    encoded = [
+        tok(
+            b, return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_input_tokens
+        ).to(acc.device)
+        for b in batches(mine, cfg.batch_size)
+    ]
     with torch.no_grad():
         for _ in range(cfg.warmup_iterations):
             model.generate(**encoded[0], **kwargs)
@@ -44,7 +46,7 @@ def bare_window(cfg: ExperimentConfig, acc: Any, model: Any, tok: Any) -> tuple[
         out_tokens, start = 0, time.perf_counter()
         for enc in encoded:
             out = model.generate(**enc, **kwargs)
-            out_tokens += int((out[:, enc["input_ids"].shape[1]:] != tok.pad_token_id).sum())
+            out_tokens += int((out[:, enc["input_ids"].shape[1] :] != tok.pad_token_id).sum())
         acc.wait_for_everyone()
         return out_tokens, time.perf_counter() - start
 
@@ -60,7 +62,8 @@ def main() -> None:
     model, tok = load_model_and_tokenizer(cfg, cfg.device, acc.device)
     out_tokens, window_s = bare_window(cfg, acc, model, tok)
     (out_dir / f"bare_rank{acc.process_index}.json").write_text(
-        json.dumps({"output_tokens": out_tokens, "window_s": window_s}))
+        json.dumps({"output_tokens": out_tokens, "window_s": window_s})
+    )
 
 
 if __name__ == "__main__":

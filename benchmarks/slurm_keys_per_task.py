@@ -33,9 +33,25 @@ grid:
 def run_suite(work: Path, name: str, per_task: int, timeout_s: float) -> dict[str, float]:
     jb = [sys.executable, "-m", "joulebench"]
     start = time.perf_counter()
-    sub = subprocess.run([*jb, "submit-suite", name, "--partition", "gpu", "--time", "00:30:00",
-                          "--array-parallelism", "1", "--keys-per-task", str(per_task)],
-                         cwd=work, capture_output=True, text=True, check=False)
+    sub = subprocess.run(
+        [
+            *jb,
+            "submit-suite",
+            name,
+            "--partition",
+            "gpu",
+            "--time",
+            "00:30:00",
+            "--array-parallelism",
+            "1",
+            "--keys-per-task",
+            str(per_task),
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if sub.returncode != 0:
         sys.exit(f"submit-suite failed: {sub.stderr.strip()}")
     sys.path.insert(0, str(REPO / "src"))
@@ -54,10 +70,21 @@ def run_suite(work: Path, name: str, per_task: int, timeout_s: float) -> dict[st
     jobs = sorted({str(r.job_id) for r in keys})
     elapsed = 0.0
     for _ in range(60):  # sacct learns of the last task's end a moment later
-        out = subprocess.run(["sacct", "-X", "--noheader", "--parsable2", "--format",
-                              "JobID,State,ElapsedRaw", "--jobs", ",".join(
-                                  sorted({j.split("_")[0] for j in jobs}))],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "sacct",
+                "-X",
+                "--noheader",
+                "--parsable2",
+                "--format",
+                "JobID,State,ElapsedRaw",
+                "--jobs",
+                ",".join(sorted({j.split("_")[0] for j in jobs})),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         lines = [ln.split("|") for ln in out.splitlines() if ln.strip()]
         if lines and all(state == "COMPLETED" for _, state, _ in lines):
             elapsed = sum(float(e) for _, _, e in lines)
@@ -75,17 +102,29 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="jb-bench-kpt-"))
     shutil.copytree(REPO / "configs", work / "configs")
     (work / "models").mkdir()
-    subprocess.run([sys.executable, "-m", "joulebench", "make-demo-model",
-                    str(work / "models" / "tiny-llama")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "joulebench",
+            "make-demo-model",
+            str(work / "models" / "tiny-llama"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     for name in ("one", "packed"):
         (work / "configs" / "suites" / f"{name}.yaml").write_text(
-            SUITE % json.dumps(list(range(args.keys))))
+            SUITE % json.dumps(list(range(args.keys)))
+        )
     one = run_suite(work, "one", 1, args.timeout)
     packed = run_suite(work, "packed", args.keys_per_task, args.timeout)
     for label, r in (("1 key per task", one), (f"{args.keys_per_task} keys per task", packed)):
-        print(f"{label:18s} {r['keys']} keys in {r['tasks']} tasks: node time "
-              f"{r['node_s']:.0f} s ({r['node_s'] / r['keys']:.1f} s per key), wall "
-              f"{r['wall_s']:.0f} s")
+        print(
+            f"{label:18s} {r['keys']} keys in {r['tasks']} tasks: node time "
+            f"{r['node_s']:.0f} s ({r['node_s'] / r['keys']:.1f} s per key), wall "
+            f"{r['wall_s']:.0f} s"
+        )
     print(f"node time packed / one per task: {packed['node_s'] / one['node_s']:.2f}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -37,31 +37,65 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="jb-bench-submit-"))
     shutil.copytree(REPO / "configs", work / "configs")
     (work / "models").mkdir()
-    subprocess.run([sys.executable, "-m", "joulebench", "make-demo-model",
-                    str(work / "models" / "tiny-llama")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "joulebench",
+            "make-demo-model",
+            str(work / "models" / "tiny-llama"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (work / "configs" / "suites" / "big.yaml").write_text(
         "models: [tiny-demo]\noverrides: {num_processes: 1}\n"
-        f"grid:\n  seed: {list(range(configs))}\n")
+        f"grid:\n  seed: {list(range(configs))}\n"
+    )
     jb = [sys.executable, "-m", "joulebench"]
     py_start, _ = timed([sys.executable, "-c", "import joulebench.cli.main"], work)
-    submit_s, sub = timed([*jb, "submit-suite", "big", "--cycles", "10", "--partition",
-                           args.partition, "--time", "00:20:00", "--array-parallelism", "1"],
-                          work)
+    submit_s, sub = timed(
+        [
+            *jb,
+            "submit-suite",
+            "big",
+            "--cycles",
+            "10",
+            "--partition",
+            args.partition,
+            "--time",
+            "00:20:00",
+            "--array-parallelism",
+            "1",
+        ],
+        work,
+    )
     if sub.returncode != 0:
         sys.exit(f"submit-suite failed: {sub.stderr.strip()}")
     match = re.search(r"submitted (\d+) tasks in (\d+) sbatch call", sub.stdout)
     tasks, calls = (int(match[1]), int(match[2])) if match else (0, 0)
     status_s, status = timed([*jb, "status", "big"], work)
     jobs = re.findall(r"\(jobs ([\d, ]+)\)", sub.stdout)
-    subprocess.run(["scancel", *jobs[0].replace(" ", "").split(",")] if jobs else
-                   ["scancel", "--name", "jb-big"], check=False)
-    max_array = int(re.search(r"MaxArraySize\s*=\s*(\d+)", subprocess.run(
-        ["scontrol", "show", "config"], capture_output=True, text=True).stdout)[1])
+    subprocess.run(
+        ["scancel", *jobs[0].replace(" ", "").split(",")]
+        if jobs
+        else ["scancel", "--name", "jb-big"],
+        check=False,
+    )
+    max_array = int(
+        re.search(
+            r"MaxArraySize\s*=\s*(\d+)",
+            subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout,
+        )[1]
+    )
     print(f"keys submitted:          {tasks}")
-    print(f"sbatch calls:            {calls} (bar: ceil({tasks}/{max_array}) = "
-          f"{math.ceil(tasks / max_array)})")
-    print(f"submit-suite wall:       {submit_s:.2f} s (python + CLI import alone: "
-          f"{py_start:.2f} s)")
+    print(
+        f"sbatch calls:            {calls} (bar: ceil({tasks}/{max_array}) = "
+        f"{math.ceil(tasks / max_array)})"
+    )
+    print(
+        f"submit-suite wall:       {submit_s:.2f} s (python + CLI import alone: {py_start:.2f} s)"
+    )
     print(f"status wall (1 sacct):   {status_s:.2f} s, exit {status.returncode}")
     shutil.rmtree(work, ignore_errors=True)
 

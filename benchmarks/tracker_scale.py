@@ -101,8 +101,9 @@ def versus_seed_10k(rounds: int = 60) -> dict[str, float]:
     ours = ProgressTracker(populated(n))
     ours.read()
     seed, safe_seed = _seed_folder(n), _seed_folder(n)
-    fd = os.open(Path(tempfile.mkdtemp(prefix="jb-fsync-")) / "f",
-                 os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    fd = os.open(
+        Path(tempfile.mkdtemp(prefix="jb-fsync-")) / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    )
     samples: dict[str, list[float]] = {"ours": [], "seed": [], "safe_seed": [], "fsync": []}
     for i in range(n // 2, n // 2 + rounds):
         key = f"m::s::c{i}::1"
@@ -117,7 +118,8 @@ def versus_seed_10k(rounds: int = 60) -> dict[str, float]:
     result = {k: statistics.median(v) for k, v in samples.items()}
     for name, seed_key in (("ratio", "seed"), ("safe_ratio", "safe_seed")):
         result[name] = statistics.median(
-            s / o for s, o in zip(samples[seed_key], samples["ours"], strict=True))
+            s / o for s, o in zip(samples[seed_key], samples["ours"], strict=True)
+        )
     return result
 
 
@@ -147,10 +149,17 @@ def peak_rss_mb(code: str) -> float:
     VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report
     this benchmark's own peak.
     """
-    probe = (f"{code}\nimport re\n"
-             "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    probe = (
+        f"{code}\nimport re\n"
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     return int(out.stdout.split()[-1]) / 1024
 
 
@@ -182,29 +191,40 @@ def main() -> None:
     start = time.perf_counter()
     ProgressTracker(big).read()
     read_s = time.perf_counter() - start
-    read_rss = peak_rss_mb(f"from joulebench.tracker import ProgressTracker\n"
-                           f"ProgressTracker({str(big)!r}).read()")
-    claim_rss = peak_rss_mb(f"from joulebench.tracker import ProgressTracker\n"
-                            f"t = ProgressTracker({str(big)!r})\n"
-                            "c = t.claim('m::s::c5::1', 'h')\n"
-                            "t.complete('m::s::c5::1', c.experiment_id)\nt.sync()")
+    read_rss = peak_rss_mb(
+        f"from joulebench.tracker import ProgressTracker\nProgressTracker({str(big)!r}).read()"
+    )
+    claim_rss = peak_rss_mb(
+        f"from joulebench.tracker import ProgressTracker\n"
+        f"t = ProgressTracker({str(big)!r})\n"
+        "c = t.claim('m::s::c5::1', 'h')\n"
+        "t.complete('m::s::c5::1', c.experiment_id)\nt.sync()"
+    )
     baseline_rss = peak_rss_mb("import joulebench.tracker")
     for n, ms in latency.items():
         print(f"claim+complete, {n:>7} keys: {ms:7.2f} ms (median of 200)")
     print(f"ratio 100k / 1k:              {latency[100_000] / latency[1_000]:.2f}x (bar <= 1.5)")
-    print(f"at 10k keys, interleaved (medians): joulebench {seed['ours']:.2f} ms, seed as "
-          f"written (no fsync) {seed['seed']:.2f} ms, seed made crash-safe "
-          f"{seed['safe_seed']:.2f} ms, one append+fsync {seed['fsync']:.2f} ms")
-    print(f"joulebench vs seed as written: {seed['ratio']:.1f}x faster (bar >= 20x); vs the "
-          f"crash-safe seed: {seed['safe_ratio']:.1f}x; joulebench's floor is 2 fsyncs = "
-          f"{2 * seed['fsync']:.2f} ms")
+    print(
+        f"at 10k keys, interleaved (medians): joulebench {seed['ours']:.2f} ms, seed as "
+        f"written (no fsync) {seed['seed']:.2f} ms, seed made crash-safe "
+        f"{seed['safe_seed']:.2f} ms, one append+fsync {seed['fsync']:.2f} ms"
+    )
+    print(
+        f"joulebench vs seed as written: {seed['ratio']:.1f}x faster (bar >= 20x); vs the "
+        f"crash-safe seed: {seed['safe_ratio']:.1f}x; joulebench's floor is 2 fsyncs = "
+        f"{2 * seed['fsync']:.2f} ms"
+    )
     print(f"8 processes claiming:         {rate:7.0f} claims/s (bar >= 500)")
-    print(f"compaction at 100k keys:      {compact_100k:7.2f} s (at the end of local runs and "
-          "commands; array tasks fold at most once a minute)")
+    print(
+        f"compaction at 100k keys:      {compact_100k:7.2f} s (at the end of local runs and "
+        "commands; array tasks fold at most once a minute)"
+    )
     print(f"lazy sync at 100k keys, not due: {lazy_100k:5.2f} ms (an array task's end)")
     print(f"read a 100k-key tracker:      {read_s:7.2f} s")
-    print(f"peak RSS, own process, 100k keys: read {read_rss:.0f} MB, claim+complete+sync "
-          f"{claim_rss:.0f} MB (import alone {baseline_rss:.0f} MB; bar < 200)")
+    print(
+        f"peak RSS, own process, 100k keys: read {read_rss:.0f} MB, claim+complete+sync "
+        f"{claim_rss:.0f} MB (import alone {baseline_rss:.0f} MB; bar < 200)"
+    )
 
 
 if __name__ == "__main__":

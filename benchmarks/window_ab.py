@@ -34,8 +34,11 @@ def main() -> None:
     acc = Accelerator(cpu=cfg.device == "cpu")
     models = ModelCache()
     runs = []
-    order = [side for i in range(pairs) for side in
-             (("harness", "bare") if i % 2 == 0 else ("bare", "harness"))]
+    order = [
+        side
+        for i in range(pairs)
+        for side in (("harness", "bare") if i % 2 == 0 else ("bare", "harness"))
+    ]
     for n, side in enumerate(order):
         if side == "bare":
             torch.manual_seed(cfg.seed + acc.process_index)
@@ -44,12 +47,18 @@ def main() -> None:
         else:
             work = out_dir / f"exp{n}"
             work.mkdir(exist_ok=True)
-            task = {"config": cfg.model_dump(mode="json"), "work_dir": str(work),
-                    "experiment_id": f"{n:04d}", "config_hash": "ab", "batch_size": None}
+            task = {
+                "config": cfg.model_dump(mode="json"),
+                "work_dir": str(work),
+                "experiment_id": f"{n:04d}",
+                "config_hash": "ab",
+                "batch_size": None,
+            }
             result = run(task, acc, cfg.device, models)
             outside = {str(i) for i in result["outside_window_batches"]}
-            tokens = sum(b["output_tokens"] for i, b in result["batches"].items()
-                         if i not in outside)
+            tokens = sum(
+                b["output_tokens"] for i, b in result["batches"].items() if i not in outside
+            )
             window_s = result["window_s"]
         runs.append({"side": side, "output_tokens": tokens, "window_s": window_s})
     (out_dir / f"ab_rank{acc.process_index}.json").write_text(json.dumps(runs))

@@ -33,8 +33,13 @@ def checkout(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) 
     return tmp_path
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05,
-             diagnose: Callable[[], str] = lambda: "") -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    poll_s: float = 0.05,
+    diagnose: Callable[[], str] = lambda: "",
+) -> None:
     """Poll until ``predicate`` holds; fail naming ``what`` (plus ``diagnose()``) if not."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -73,8 +78,10 @@ def slurm_cluster() -> None:
     mode = os.environ.get("JB_SLURM", "")
     if mode == "start":
         subprocess.run([str(REPO / "slurm" / "dev-cluster" / "up")], check=True, timeout=900)
-    answering = shutil.which("sbatch") is not None and subprocess.run(
-        ["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    answering = (
+        shutil.which("sbatch") is not None
+        and subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    )
     if not answering:
         if mode:
             pytest.fail("JB_SLURM is set but no Slurm answers (sinfo failed)")

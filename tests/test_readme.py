@@ -25,8 +25,11 @@ PROGRAMS = {"submit-suite", "resume-failed", "joulebench"}
 def fenced_after(marker: str) -> list[str]:
     """The fenced blocks that follow ``<!-- readme-test: marker`` up to the next heading."""
     start = README.index(f"<!-- readme-test: {marker}")
-    ends = (README.find("\n## ", start), README.find("\n### ", start),
-            README.find("<!-- readme-test:", start + 1))
+    ends = (
+        README.find("\n## ", start),
+        README.find("\n### ", start),
+        README.find("<!-- readme-test:", start + 1),
+    )
     end = min(i for i in ends if i > 0)
     section = README[start:end]
     return re.findall(r"```[a-z]*\n(.*?)```", section, re.DOTALL)
@@ -37,8 +40,13 @@ def run(line: str) -> subprocess.CompletedProcess[str]:
     words = shlex.split(line.split("  #", 1)[0])
     program, args = words[0], words[1:]
     assert program in PROGRAMS, line
-    argv = [sys.executable, "-m", "joulebench", *([] if program == "joulebench" else [program]),
-            *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "joulebench",
+        *([] if program == "joulebench" else [program]),
+        *args,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
@@ -63,8 +71,7 @@ def test_the_refusal_example_is_the_real_refusal_for_run_and_dry_run(checkout: P
     target = checkout / path_line.removeprefix("# ").strip()
     target.write_text(suite_yaml)
     command, expected = (line for line in session.splitlines() if line.strip())
-    for line in (command.removeprefix("$ "), command.removeprefix("$ ").replace(" --dry-run",
-                                                                                  "")):
+    for line in (command.removeprefix("$ "), command.removeprefix("$ ").replace(" --dry-run", "")):
         done = run(line)
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stderr.strip() == expected, line
@@ -74,9 +81,12 @@ def test_the_refusal_example_is_the_real_refusal_for_run_and_dry_run(checkout: P
 
 def _reference_rows() -> list[list[str]]:
     start = README.index("### Configs reference")
-    table = README[start:README.index("\n## ", start)]
-    return [[cell.strip() for cell in row.strip("|").split(" | ")]
-            for row in table.splitlines() if row.startswith("| `")]
+    table = README[start : README.index("\n## ", start)]
+    return [
+        [cell.strip() for cell in row.strip("|").split(" | ")]
+        for row in table.splitlines()
+        if row.startswith("| `")
+    ]
 
 
 def _cell_values(cell: str, count: int) -> list[str]:
@@ -123,12 +133,19 @@ def test_the_configs_reference_matches_the_code_and_base_yaml() -> None:
     seen = set()
     for cells in _reference_rows():
         fields = re.findall(r"`([a-z_.]+)`", cells[0])
-        for name, code, suite in zip(fields, _cell_values(cells[1], len(fields)),
-                                     _cell_values(cells[2], len(fields)), strict=True):
+        for name, code, suite in zip(
+            fields,
+            _cell_values(cells[1], len(fields)),
+            _cell_values(cells[2], len(fields)),
+            strict=True,
+        ):
             seen.add(name.split(".")[0])
             expected = None if name == "model" else _dotted(defaults, name)
-            assert _parse(code) == (float(expected) if isinstance(expected, (int, float))
-                                    and not isinstance(expected, bool) else expected), name
+            assert _parse(code) == (
+                float(expected)
+                if isinstance(expected, (int, float)) and not isinstance(expected, bool)
+                else expected
+            ), name
             in_base = _dotted(base, name)
             if suite == "—":
                 assert in_base == "—", f"{name} is set in base.yaml: {in_base!r}"

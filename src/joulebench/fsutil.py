@@ -109,7 +109,7 @@ def append_at_end(fd: int, data: bytes, start: int, path: Path) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except OSError as exc:
         try:

@@ -44,8 +44,12 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 out[rel] = ("dir", st.st_mtime_ns)
             else:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                out[rel] = ("file", st.st_size, digest,
-                            None if name == LOCK_NAME else st.st_mtime_ns)
+                out[rel] = (
+                    "file",
+                    st.st_size,
+                    digest,
+                    None if name == LOCK_NAME else st.st_mtime_ns,
+                )
     return out
 
 
@@ -63,13 +67,20 @@ class Case:
     fake_sbatch: bool = False  # `--executor slurm` needs sbatch on PATH; it must never run
 
 
-def c(id: str, names: tuple[str, ...], fix: str, args: list[str] | None = None,
-      files: dict | None = None, **kw: object) -> Case:
+def c(
+    id: str,
+    names: tuple[str, ...],
+    fix: str,
+    args: list[str] | None = None,
+    files: dict | None = None,
+    **kw: object,
+) -> Case:
     return Case(id, args or [], names, fix, files or {}, **kw)  # type: ignore[arg-type]
 
 
-def s(id: str, text: str | bytes, names: tuple[str, ...], fix: str, *args: str,
-      **kw: object) -> Case:
+def s(
+    id: str, text: str | bytes, names: tuple[str, ...], fix: str, *args: str, **kw: object
+) -> Case:
     """A case that is one bad suite file run with the local executor."""
     return Case(id, ["submit-suite", "bad", *LOCAL, *args], names, fix, {SUITE: text}, **kw)
 
@@ -84,239 +95,609 @@ MODELS_FILE = "models_file: m.yaml\nmodels: [x]\n"
 
 
 def model(value: str) -> dict[str, str]:
-    return {SUITE: MODELS_FILE,
-            "configs/suites/m.yaml": f"models:\n  x: {{model: '{value}', device: cpu, "
-                                     "precision: float32}\n"}
+    return {
+        SUITE: MODELS_FILE,
+        "configs/suites/m.yaml": f"models:\n  x: {{model: '{value}', device: cpu, "
+        "precision: float32}\n",
+    }
 
 
 CASES = [
     # --- YAML that does not parse, or is not a mapping ---------------------------------
-    s("suite-yaml-syntax", "models: [tiny-demo\n", ("bad.yaml", "line 2 column 1"),
-      "fix the syntax"),
-    c("base-yaml-syntax", ("base.yaml", "line 2 column 1"), "fix the syntax", DEMO,
-      {"configs/base.yaml": "device: [cpu\n"}),
-    c("models-yaml-syntax", ("models.yaml", "line 3 column 1"), "fix the syntax", DEMO,
-      {"configs/models.yaml": "models:\n  tiny-demo: {model: x\n"}),
+    s(
+        "suite-yaml-syntax",
+        "models: [tiny-demo\n",
+        ("bad.yaml", "line 2 column 1"),
+        "fix the syntax",
+    ),
+    c(
+        "base-yaml-syntax",
+        ("base.yaml", "line 2 column 1"),
+        "fix the syntax",
+        DEMO,
+        {"configs/base.yaml": "device: [cpu\n"},
+    ),
+    c(
+        "models-yaml-syntax",
+        ("models.yaml", "line 3 column 1"),
+        "fix the syntax",
+        DEMO,
+        {"configs/models.yaml": "models:\n  tiny-demo: {model: x\n"},
+    ),
     s("tab-indent", "models:\n\t- tiny-demo\n", ("bad.yaml", "'\\t'"), "fix the syntax"),
     s("nul-byte", b"models: [tiny-demo]\x00\n", ("bad.yaml", "#x0000"), "fix the syntax"),
-    s("duplicate-key", TINY + TINY, ("bad.yaml", "line 2", "'models' appears twice"),
-      "keep one"),
-    s("python-tag", 'models: !!python/object/apply:os.system ["touch PWNED"]\n',
-      ("bad.yaml", "!!python/object/apply:os.system"), "remove the tag"),
-    s("non-utf8", b"models: [tiny-demo]\ndescription: caf\xe9\n", ("bad.yaml", "not UTF-8"),
-      "save the file as UTF-8"),
-    s("utf16-bom", "models: [tiny-demo]\n".encode("utf-16"), ("bad.yaml", "not UTF-8"),
-      "save the file as UTF-8"),
+    s("duplicate-key", TINY + TINY, ("bad.yaml", "line 2", "'models' appears twice"), "keep one"),
+    s(
+        "python-tag",
+        'models: !!python/object/apply:os.system ["touch PWNED"]\n',
+        ("bad.yaml", "!!python/object/apply:os.system"),
+        "remove the tag",
+    ),
+    s(
+        "non-utf8",
+        b"models: [tiny-demo]\ndescription: caf\xe9\n",
+        ("bad.yaml", "not UTF-8"),
+        "save the file as UTF-8",
+    ),
+    s(
+        "utf16-bom",
+        "models: [tiny-demo]\n".encode("utf-16"),
+        ("bad.yaml", "not UTF-8"),
+        "save the file as UTF-8",
+    ),
     s("empty-suite", "", ("bad.yaml", "field 'models'"), "add it"),
     s("suite-is-a-list", "- a\n- b\n", ("bad.yaml", "got a list"), "'key: value' lines"),
-    c("base-is-a-list", ("base.yaml", "got a list"), "'key: value' lines", DEMO,
-      {"configs/base.yaml": "- 1\n"}),
-    c("models-is-a-list", ("models.yaml", "got a list"), "'key: value' lines", DEMO,
-      {"configs/models.yaml": "- 1\n"}),
-    c("models-file-empty", ("demo.yaml", "field 'models'", "'tiny-demo'", "known: none"),
-      "add it there", DEMO, {"configs/models.yaml": ""}),
-    c("model-entry-not-mapping", ("m.yaml", "model 'x'"), "needs a mapping with a 'model' key",
-      ["submit-suite", "bad", *LOCAL],
-      {SUITE: MODELS_FILE, "configs/suites/m.yaml": "models:\n  x: models/tiny-llama\n"}),
+    c(
+        "base-is-a-list",
+        ("base.yaml", "got a list"),
+        "'key: value' lines",
+        DEMO,
+        {"configs/base.yaml": "- 1\n"},
+    ),
+    c(
+        "models-is-a-list",
+        ("models.yaml", "got a list"),
+        "'key: value' lines",
+        DEMO,
+        {"configs/models.yaml": "- 1\n"},
+    ),
+    c(
+        "models-file-empty",
+        ("demo.yaml", "field 'models'", "'tiny-demo'", "known: none"),
+        "add it there",
+        DEMO,
+        {"configs/models.yaml": ""},
+    ),
+    c(
+        "model-entry-not-mapping",
+        ("m.yaml", "model 'x'"),
+        "needs a mapping with a 'model' key",
+        ["submit-suite", "bad", *LOCAL],
+        {SUITE: MODELS_FILE, "configs/suites/m.yaml": "models:\n  x: models/tiny-llama\n"},
+    ),
     # --- unknown keys ------------------------------------------------------------------
-    s("suite-unknown-key", TINY + "cylces: 3\n", ("bad.yaml", "unknown key 'cylces'"),
-      "valid keys here"),
+    s(
+        "suite-unknown-key",
+        TINY + "cylces: 3\n",
+        ("bad.yaml", "unknown key 'cylces'"),
+        "valid keys here",
+    ),
     o("override-unknown-key", "{batchsize: 2}", ("unknown key 'batchsize'",), "valid keys here"),
-    o("nested-unknown-key", "{decoder: {temp: 2}}", ("unknown key 'decoder.temp'",),
-      "valid keys here: mode, temperature"),
-    c("base-unknown-key", ("demo.yaml", "unknown key 'batchsize'"), "valid keys here", DEMO,
-      {"configs/base.yaml": "device: cpu\nbatchsize: 3\n"}),
-    c("profile-unknown-key", ("p.yaml", "unknown key 'partiton'"), "valid keys: partition",
-      [*DEMO, "--profile", "p.yaml"], {"p.yaml": "partiton: gpu\n"}),
+    o(
+        "nested-unknown-key",
+        "{decoder: {temp: 2}}",
+        ("unknown key 'decoder.temp'",),
+        "valid keys here: mode, temperature",
+    ),
+    c(
+        "base-unknown-key",
+        ("demo.yaml", "unknown key 'batchsize'"),
+        "valid keys here",
+        DEMO,
+        {"configs/base.yaml": "device: cpu\nbatchsize: 3\n"},
+    ),
+    c(
+        "profile-unknown-key",
+        ("p.yaml", "unknown key 'partiton'"),
+        "valid keys: partition",
+        [*DEMO, "--profile", "p.yaml"],
+        {"p.yaml": "partiton: gpu\n"},
+    ),
     # --- wrong types -------------------------------------------------------------------
-    o("batch-size-word", "{batch_size: many}", ("field 'batch_size'", "'many'"),
-      "must be a whole number"),
-    o("batch-size-bool", "{batch_size: true}", ("field 'batch_size'", "True"),
-      "must be a whole number"),
-    o("batch-size-fraction", "{batch_size: 2.5}", ("field 'batch_size'", "2.5"),
-      "must be a whole number"),
-    o("temperature-quoted", "{decoder: {temperature: '0.7'}}",
-      ("field 'decoder.temperature'",), "must be a number"),
-    o("decoder-not-mapping", "{decoder: greedy}", ("field 'decoder'", "'greedy'"),
-      "should be a valid dictionary"),
-    s("models-not-list", "models: tiny-demo\n", ("bad.yaml", "field 'models'"),
-      "should be a valid list"),
-    s("controlled-is-list", TINY + "controlled: [1, 2]\n", ("bad.yaml", "field 'controlled'"),
-      "should be a valid dictionary"),
-    s("shuffle-not-bool", TINY + "shuffle: maybe\n", ("bad.yaml", "field 'shuffle'"),
-      "must be true or false"),
-    c("profile-gpus-word", ("p.yaml", "field 'gpus_per_node'"), "positive whole number",
-      [*DEMO, "--profile", "p.yaml"], {"p.yaml": "gpus_per_node: two\n"}),
-    c("profile-time-sexagesimal", ("p.yaml", "field 'time'", "7200"), "must be quoted",
-      [*DEMO, "--profile", "p.yaml"], {"p.yaml": "time: 2:00:00\n"}),
+    o(
+        "batch-size-word",
+        "{batch_size: many}",
+        ("field 'batch_size'", "'many'"),
+        "must be a whole number",
+    ),
+    o(
+        "batch-size-bool",
+        "{batch_size: true}",
+        ("field 'batch_size'", "True"),
+        "must be a whole number",
+    ),
+    o(
+        "batch-size-fraction",
+        "{batch_size: 2.5}",
+        ("field 'batch_size'", "2.5"),
+        "must be a whole number",
+    ),
+    o(
+        "temperature-quoted",
+        "{decoder: {temperature: '0.7'}}",
+        ("field 'decoder.temperature'",),
+        "must be a number",
+    ),
+    o(
+        "decoder-not-mapping",
+        "{decoder: greedy}",
+        ("field 'decoder'", "'greedy'"),
+        "should be a valid dictionary",
+    ),
+    s(
+        "models-not-list",
+        "models: tiny-demo\n",
+        ("bad.yaml", "field 'models'"),
+        "should be a valid list",
+    ),
+    s(
+        "controlled-is-list",
+        TINY + "controlled: [1, 2]\n",
+        ("bad.yaml", "field 'controlled'"),
+        "should be a valid dictionary",
+    ),
+    s(
+        "shuffle-not-bool",
+        TINY + "shuffle: maybe\n",
+        ("bad.yaml", "field 'shuffle'"),
+        "must be true or false",
+    ),
+    c(
+        "profile-gpus-word",
+        ("p.yaml", "field 'gpus_per_node'"),
+        "positive whole number",
+        [*DEMO, "--profile", "p.yaml"],
+        {"p.yaml": "gpus_per_node: two\n"},
+    ),
+    c(
+        "profile-time-sexagesimal",
+        ("p.yaml", "field 'time'", "7200"),
+        "must be quoted",
+        [*DEMO, "--profile", "p.yaml"],
+        {"p.yaml": "time: 2:00:00\n"},
+    ),
     # --- zero, negative and inconsistent sizes -----------------------------------------
     o("batch-size-zero", "{batch_size: 0}", ("field 'batch_size'",), "greater than 0"),
     o("num-prompts-negative", "{num_prompts: -1}", ("field 'num_prompts'",), "greater than 0"),
     o("num-processes-zero", "{num_processes: 0}", ("field 'num_processes'",), "greater than 0"),
-    o("max-output-zero", "{max_output_tokens: 0, min_output_tokens: 0}",
-      ("field 'max_output_tokens'",), "greater than 0"),
-    o("max-input-negative", "{max_input_tokens: -5}", ("field 'max_input_tokens'",),
-      "greater than 0"),
-    o("warmup-negative", "{warmup_iterations: -1}", ("field 'warmup_iterations'",),
-      "greater than or equal to 0"),
-    o("max-below-min", "{max_output_tokens: 4, min_output_tokens: 8}",
-      ("min_output_tokens (8)", "max_output_tokens (4)"), "lower min_output_tokens"),
+    o(
+        "max-output-zero",
+        "{max_output_tokens: 0, min_output_tokens: 0}",
+        ("field 'max_output_tokens'",),
+        "greater than 0",
+    ),
+    o(
+        "max-input-negative",
+        "{max_input_tokens: -5}",
+        ("field 'max_input_tokens'",),
+        "greater than 0",
+    ),
+    o(
+        "warmup-negative",
+        "{warmup_iterations: -1}",
+        ("field 'warmup_iterations'",),
+        "greater than or equal to 0",
+    ),
+    o(
+        "max-below-min",
+        "{max_output_tokens: 4, min_output_tokens: 8}",
+        ("min_output_tokens (8)", "max_output_tokens (4)"),
+        "lower min_output_tokens",
+    ),
     o("top-p-zero", "{decoder: {top_p: 0}}", ("field 'decoder.top_p'",), "greater than 0"),
     s("models-empty", "models: []\n", ("bad.yaml", "field 'models'"), "at least 1 item"),
-    s("grid-empty-list", TINY + "grid: {batch_size: []}\n", ("bad.yaml", "grid.batch_size"),
-      "give a non-empty list"),
-    s("controlled-repeated-value", TINY + "controlled: {batch_size: [1, 1]}\n",
-      ("bad.yaml", "controlled.batch_size", "'batch_size_1' appears twice"),
-      "list each value once"),
+    s(
+        "grid-empty-list",
+        TINY + "grid: {batch_size: []}\n",
+        ("bad.yaml", "grid.batch_size"),
+        "give a non-empty list",
+    ),
+    s(
+        "controlled-repeated-value",
+        TINY + "controlled: {batch_size: [1, 1]}\n",
+        ("bad.yaml", "controlled.batch_size", "'batch_size_1' appears twice"),
+        "list each value once",
+    ),
     # --- settings the device cannot run (float16/bfloat16 do run on CPU in torch 2.x) --
-    o("int8-on-cpu", "{quantization: int8}", ("quantization: int8", "device is cpu"),
-      "set quantization: none"),
-    o("int4-on-auto-without-gpu", "{quantization: int4, device: auto}",
-      ("config 'base'", "quantization int4", "on CPU"), "set quantization: none"),
-    o("cuda-without-gpu", "{device: cuda}", ("config 'base'", "device: cuda"),
-      "use device: auto or cpu"),
-    o("nvml-on-cpu", "{energy_meter: nvml}", ("energy_meter: nvml",),
-      "use energy_meter: codecarbon"),
+    o(
+        "int8-on-cpu",
+        "{quantization: int8}",
+        ("quantization: int8", "device is cpu"),
+        "set quantization: none",
+    ),
+    o(
+        "int4-on-auto-without-gpu",
+        "{quantization: int4, device: auto}",
+        ("config 'base'", "quantization int4", "on CPU"),
+        "set quantization: none",
+    ),
+    o(
+        "cuda-without-gpu",
+        "{device: cuda}",
+        ("config 'base'", "device: cuda"),
+        "use device: auto or cpu",
+    ),
+    o(
+        "nvml-on-cpu",
+        "{energy_meter: nvml}",
+        ("energy_meter: nvml",),
+        "use energy_meter: codecarbon",
+    ),
     # --- names with '..', '/', absolute paths or '::' ----------------------------------
-    c("model-dotdot-missing", ("bad.yaml", "model '../../etc/x'"),
-      "save a model there with save_pretrained", ["submit-suite", "bad", *LOCAL],
-      model("../../etc/x")),
+    c(
+        "model-dotdot-missing",
+        ("bad.yaml", "model '../../etc/x'"),
+        "save a model there with save_pretrained",
+        ["submit-suite", "bad", *LOCAL],
+        model("../../etc/x"),
+    ),
     # Hints that fit the name: the hub's own CLI for a hub id, the demo builder only for
     # the folders it is documented to build.
-    c("model-hub-id-not-cached", ("bad.yaml", "model 'some-org/never-downloaded'"),
-      "`hf download some-org/never-downloaded`", ["submit-suite", "bad", *LOCAL],
-      model("some-org/never-downloaded")),
-    c("model-demo-folder-missing", ("bad.yaml", "model 'models/bench-llama-1b'"),
-      "`joulebench make-demo-model --size 1b models/bench-llama-1b`",
-      ["submit-suite", "bad", *LOCAL], model("models/bench-llama-1b")),
-    c("model-absolute-not-a-model", ("bad.yaml", "model '/etc/passwd'", "no config.json"),
-      "point model at a folder", ["submit-suite", "bad", *LOCAL], model("/etc/passwd")),
-    c("model-double-colon", ("bad.yaml", "field 'model'", "'a::b'"), "must not contain '::'",
-      ["submit-suite", "bad", *LOCAL], model("a::b")),
-    s("suite-name-slash", "name: a/b\n" + TINY, ("bad.yaml", "field 'name'", "'a/b'"),
-      "may only hold letters"),
-    s("suite-name-dotdot", "name: ..\n" + TINY, ("bad.yaml", "field 'name'", "'..'"),
-      "may only hold letters"),
-    s("suite-name-colons", "name: a::b\n" + TINY, ("bad.yaml", "field 'name'"),
-      "may only hold letters"),
-    c("cli-suite-dotdot", ("suite name '../x'",), "pass a name from configs/suites/",
-      ["submit-suite", "../x", *LOCAL]),
-    c("cli-suite-absolute", ("suite name '/etc/passwd'",), "pass a name from configs/suites/",
-      ["submit-suite", "/etc/passwd", *LOCAL]),
-    c("cli-suite-colons", ("suite name 'a::b'",), "pass a name from configs/suites/",
-      ["submit-suite", "a::b", *LOCAL]),
-    c("resume-suite-dotdot", ("suite name '../x'",), "pass a name from configs/suites/",
-      ["resume-failed", "../x", *LOCAL]),
-    c("resume-unknown-suite", ("suite 'nope' not found",), "available: ",
-      ["resume-failed", "nope", *LOCAL]),
-    c("status-suite-dotdot", ("suite name '../x'",), "use the name of a file",
-      ["status", "../x"]),
-    c("report-suite-dotdot", ("suite name '../demo'",), "use the name of a file",
-      ["report", "../demo"]),
-    c("show-id-dotdot", ("experiment ID '../0001'",), "see `joulebench status`",
-      ["show", "../0001"]),
-    s("config-name-slash", TINY + "configs: {'a/b': {batch_size: 2}}\n",
-      ("bad.yaml", "config name 'a/b'"), "rename it"),
-    s("controlled-value-dotdot", TINY + "controlled: {task_type: ['../x']}\n",
-      ("bad.yaml", "config name 'task_type_../x'"), "rename it"),
-    o("task-type-dotdot", "{task_type: ../x}", ("field 'task_type'", "'../x'"),
-      "use lower-case letters"),
-    s("model-label-dotdot", "models: ['../x']\n", ("bad.yaml", "field 'models'", "'../x'"),
-      "add it there or fix the name"),
+    c(
+        "model-hub-id-not-cached",
+        ("bad.yaml", "model 'some-org/never-downloaded'"),
+        "`hf download some-org/never-downloaded`",
+        ["submit-suite", "bad", *LOCAL],
+        model("some-org/never-downloaded"),
+    ),
+    c(
+        "model-demo-folder-missing",
+        ("bad.yaml", "model 'models/bench-llama-1b'"),
+        "`joulebench make-demo-model --size 1b models/bench-llama-1b`",
+        ["submit-suite", "bad", *LOCAL],
+        model("models/bench-llama-1b"),
+    ),
+    c(
+        "model-absolute-not-a-model",
+        ("bad.yaml", "model '/etc/passwd'", "no config.json"),
+        "point model at a folder",
+        ["submit-suite", "bad", *LOCAL],
+        model("/etc/passwd"),
+    ),
+    c(
+        "model-double-colon",
+        ("bad.yaml", "field 'model'", "'a::b'"),
+        "must not contain '::'",
+        ["submit-suite", "bad", *LOCAL],
+        model("a::b"),
+    ),
+    s(
+        "suite-name-slash",
+        "name: a/b\n" + TINY,
+        ("bad.yaml", "field 'name'", "'a/b'"),
+        "may only hold letters",
+    ),
+    s(
+        "suite-name-dotdot",
+        "name: ..\n" + TINY,
+        ("bad.yaml", "field 'name'", "'..'"),
+        "may only hold letters",
+    ),
+    s(
+        "suite-name-colons",
+        "name: a::b\n" + TINY,
+        ("bad.yaml", "field 'name'"),
+        "may only hold letters",
+    ),
+    c(
+        "cli-suite-dotdot",
+        ("suite name '../x'",),
+        "pass a name from configs/suites/",
+        ["submit-suite", "../x", *LOCAL],
+    ),
+    c(
+        "cli-suite-absolute",
+        ("suite name '/etc/passwd'",),
+        "pass a name from configs/suites/",
+        ["submit-suite", "/etc/passwd", *LOCAL],
+    ),
+    c(
+        "cli-suite-colons",
+        ("suite name 'a::b'",),
+        "pass a name from configs/suites/",
+        ["submit-suite", "a::b", *LOCAL],
+    ),
+    c(
+        "resume-suite-dotdot",
+        ("suite name '../x'",),
+        "pass a name from configs/suites/",
+        ["resume-failed", "../x", *LOCAL],
+    ),
+    c(
+        "resume-unknown-suite",
+        ("suite 'nope' not found",),
+        "available: ",
+        ["resume-failed", "nope", *LOCAL],
+    ),
+    c("status-suite-dotdot", ("suite name '../x'",), "use the name of a file", ["status", "../x"]),
+    c(
+        "report-suite-dotdot",
+        ("suite name '../demo'",),
+        "use the name of a file",
+        ["report", "../demo"],
+    ),
+    c(
+        "show-id-dotdot",
+        ("experiment ID '../0001'",),
+        "see `joulebench status`",
+        ["show", "../0001"],
+    ),
+    s(
+        "config-name-slash",
+        TINY + "configs: {'a/b': {batch_size: 2}}\n",
+        ("bad.yaml", "config name 'a/b'"),
+        "rename it",
+    ),
+    s(
+        "controlled-value-dotdot",
+        TINY + "controlled: {task_type: ['../x']}\n",
+        ("bad.yaml", "config name 'task_type_../x'"),
+        "rename it",
+    ),
+    o(
+        "task-type-dotdot",
+        "{task_type: ../x}",
+        ("field 'task_type'", "'../x'"),
+        "use lower-case letters",
+    ),
+    s(
+        "model-label-dotdot",
+        "models: ['../x']\n",
+        ("bad.yaml", "field 'models'", "'../x'"),
+        "add it there or fix the name",
+    ),
     # --- files and folders -------------------------------------------------------------
-    o("dataset-missing", "{dataset: {name: nope.jsonl}}", ("dataset.name", "nope.jsonl"),
-      "paths are relative to where you run"),
+    o(
+        "dataset-missing",
+        "{dataset: {name: nope.jsonl}}",
+        ("dataset.name", "nope.jsonl"),
+        "paths are relative to where you run",
+    ),
     # --- prompts that cannot fit: refused at submission, not by every key's worker -----
-    o("prompts-do-not-fit", "{num_prompts: 300, max_input_tokens: 64}",
-      ("num_prompts 300", "max_input_tokens=64", "'bundled'"), "lower num_prompts"),
-    c("dataset-too-small", ("bad.yaml", "num_prompts 5", "only 3 prompts of 'p.jsonl'"),
-      "raise max_input_tokens", ["submit-suite", "bad", *LOCAL],
-      {SUITE: f"{TINY}overrides: {{dataset: {{name: p.jsonl}}, num_prompts: 5}}\n",
-       "p.jsonl": '{"text": "hello there"}\n' * 3}),
-    c("dataset-text-field-missing", ("bad.yaml", "dataset.text_field 'prompt'", "p.jsonl",
-                                     "columns: text"), "set dataset.text_field",
-      ["submit-suite", "bad", *LOCAL],
-      {SUITE: f"{TINY}overrides: {{dataset: {{name: p.jsonl, text_field: prompt}}}}\n",
-       "p.jsonl": '{"text": "hello there"}\n' * 3}),
-    c("suite-path-missing", ("nope.yaml",), "check the path", ["submit-suite", "nope.yaml",
-                                                               *LOCAL]),
-    c("profile-missing", ("nope.yaml",), "check the name or path",
-      [*DEMO, "--profile", "nope.yaml"]),
-    c("run-config-missing-model", ("c.yaml", "field 'model'"), "add it", ["run", "c.yaml"],
-      {"c.yaml": "device: cpu\n"}),
-    c("tracker-dir-is-file", ("--tracker-dir configs/base.yaml", "is a file"), "pass a folder",
-      [*DEMO, "--tracker-dir", "configs/base.yaml"]),
-    c("tracker-dir-under-file", ("--tracker-dir configs/base.yaml/t", "is a file"),
-      "pass another folder", [*DEMO, "--tracker-dir", "configs/base.yaml/t"]),
-    c("results-dir-is-file", ("--results-dir configs/base.yaml", "is a file"), "pass a folder",
-      [*DEMO, "--results-dir", "configs/base.yaml"]),
-    c("results-dir-under-file", ("--results-dir configs/base.yaml/r", "is a file"),
-      "pass another folder", [*DEMO, "--results-dir", "configs/base.yaml/r"]),
-    c("status-tracker-dir-is-file", ("--tracker-dir configs/base.yaml",), "pass the folder",
-      ["status", "--tracker-dir", "configs/base.yaml"]),
-    c("run-results-dir-is-file", ("--results-dir c.yaml", "is a file"), "pass a folder",
-      ["run", "c.yaml", "--results-dir", "c.yaml"], {"c.yaml": "model: models/tiny-llama\n"}),
-    c("configs-dir-is-file", ("--configs-dir configs/base.yaml",), "pass the folder",
-      [*DEMO, "--configs-dir", "configs/base.yaml"]),
+    o(
+        "prompts-do-not-fit",
+        "{num_prompts: 300, max_input_tokens: 64}",
+        ("num_prompts 300", "max_input_tokens=64", "'bundled'"),
+        "lower num_prompts",
+    ),
+    c(
+        "dataset-too-small",
+        ("bad.yaml", "num_prompts 5", "only 3 prompts of 'p.jsonl'"),
+        "raise max_input_tokens",
+        ["submit-suite", "bad", *LOCAL],
+        {
+            SUITE: f"{TINY}overrides: {{dataset: {{name: p.jsonl}}, num_prompts: 5}}\n",
+            "p.jsonl": '{"text": "hello there"}\n' * 3,
+        },
+    ),
+    c(
+        "dataset-text-field-missing",
+        ("bad.yaml", "dataset.text_field 'prompt'", "p.jsonl", "columns: text"),
+        "set dataset.text_field",
+        ["submit-suite", "bad", *LOCAL],
+        {
+            SUITE: f"{TINY}overrides: {{dataset: {{name: p.jsonl, text_field: prompt}}}}\n",
+            "p.jsonl": '{"text": "hello there"}\n' * 3,
+        },
+    ),
+    c(
+        "suite-path-missing",
+        ("nope.yaml",),
+        "check the path",
+        ["submit-suite", "nope.yaml", *LOCAL],
+    ),
+    c(
+        "profile-missing",
+        ("nope.yaml",),
+        "check the name or path",
+        [*DEMO, "--profile", "nope.yaml"],
+    ),
+    c(
+        "run-config-missing-model",
+        ("c.yaml", "field 'model'"),
+        "add it",
+        ["run", "c.yaml"],
+        {"c.yaml": "device: cpu\n"},
+    ),
+    c(
+        "tracker-dir-is-file",
+        ("--tracker-dir configs/base.yaml", "is a file"),
+        "pass a folder",
+        [*DEMO, "--tracker-dir", "configs/base.yaml"],
+    ),
+    c(
+        "tracker-dir-under-file",
+        ("--tracker-dir configs/base.yaml/t", "is a file"),
+        "pass another folder",
+        [*DEMO, "--tracker-dir", "configs/base.yaml/t"],
+    ),
+    c(
+        "results-dir-is-file",
+        ("--results-dir configs/base.yaml", "is a file"),
+        "pass a folder",
+        [*DEMO, "--results-dir", "configs/base.yaml"],
+    ),
+    c(
+        "results-dir-under-file",
+        ("--results-dir configs/base.yaml/r", "is a file"),
+        "pass another folder",
+        [*DEMO, "--results-dir", "configs/base.yaml/r"],
+    ),
+    c(
+        "status-tracker-dir-is-file",
+        ("--tracker-dir configs/base.yaml",),
+        "pass the folder",
+        ["status", "--tracker-dir", "configs/base.yaml"],
+    ),
+    c(
+        "run-results-dir-is-file",
+        ("--results-dir c.yaml", "is a file"),
+        "pass a folder",
+        ["run", "c.yaml", "--results-dir", "c.yaml"],
+        {"c.yaml": "model: models/tiny-llama\n"},
+    ),
+    c(
+        "configs-dir-is-file",
+        ("--configs-dir configs/base.yaml",),
+        "pass the folder",
+        [*DEMO, "--configs-dir", "configs/base.yaml"],
+    ),
     # --- command-line values -----------------------------------------------------------
-    c("cycles-zero", ("'--cycles'", "0"), "range x>=1", ["submit-suite", "demo", "--cycles",
-                                                         "0", *LOCAL]),
-    c("cycles-negative", ("'--cycles'", "-3"), "range x>=1",
-      ["submit-suite", "demo", "--cycles", "-3", *LOCAL]),
-    c("cycles-word", ("'--cycles'", "'many'"), "not a valid integer",
-      ["submit-suite", "demo", "--cycles", "many", *LOCAL]),
+    c(
+        "cycles-zero",
+        ("'--cycles'", "0"),
+        "range x>=1",
+        ["submit-suite", "demo", "--cycles", "0", *LOCAL],
+    ),
+    c(
+        "cycles-negative",
+        ("'--cycles'", "-3"),
+        "range x>=1",
+        ["submit-suite", "demo", "--cycles", "-3", *LOCAL],
+    ),
+    c(
+        "cycles-word",
+        ("'--cycles'", "'many'"),
+        "not a valid integer",
+        ["submit-suite", "demo", "--cycles", "many", *LOCAL],
+    ),
     c("time-word", ("--time", "'abc'"), "use e.g. 90, 02:00:00", [*DEMO, "--time", "abc"]),
-    c("time-under-11-min", ("--time", "5 is under 11 minutes"), "ask for at least 00:11:00",
-      [*DEMO, "--time", "5"]),
-    c("slurm-time-under-11-min", ("--time", "5 is under 11 minutes"),
-      "ask for at least 00:11:00", ["submit-suite", "demo", "--executor", "slurm", "--time",
-                                    "5"], fake_sbatch=True),
-    c("slurm-gpus-below-processes", ("--gpus-per-node 1", "num_processes=2"),
-      "raise --gpus-per-node", ["submit-suite", "bad", "--executor", "slurm",
-                                "--gpus-per-node", "1"],
-      {SUITE: TINY + "overrides: {device: cuda, num_processes: 2}\n"}, fake_sbatch=True),
-    c("slurm-int8-without-bitsandbytes", ("bad.yaml", "quantization int8", "bitsandbytes"),
-      "pip install bitsandbytes", ["submit-suite", "bad", "--executor", "slurm"],
-      {SUITE: TINY + "overrides: {device: cuda, quantization: int8}\n"}, fake_sbatch=True),
-    c("slurm-without-sbatch", ("--executor slurm", "sbatch is not on PATH"),
-      "use --executor local", ["submit-suite", "demo", "--executor", "slurm"]),
-    c("executor-unknown", ("'--executor'", "'cloud'"), "is not one of",
-      ["submit-suite", "demo", "--executor", "cloud"]),
-    c("array-parallelism-zero", ("'--array-parallelism'",), "range x>=1",
-      [*DEMO, "--array-parallelism", "0"]),
-    c("partition-two-words", ("--partition", "'a b'"), "one word with no spaces",
-      [*DEMO, "--partition", "a b"]),
-    c("account-newline", ("--account",), "one word with no spaces",
-      [*DEMO, "--account", "proj\n#SBATCH --qos=top"]),
-    c("resume-cause-unknown", ("'--cause'", "'bogus'"), "is not one of",
-      ["resume-failed", "demo", "--cause", "bogus"]),
+    c(
+        "time-under-11-min",
+        ("--time", "5 is under 11 minutes"),
+        "ask for at least 00:11:00",
+        [*DEMO, "--time", "5"],
+    ),
+    c(
+        "slurm-time-under-11-min",
+        ("--time", "5 is under 11 minutes"),
+        "ask for at least 00:11:00",
+        ["submit-suite", "demo", "--executor", "slurm", "--time", "5"],
+        fake_sbatch=True,
+    ),
+    c(
+        "slurm-gpus-below-processes",
+        ("--gpus-per-node 1", "num_processes=2"),
+        "raise --gpus-per-node",
+        ["submit-suite", "bad", "--executor", "slurm", "--gpus-per-node", "1"],
+        {SUITE: TINY + "overrides: {device: cuda, num_processes: 2}\n"},
+        fake_sbatch=True,
+    ),
+    c(
+        "slurm-int8-without-bitsandbytes",
+        ("bad.yaml", "quantization int8", "bitsandbytes"),
+        "pip install bitsandbytes",
+        ["submit-suite", "bad", "--executor", "slurm"],
+        {SUITE: TINY + "overrides: {device: cuda, quantization: int8}\n"},
+        fake_sbatch=True,
+    ),
+    c(
+        "slurm-without-sbatch",
+        ("--executor slurm", "sbatch is not on PATH"),
+        "use --executor local",
+        ["submit-suite", "demo", "--executor", "slurm"],
+    ),
+    c(
+        "executor-unknown",
+        ("'--executor'", "'cloud'"),
+        "is not one of",
+        ["submit-suite", "demo", "--executor", "cloud"],
+    ),
+    c(
+        "array-parallelism-zero",
+        ("'--array-parallelism'",),
+        "range x>=1",
+        [*DEMO, "--array-parallelism", "0"],
+    ),
+    c(
+        "partition-two-words",
+        ("--partition", "'a b'"),
+        "one word with no spaces",
+        [*DEMO, "--partition", "a b"],
+    ),
+    c(
+        "account-newline",
+        ("--account",),
+        "one word with no spaces",
+        [*DEMO, "--account", "proj\n#SBATCH --qos=top"],
+    ),
+    c(
+        "resume-cause-unknown",
+        ("'--cause'", "'bogus'"),
+        "is not one of",
+        ["resume-failed", "demo", "--cause", "bogus"],
+    ),
     c("mem-word", ("--mem", "'lots'"), "e.g. 32G", [*DEMO, "--mem", "lots"]),
     c("mem-fraction", ("--mem", "'1.5G'"), "whole number", [*DEMO, "--mem", "1.5G"]),
-    c("profile-mem-word", ("p.yaml", "field 'mem'", "'plenty'"), "e.g. 32G",
-      [*DEMO, "--profile", "p.yaml"], {"p.yaml": "mem: plenty\n"}),
+    c(
+        "profile-mem-word",
+        ("p.yaml", "field 'mem'", "'plenty'"),
+        "e.g. 32G",
+        [*DEMO, "--profile", "p.yaml"],
+        {"p.yaml": "mem: plenty\n"},
+    ),
     c("qos-slash", ("--qos", "'a/b'"), "QOS name", [*DEMO, "--qos", "a/b"]),
-    c("constraint-semicolon", ("--constraint", "'a100;rm'"), "node-feature expression",
-      [*DEMO, "--constraint", "a100;rm"]),
+    c(
+        "constraint-semicolon",
+        ("--constraint", "'a100;rm'"),
+        "node-feature expression",
+        [*DEMO, "--constraint", "a100;rm"],
+    ),
     # --- the prompt-fit check counts exactly as the worker does: no slack --------------
-    o("prompts-just-do-not-fit", "{num_prompts: 150, max_input_tokens: 64}",
-      ("num_prompts 150", "only 146 prompts", "max_input_tokens=64"), "lower num_prompts"),
-    o("max-input-tokens-tiny", "{max_input_tokens: 4}", ("max_input_tokens=4",),
-      "raise max_input_tokens"),
+    o(
+        "prompts-just-do-not-fit",
+        "{num_prompts: 150, max_input_tokens: 64}",
+        ("num_prompts 150", "only 146 prompts", "max_input_tokens=64"),
+        "lower num_prompts",
+    ),
+    o(
+        "max-input-tokens-tiny",
+        "{max_input_tokens: 4}",
+        ("max_input_tokens=4",),
+        "raise max_input_tokens",
+    ),
     # --- CPU processes beyond the cores: refused like more processes than GPUs ---------
-    o("cpu-processes-above-cores", "{num_processes: 64}", ("config 'base'", "num_processes: 64",
-                                                           "CPU core"), "set num_processes <="),
+    o(
+        "cpu-processes-above-cores",
+        "{num_processes: 64}",
+        ("config 'base'", "num_processes: 64", "CPU core"),
+        "set num_processes <=",
+    ),
     # --- several problems: all of them in the one line --------------------------------
-    o("several-problems", "{batch_size: 0, num_prompts: many, max_input_tokens: -1}",
-      ("field 'batch_size'", "field 'num_prompts'", "field 'max_input_tokens'"),
-      "greater than 0"),
-    c("several-models-missing", ("bad.yaml", "model 'org-a/one'", "model 'org-b/two'"),
-      "hf download", ["submit-suite", "bad", *LOCAL],
-      {SUITE: "models_file: m.yaml\nmodels: [x, y]\n",
-       "configs/suites/m.yaml": "models:\n  x: {model: org-a/one, device: cpu}\n"
-                                "  y: {model: org-b/two, device: cpu}\n"}),
+    o(
+        "several-problems",
+        "{batch_size: 0, num_prompts: many, max_input_tokens: -1}",
+        ("field 'batch_size'", "field 'num_prompts'", "field 'max_input_tokens'"),
+        "greater than 0",
+    ),
+    c(
+        "several-models-missing",
+        ("bad.yaml", "model 'org-a/one'", "model 'org-b/two'"),
+        "hf download",
+        ["submit-suite", "bad", *LOCAL],
+        {
+            SUITE: "models_file: m.yaml\nmodels: [x, y]\n",
+            "configs/suites/m.yaml": "models:\n  x: {model: org-a/one, device: cpu}\n"
+            "  y: {model: org-b/two, device: cpu}\n",
+        },
+    ),
     # --- a suite given to `run`: named as a suite, with the command to use -------------
-    c("run-a-suite-file", ("configs/suites/demo.yaml", "is a suite", "'models'"),
-      "submit-suite configs/suites/demo.yaml", ["run", "configs/suites/demo.yaml"]),
+    c(
+        "run-a-suite-file",
+        ("configs/suites/demo.yaml", "is a suite", "'models'"),
+        "submit-suite configs/suites/demo.yaml",
+        ["run", "configs/suites/demo.yaml"],
+    ),
 ]
 
 # The dry run is the check: every refused submission is refused the same by its dry run.
@@ -349,8 +730,8 @@ def assert_one_line_error(result: Result, *must: str) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-        case: Case, checkout: Path, fake_sbatch_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    case: Case, checkout: Path, fake_sbatch_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for rel, text in case.files.items():
         path = checkout / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,9 +739,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     if case.fake_sbatch:
         monkeypatch.setenv("PATH", f"{fake_sbatch_dir}{os.pathsep}{os.environ['PATH']}")
     elif "slurm" in case.args:
-        monkeypatch.setenv("PATH", os.pathsep.join(
-            p for p in os.environ["PATH"].split(os.pathsep)
-            if not (Path(p) / "sbatch").exists()))
+        monkeypatch.setenv(
+            "PATH",
+            os.pathsep.join(
+                p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "sbatch").exists()
+            ),
+        )
     before = snapshot(checkout)
     result = invoke(case.args)
     assert result.exit_code == 2, result.output
@@ -372,11 +756,16 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 @pytest.mark.parametrize("case", DRY_CASES, ids=[case.id for case in DRY_CASES])
 def test_a_dry_run_refuses_what_the_real_run_refuses_with_the_same_line(
-        case: Case, checkout: Path, fake_sbatch_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    case: Case, checkout: Path, fake_sbatch_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     test_bad_input_is_one_line_exit_2_and_changes_nothing(
-        Case(case.id, [*case.args, "--dry-run"], case.names, case.fix, case.files,
-             case.fake_sbatch), checkout, fake_sbatch_dir, monkeypatch)
+        Case(
+            case.id, [*case.args, "--dry-run"], case.names, case.fix, case.files, case.fake_sbatch
+        ),
+        checkout,
+        fake_sbatch_dir,
+        monkeypatch,
+    )
 
 
 def test_the_table_is_big_enough() -> None:
@@ -385,6 +774,7 @@ def test_the_table_is_big_enough() -> None:
 
 
 # ---- environments that need a mount (root here) or an injected fault -----------------
+
 
 def _mount(*args: str) -> None:
     done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
@@ -401,7 +791,8 @@ def mounts() -> object:
 
 
 def test_read_only_results_dir_is_refused_before_anything_is_written(
-        checkout: Path, tmp_path_factory: pytest.TempPathFactory, mounts: list[Path]) -> None:
+    checkout: Path, tmp_path_factory: pytest.TempPathFactory, mounts: list[Path]
+) -> None:
     """Root ignores chmod 0555, but not a read-only mount: access() says EROFS."""
     source = tmp_path_factory.mktemp("ro-source")
     target = checkout / "ro"
@@ -412,8 +803,7 @@ def test_read_only_results_dir_is_refused_before_anything_is_written(
     before = snapshot(checkout)
     result = invoke([*DEMO, "--results-dir", "ro/results"])
     assert result.exit_code == 2, result.output
-    assert_one_line_error(result, "--results-dir ro/results", "not writable",
-                          "pass another folder")
+    assert_one_line_error(result, "--results-dir ro/results", "not writable", "pass another folder")
     assert snapshot(checkout) == before
     assert not (checkout / "persistent_progress_trackers").exists()
 
@@ -449,7 +839,8 @@ def _fill(folder: Path) -> None:
 
 
 def test_full_disk_on_a_real_tmpfs_is_one_line_and_keeps_the_tracker(
-        checkout: Path, mounts: list[Path]) -> None:
+    checkout: Path, mounts: list[Path]
+) -> None:
     small = checkout / "small"
     small.mkdir()
     _mount("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small))
@@ -464,8 +855,9 @@ def test_full_disk_on_a_real_tmpfs_is_one_line_and_keeps_the_tracker(
     assert str(tracker_dir) in line
     assert _states(tracker_dir) == states
     after = snapshot(tracker_dir)
-    assert {k: v for k, v in after.items() if v[0] == "file"} == \
-        {k: v for k, v in before.items() if v[0] == "file"}  # no temp file left behind
+    assert {k: v for k, v in after.items() if v[0] == "file"} == {
+        k: v for k, v in before.items() if v[0] == "file"
+    }  # no temp file left behind
 
 
 def _fd_under(fd: int, folder: Path) -> bool:
@@ -477,7 +869,8 @@ def _fd_under(fd: int, folder: Path) -> bool:
 
 @pytest.mark.parametrize("call", ["fsync", "write"])
 def test_injected_enospc_is_one_line_and_the_previous_state_loads(
-        call: str, checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    call: str, checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """fsync: the atomic snapshot write of the pre-run backup; write: the journal append."""
     tracker_dir = checkout / "persistent_progress_trackers"
     states = _registered_tracker(checkout, tracker_dir)
@@ -491,13 +884,16 @@ def test_injected_enospc_is_one_line_and_the_previous_state_loads(
     monkeypatch.setattr(os, call, full)
     # A changed config makes register append events, so `write` reaches the journal.
     (checkout / "configs" / "suites" / "demo.yaml").write_text(
-        (checkout / "configs" / "suites" / "demo.yaml").read_text()
-        .replace("warmup_iterations: 1", "warmup_iterations: 2"))
+        (checkout / "configs" / "suites" / "demo.yaml")
+        .read_text()
+        .replace("warmup_iterations: 1", "warmup_iterations: 2")
+    )
     result = invoke(DEMO)
     monkeypatch.undo()
     assert result.exit_code == 2, result.output
-    assert_one_line_error(result, str(Path("persistent_progress_trackers")),
-                          "No space left on device", "free space")
+    assert_one_line_error(
+        result, str(Path("persistent_progress_trackers")), "No space left on device", "free space"
+    )
     assert _states(tracker_dir) == states
     assert not list(tracker_dir.rglob("*.tmp"))
     journal = (tracker_dir / "journal.jsonl").read_bytes()
@@ -508,23 +904,36 @@ def test_injected_enospc_is_one_line_and_the_previous_state_loads(
 
 SACCT_GARBAGE = {
     "not-json-not-table": ("echo 'Segmentation fault (core dumped) <html>'", "unexpected output"),
-    "jobs-not-a-list": ("""case "$*" in *--json*) echo '{"jobs": "oops"}';; *) echo garbage;;
-                        esac""", "unexpected output"),
-    "record-wrong-shape": ("""case "$*" in *--json*) echo '{"jobs": [42, {"job_id": null}]}';;
+    "jobs-not-a-list": (
+        """case "$*" in *--json*) echo '{"jobs": "oops"}';; *) echo garbage;;
+                        esac""",
+        "unexpected output",
+    ),
+    "record-wrong-shape": (
+        """case "$*" in *--json*) echo '{"jobs": [42, {"job_id": null}]}';;
                            *) printf 'JobID|State\\n12_[-]|RUNNING\\n';; esac""",
-                           "unreadable job ID"),
-    "time-not-a-number": ("""case "$*" in *--json*)
+        "unreadable job ID",
+    ),
+    "time-not-a-number": (
+        """case "$*" in *--json*)
         echo '{"jobs": [{"job_id": 7, "time": {"submission": "yesterday"}}]}';;
-        *) echo 'JobID,State'; echo '7,RUNNING';; esac""", "unexpected output"),
-    "fails-with-noise": ("echo 'sacct: error: slurmdbd: Connection refused' >&2; "
-                         "echo 'line two' >&2; exit 1", "sacct failed"),
+        *) echo 'JobID,State'; echo '7,RUNNING';; esac""",
+        "unexpected output",
+    ),
+    "fails-with-noise": (
+        "echo 'sacct: error: slurmdbd: Connection refused' >&2; echo 'line two' >&2; exit 1",
+        "sacct failed",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", SACCT_GARBAGE)
 def test_sacct_garbage_makes_status_fall_back_with_one_note(
-        name: str, checkout: Path, tmp_path_factory: pytest.TempPathFactory,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    name: str,
+    checkout: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from joulebench.tracker import ProgressTracker
 
     script, expected = SACCT_GARBAGE[name]
@@ -539,8 +948,9 @@ def test_sacct_garbage_makes_status_fall_back_with_one_note(
     (fake / "sacct").chmod(0o755)
     # squeue down too, whatever this machine has: with a live squeue, status would take
     # live states from it (a different, tested note), so the case would hang on the host.
-    (fake / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact "
-                                 "slurm controller' >&2\nexit 1\n")
+    (fake / "squeue").write_text(
+        "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n"
+    )
     (fake / "squeue").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     before = snapshot(checkout)

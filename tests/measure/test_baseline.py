@@ -23,9 +23,13 @@ class ScriptedMeter:
         self.starts += 1
 
     def stop(self) -> EnergyMeasurement:
-        return EnergyMeasurement(meter="nvml", method="counter", duration_s=2.0,
-                                 energy_j_by_device={"gpu:A": self.watts * 2.0},
-                                 is_estimate=False)
+        return EnergyMeasurement(
+            meter="nvml",
+            method="counter",
+            duration_s=2.0,
+            energy_j_by_device={"gpu:A": self.watts * 2.0},
+            is_estimate=False,
+        )
 
 
 def test_dynamic_energy_subtracts_baseline_power_times_duration() -> None:
@@ -46,8 +50,10 @@ def test_measured_once_then_reused_until_it_expires(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     data["measured_at"] -= 7200  # two hours old
     path.write_text(json.dumps(data))
-    assert baseline.idle_baseline(lambda: meter, "nvml", "0,1", tmp_path, 0.0,
-                                  3600)["source"] == "measured"
+    assert (
+        baseline.idle_baseline(lambda: meter, "nvml", "0,1", tmp_path, 0.0, 3600)["source"]
+        == "measured"
+    )
 
 
 def test_unreadable_cache_is_measured_again(tmp_path: Path) -> None:

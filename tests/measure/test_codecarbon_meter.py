@@ -54,9 +54,7 @@ def test_round_trip_through_json(one_second: EnergyMeasurement) -> None:
     assert EnergyMeasurement.from_dict(d) == one_second
 
 
-def test_short_window_is_not_zero(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_short_window_is_not_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     meter = CodecarbonMeter(measure_power_secs=1.0)
     meter.start()
@@ -90,7 +88,8 @@ def test_from_dict_names_missing_keys() -> None:
 
 @pytest.mark.parametrize(("cpus_on_node", "expect_calls"), [("2", False), (None, True)])
 def test_inside_slurm_codecarbon_does_not_call_scontrol(
-        tmp_path: Path, cpus_on_node: str | None, expect_calls: bool) -> None:
+    tmp_path: Path, cpus_on_node: str | None, expect_calls: bool
+) -> None:
     """Each scontrol call hits slurmctld (and hangs while it is down): use Slurm's env."""
     import os
     import subprocess
@@ -99,16 +98,19 @@ def test_inside_slurm_codecarbon_does_not_call_scontrol(
     calls = tmp_path / "scontrol.calls"
     fake = tmp_path / "bin" / "scontrol"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\necho NumCPUs=2\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho NumCPUs=2\n')
     fake.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env |= {"PATH": f"{fake.parent}:{env['PATH']}", "SLURM_JOB_ID": "4242"}
     if cpus_on_node:
         env["SLURM_CPUS_ON_NODE"] = cpus_on_node
-    probe = ("import time\nfrom joulebench.measure import CodecarbonMeter\n"
-             "m = CodecarbonMeter()\nm.start()\ntime.sleep(1.2)\n"
-             "print(m.stop().energy_j > 0)\n")
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                         text=True, timeout=120)
+    probe = (
+        "import time\nfrom joulebench.measure import CodecarbonMeter\n"
+        "m = CodecarbonMeter()\nm.start()\ntime.sleep(1.2)\n"
+        "print(m.stop().energy_j > 0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.stdout.strip().endswith("True"), out.stderr[-500:]
     assert calls.exists() == expect_calls

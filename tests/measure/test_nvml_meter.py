@@ -32,9 +32,7 @@ class NVMLError_NotFound(NVMLError):
 
 
 class FakeGpu:
-    def __init__(
-        self, uuid: str, *, counter: bool = True, power_w: float = 100.0
-    ) -> None:
+    def __init__(self, uuid: str, *, counter: bool = True, power_w: float = 100.0) -> None:
         self.uuid = uuid
         self.counter = counter
         self.power_w = power_w
@@ -49,9 +47,7 @@ class FakeNvml(ModuleType):
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
     NVMLError_NotFound = NVMLError_NotFound
 
-    def __init__(
-        self, gpus: list[FakeGpu], *, init_error: Exception | None = None
-    ) -> None:
+    def __init__(self, gpus: list[FakeGpu], *, init_error: Exception | None = None) -> None:
         super().__init__("pynvml")
         self.gpus = gpus
         self.init_error = init_error
@@ -125,9 +121,7 @@ def install(monkeypatch: pytest.MonkeyPatch, fake: FakeNvml) -> FakeNvml:
 @pytest.fixture
 def three_gpus(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return install(
-        monkeypatch, FakeNvml([FakeGpu(UUID_A), FakeGpu(UUID_B), FakeGpu(UUID_C)])
-    )
+    return install(monkeypatch, FakeNvml([FakeGpu(UUID_A), FakeGpu(UUID_B), FakeGpu(UUID_C)]))
 
 
 def test_counter_path_energy_is_millijoule_delta(three_gpus: FakeNvml) -> None:
@@ -154,8 +148,7 @@ def test_counter_path_energy_is_millijoule_delta(three_gpus: FakeNvml) -> None:
     assert m.details["throttled"] is False
 
 
-def test_polling_cross_check_disagreeing_with_the_counter_is_flagged(
-        three_gpus: FakeNvml) -> None:
+def test_polling_cross_check_disagreeing_with_the_counter_is_flagged(three_gpus: FakeNvml) -> None:
     from joulebench.measure.quality import quality_flags
 
     meter = NvmlMeter(poll_interval_s=0.02)
@@ -171,9 +164,7 @@ def test_polling_fallback_integrates_constant_power(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    fake = install(
-        monkeypatch, FakeNvml([FakeGpu(UUID_A, counter=False, power_w=100.0)])
-    )
+    fake = install(monkeypatch, FakeNvml([FakeGpu(UUID_A, counter=False, power_w=100.0)]))
     meter = NvmlMeter(poll_interval_s=0.05)
     meter.start()
     time.sleep(0.3)
@@ -199,9 +190,7 @@ def test_mixed_counter_and_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     m = meter.stop()
     assert m.method == "counter+polling"
     assert m.energy_j_by_device[f"gpu:{UUID_A}"] == pytest.approx(2.0)
-    assert m.energy_j_by_device[f"gpu:{UUID_B}"] == pytest.approx(
-        50.0 * m.duration_s, rel=0.05
-    )
+    assert m.energy_j_by_device[f"gpu:{UUID_B}"] == pytest.approx(50.0 * m.duration_s, rel=0.05)
     methods = {k: v["method"] for k, v in m.details["devices"].items()}
     assert methods == {f"gpu:{UUID_A}": "counter", f"gpu:{UUID_B}": "polling"}
 
@@ -255,9 +244,7 @@ def test_device_indices_are_relative_to_visible_devices(
     assert three_gpus.initialised == 0  # a failed start still shuts NVML down
 
 
-def test_bad_cuda_visible_devices(
-    three_gpus: FakeNvml, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_cuda_visible_devices(three_gpus: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     with pytest.raises(MeasureError, match="fix CUDA_VISIBLE_DEVICES"):
         NvmlMeter().start()
@@ -284,9 +271,7 @@ def test_parse_cuda_visible_devices() -> None:
 
 
 def test_library_not_found_says_use_codecarbon(monkeypatch: pytest.MonkeyPatch) -> None:
-    install(
-        monkeypatch, FakeNvml([], init_error=NVMLError_LibraryNotFound("not found"))
-    )
+    install(monkeypatch, FakeNvml([], init_error=NVMLError_LibraryNotFound("not found")))
     with pytest.raises(MeasureError) as info:
         NvmlMeter().start()
     message = str(info.value)
@@ -362,14 +347,13 @@ def test_measurement_round_trips(three_gpus: FakeNvml) -> None:
 
 
 def test_trapezoid() -> None:
-    assert trapezoid_j([(0.0, 100.0), (1.0, 200.0), (3.0, 200.0)]) == pytest.approx(
-        550.0
-    )
+    assert trapezoid_j([(0.0, 100.0), (1.0, 200.0), (3.0, 200.0)]) == pytest.approx(550.0)
     assert trapezoid_j([(0.0, 100.0)]) == 0.0
 
 
-def test_temperatures_of_the_visible_gpus(three_gpus: FakeNvml,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_temperatures_of_the_visible_gpus(
+    three_gpus: FakeNvml, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from joulebench.measure.nvml_devices import visible_gpu_temperatures
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")

@@ -6,11 +6,21 @@ from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.quality import FLAG_TEXT, dynamic_energy_flags, quality_flags
 
 
-def m(meter: str = "nvml", method: str = "counter", joules: float = 100.0,
-      estimate: bool = False, **details: object) -> EnergyMeasurement:
-    return EnergyMeasurement(meter=meter, method=method, duration_s=5.0,
-                             energy_j_by_device={"gpu:A": joules}, is_estimate=estimate,
-                             details=dict(details))
+def m(
+    meter: str = "nvml",
+    method: str = "counter",
+    joules: float = 100.0,
+    estimate: bool = False,
+    **details: object,
+) -> EnergyMeasurement:
+    return EnergyMeasurement(
+        meter=meter,
+        method=method,
+        duration_s=5.0,
+        energy_j_by_device={"gpu:A": joules},
+        is_estimate=estimate,
+        details=dict(details),
+    )
 
 
 def test_a_good_counter_reading_has_no_flags() -> None:
@@ -50,7 +60,12 @@ def test_dynamic_energy_lost_in_baseline_drift_is_flagged() -> None:
 
 
 def test_every_flag_has_an_explanation() -> None:
-    produced = {"window_too_short", "nonpositive_energy", "estimate_only",
-                "counter_polling_disagreement", "gpu_throttled",
-                "dynamic_within_baseline_noise"}
+    produced = {
+        "window_too_short",
+        "nonpositive_energy",
+        "estimate_only",
+        "counter_polling_disagreement",
+        "gpu_throttled",
+        "dynamic_within_baseline_noise",
+    }
     assert produced <= set(FLAG_TEXT)

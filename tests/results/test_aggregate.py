@@ -11,20 +11,45 @@ from joulebench.results.stats import latency_summary, percentile
 
 
 def energy(joules: float) -> dict[str, Any]:
-    return {"meter": "nvml", "method": "counter", "duration_s": 2.0,
-            "energy_j_by_device": {"gpu:A": joules}, "is_estimate": False,
-            "emissions_kg": None, "details": {}}
+    return {
+        "meter": "nvml",
+        "method": "counter",
+        "duration_s": 2.0,
+        "energy_j_by_device": {"gpu:A": joules},
+        "is_estimate": False,
+        "emissions_kg": None,
+        "details": {},
+    }
 
 
-def rank(r: int, local: int, host: str, joules: float | None, resumed: list[int] = (),
-         window_s: float = 2.0) -> dict[str, Any]:
-    batches = {str(i): {"num_prompts": 2, "input_tokens": 10, "output_tokens": 8,
-                        "latency_s": 0.1 * (i + 1)} for i in range(3)}
-    return {"rank": r, "local_rank": local, "host": host, "window_s": window_s,
-            "batches": batches, "resumed_batches": list(resumed),
-            "energy": energy(joules) if joules is not None else None,
-            "memory": {"peak_rss_bytes": 100 + r},
-            "flops": {"linear_params": 1000, "analytic_method": "2N"}}
+def rank(
+    r: int,
+    local: int,
+    host: str,
+    joules: float | None,
+    resumed: list[int] = (),
+    window_s: float = 2.0,
+) -> dict[str, Any]:
+    batches = {
+        str(i): {
+            "num_prompts": 2,
+            "input_tokens": 10,
+            "output_tokens": 8,
+            "latency_s": 0.1 * (i + 1),
+        }
+        for i in range(3)
+    }
+    return {
+        "rank": r,
+        "local_rank": local,
+        "host": host,
+        "window_s": window_s,
+        "batches": batches,
+        "resumed_batches": list(resumed),
+        "energy": energy(joules) if joules is not None else None,
+        "memory": {"peak_rss_bytes": 100 + r},
+        "flops": {"linear_params": 1000, "analytic_method": "2N"},
+    }
 
 
 def test_processes_of_one_node_are_never_summed() -> None:
@@ -78,10 +103,10 @@ def test_no_baseline_means_no_dynamic_energy() -> None:
 
 
 def test_request_latency_weights_batches_by_their_requests() -> None:
-    batches = [{"num_prompts": 3, "latency_s": 1.0, "ttft_s": 0.1, "decode_s": 0.9,
-                "decode_steps": 9},
-               {"num_prompts": 1, "latency_s": 5.0, "ttft_s": 0.5, "decode_s": 4.5,
-                "decode_steps": 9}]
+    batches = [
+        {"num_prompts": 3, "latency_s": 1.0, "ttft_s": 0.1, "decode_s": 0.9, "decode_steps": 9},
+        {"num_prompts": 1, "latency_s": 5.0, "ttft_s": 0.5, "decode_s": 4.5, "decode_steps": 9},
+    ]
     phases = aggregate.latency_phases(batches, batches)
     assert phases["request_latency"]["p50_s"] == 1.0  # three of four requests took 1 s
     assert phases["time_to_first_token"]["max_s"] == 0.5
@@ -129,25 +154,39 @@ def test_extra_meters_report_their_own_figures_once_per_node() -> None:
 
 def test_peak_memory_is_the_gpus_on_a_gpu_run_and_host_rss_on_a_cpu_run() -> None:
     # The H100 float16 run: 6.7 GB host RSS, far less on the GPU.
-    gpu = aggregate.peak_memory_summary({
-        "0": {"peak_rss_bytes": 6_734_000_000, "cuda_max_allocated_bytes": 2_300_000_000},
-        "1": {"peak_rss_bytes": 6_000_000_000, "cuda_max_allocated_bytes": 2_400_000_000}})
-    assert gpu == {"peak_memory_bytes_max": 2_400_000_000,
-                   "peak_memory_source": "cuda_max_allocated",
-                   "peak_host_rss_bytes_max": 6_734_000_000}
-    cpu = aggregate.peak_memory_summary({"0": {"peak_rss_bytes": 300},
-                                         "1": {"peak_rss_bytes": 500}})
-    assert cpu == {"peak_memory_bytes_max": 500, "peak_memory_source": "host_rss",
-                   "peak_host_rss_bytes_max": 500}
+    gpu = aggregate.peak_memory_summary(
+        {
+            "0": {"peak_rss_bytes": 6_734_000_000, "cuda_max_allocated_bytes": 2_300_000_000},
+            "1": {"peak_rss_bytes": 6_000_000_000, "cuda_max_allocated_bytes": 2_400_000_000},
+        }
+    )
+    assert gpu == {
+        "peak_memory_bytes_max": 2_400_000_000,
+        "peak_memory_source": "cuda_max_allocated",
+        "peak_host_rss_bytes_max": 6_734_000_000,
+    }
+    cpu = aggregate.peak_memory_summary(
+        {"0": {"peak_rss_bytes": 300}, "1": {"peak_rss_bytes": 500}}
+    )
+    assert cpu == {
+        "peak_memory_bytes_max": 500,
+        "peak_memory_source": "host_rss",
+        "peak_host_rss_bytes_max": 500,
+    }
 
 
 def test_host_load_sums_every_process_of_a_node_as_ours() -> None:
     start = {"busy_s": 10.0, "steal_s": 0.0, "cpus": 2, "load_avg_1m": 1.0}
     end = {"busy_s": 14.0, "steal_s": 0.0, "cpus": 2, "load_avg_1m": 2.0}
-    ranks = [{**rank(0, 0, "n1", 100.0), "node_cpu": {"start": start, "end": end},
-              "own_window_cpu_s": 1.0},
-             {**rank(1, 1, "n1", None), "own_window_cpu_s": 1.0},
-             rank(2, 0, "n2", 60.0)]  # no counters (an older worker, or no /proc)
+    ranks = [
+        {
+            **rank(0, 0, "n1", 100.0),
+            "node_cpu": {"start": start, "end": end},
+            "own_window_cpu_s": 1.0,
+        },
+        {**rank(1, 1, "n1", None), "own_window_cpu_s": 1.0},
+        rank(2, 0, "n2", 60.0),
+    ]  # no counters (an older worker, or no /proc)
     by_node = aggregate.host_load_by_node(ranks)
     # 4 CPU-seconds busy in a 2 s window on 2 CPUs, 2 of them ours: others took 50 %
     assert by_node["n1"]["others_cpu_share"] == pytest.approx(0.5)

@@ -28,19 +28,40 @@ from joulebench.results.variables import Variable, row_variables
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def row(eid: str, model: str, config: str, cycle: int, energy: float | None,
-        throughput: float = 100.0, flags: str = "", suite: str = "s", **controls: str
-        ) -> dict[str, str]:
+def row(
+    eid: str,
+    model: str,
+    config: str,
+    cycle: int,
+    energy: float | None,
+    throughput: float = 100.0,
+    flags: str = "",
+    suite: str = "s",
+    **controls: str,
+) -> dict[str, str]:
     """A CSV row as read_rows gives it: every column a string, empty when missing."""
     out = dict.fromkeys(CSV_COLUMNS, "")
-    out.update({"experiment_id": eid, "key": f"{model}::{suite}::{config}::{cycle}",
-                "suite": suite, "model": model, "config_name": config, "cycle": str(cycle),
-                "energy_per_output_token_j": "" if energy is None else repr(energy),
-                "throughput_output_tokens_per_s": repr(throughput),
-                "request_latency_p50_s": "0.5", "request_latency_p95_s": "0.9",
-                "output_tokens_per_j": "" if not energy else repr(1 / energy),
-                "flops_per_j": "1e9", "quality_flags": flags, "batch_size": "8",
-                "precision": "float32", "decoder_mode": "greedy", "num_processes": "1"})
+    out.update(
+        {
+            "experiment_id": eid,
+            "key": f"{model}::{suite}::{config}::{cycle}",
+            "suite": suite,
+            "model": model,
+            "config_name": config,
+            "cycle": str(cycle),
+            "energy_per_output_token_j": "" if energy is None else repr(energy),
+            "throughput_output_tokens_per_s": repr(throughput),
+            "request_latency_p50_s": "0.5",
+            "request_latency_p95_s": "0.9",
+            "output_tokens_per_j": "" if not energy else repr(1 / energy),
+            "flops_per_j": "1e9",
+            "quality_flags": flags,
+            "batch_size": "8",
+            "precision": "float32",
+            "decoder_mode": "greedy",
+            "num_processes": "1",
+        }
+    )
     out.update(controls)
     return out
 
@@ -48,20 +69,34 @@ def row(eid: str, model: str, config: str, cycle: int, energy: float | None,
 def demo_rows() -> list[dict[str, str]]:
     """Two models x (batch 4, batch 8, greedy, sampling) x 3 cycles; one run flagged."""
     rows, n = [], 0
-    configs = {"batch_size_4": {"batch_size": "4"}, "batch_size_8": {},
-               "decoder_greedy": {}, "decoder_sampling": {"decoder_mode": "sampling"}}
+    configs = {
+        "batch_size_4": {"batch_size": "4"},
+        "batch_size_8": {},
+        "decoder_greedy": {},
+        "decoder_sampling": {"decoder_mode": "sampling"},
+    }
     for cycle in (1, 2, 3):
         for m, model in enumerate(("models/a", "models/b")):
             for c, (config, controls) in enumerate(configs.items()):
                 n += 1
                 energy = 0.01 * (1 + m) * (1 + c) * (1 + 0.01 * cycle)
-                rows.append(row(f"{n:04d}", model, config, cycle, energy,
-                                throughput=1000.0 / (1 + c) / (1 + m) + cycle, **controls))
+                rows.append(
+                    row(
+                        f"{n:04d}",
+                        model,
+                        config,
+                        cycle,
+                        energy,
+                        throughput=1000.0 / (1 + c) / (1 + m) + cycle,
+                        **controls,
+                    )
+                )
     rows[0]["quality_flags"] = "short_window;estimate"
     return rows
 
 
 # ------------------------------------------------------------------------ statistics
+
 
 def test_describe_matches_hand_computed_values() -> None:
     st = describe([1.0, 2.0, 3.0, 4.0])
@@ -81,10 +116,23 @@ def test_one_value_has_no_interval_and_none_has_no_mean() -> None:
     assert describe([]).mean is None
 
 
-@pytest.mark.parametrize(("df", "expected"), [
-    (1, 12.7062), (2, 4.3027), (3, 3.1824), (5, 2.5706), (10, 2.2281), (20, 2.0860),
-    (30, 2.0423), (31, 2.0395), (60, 2.0003), (120, 1.9799), (1000, 1.9623), (10**7, 1.9600),
-])
+@pytest.mark.parametrize(
+    ("df", "expected"),
+    [
+        (1, 12.7062),
+        (2, 4.3027),
+        (3, 3.1824),
+        (5, 2.5706),
+        (10, 2.2281),
+        (20, 2.0860),
+        (30, 2.0423),
+        (31, 2.0395),
+        (60, 2.0003),
+        (120, 1.9799),
+        (1000, 1.9623),
+        (10**7, 1.9600),
+    ],
+)
 def test_t_quantile_spot_checks(df: int, expected: float) -> None:
     assert t_quantile_975(df) == pytest.approx(expected, abs=1e-4)
 
@@ -104,17 +152,27 @@ def test_mad_rule_flags_only_the_far_value() -> None:
 
 
 def test_cells_parse_to_finite_floats_or_none() -> None:
-    assert [to_float(v) for v in ("1.5", "", " ", "nan", "inf", "x", None)] == \
-        [1.5, None, None, None, None, None, None]
+    assert [to_float(v) for v in ("1.5", "", " ", "nan", "inf", "x", None)] == [
+        1.5,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
 # ------------------------------------------------------------------------ summaries
 
+
 def test_flagged_rows_are_excluded_and_listed_and_outliers_only_flagged() -> None:
     rows = [row(f"{i:04d}", "m", "batch_size_8", i, e) for i, e in enumerate([1, 2, 3, 4], 1)]
     rows.append(row("0005", "m", "batch_size_8", 5, 100.0, flags="short_window"))
-    rows += [row(f"1{i:03d}", "m", "batch_size_16", i, e)
-             for i, e in enumerate([1.0, 1.01, 0.99, 1.0, 3.0], 1)]
+    rows += [
+        row(f"1{i:03d}", "m", "batch_size_16", i, e)
+        for i, e in enumerate([1.0, 1.01, 0.99, 1.0, 3.0], 1)
+    ]
     rows.append(row("9999", "m", "batch_size_8", 1, 7.0, suite="other"))
     first, second = summarise(rows, "s")
     energy = first.metrics["energy_per_output_token_j"]
@@ -136,11 +194,15 @@ def test_missing_metric_values_give_n_zero() -> None:
 
 def test_groups_follow_first_appearance_of_model_then_config() -> None:
     rows = [row("1", "b", "x", 1, 1.0), row("2", "a", "y", 1, 1.0), row("3", "a", "x", 1, 1.0)]
-    assert [(s.model, s.config_name) for s in summarise(rows, "s")] == \
-        [("b", "x"), ("a", "x"), ("a", "y")]
+    assert [(s.model, s.config_name) for s in summarise(rows, "s")] == [
+        ("b", "x"),
+        ("a", "x"),
+        ("a", "y"),
+    ]
 
 
 # ------------------------------------------------------------------------ plot data
+
 
 def test_pareto_front_on_a_literal_set() -> None:
     # (throughput, energy): C is beaten by B, B by E, A by F
@@ -152,42 +214,67 @@ def test_pareto_front_on_a_literal_set() -> None:
 def test_controlled_suite_plots_each_varying_variable_per_model() -> None:
     rows = demo_rows()
     plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
-    assert set(plots) == {"s_energy_per_token_vs_batch_size", "s_throughput_vs_batch_size",
-                          "s_energy_per_token_vs_decoder_mode",
-                          "s_throughput_vs_decoder_mode", "s_pareto"}
+    assert set(plots) == {
+        "s_energy_per_token_vs_batch_size",
+        "s_throughput_vs_batch_size",
+        "s_energy_per_token_vs_decoder_mode",
+        "s_throughput_vs_decoder_mode",
+        "s_pareto",
+    }
     batch = plots["s_energy_per_token_vs_batch_size"]
-    assert [(s.label, s.x) for s in batch.series] == [("models/a", [4, 8]),
-                                                       ("models/b", [4, 8])]
+    assert [(s.label, s.x) for s in batch.series] == [("models/a", [4, 8]), ("models/b", [4, 8])]
     assert batch.series[1].y[0] == pytest.approx(0.02 * 1.02)  # cycle 1 of model a is flagged
     decoder = plots["s_throughput_vs_decoder_mode"]
     assert [s.x for s in decoder.series] == [["greedy", "sampling"]] * 2
-    assert all(lo is not None and lo < y for s in decoder.series
-               for y, lo in zip(s.y, s.ci_low, strict=True))
+    assert all(
+        lo is not None and lo < y
+        for s in decoder.series
+        for y, lo in zip(s.y, s.ci_low, strict=True)
+    )
 
 
 def test_grid_configs_split_series_by_the_other_variable() -> None:
-    rows = [row(f"{bs}{p}", "m", f"batch_size_{bs}__precision_{p}", 1, 0.1 * bs,
-                batch_size=str(bs), precision=p)
-            for bs in (8, 32) for p in ("float16", "bfloat16")]
+    rows = [
+        row(
+            f"{bs}{p}",
+            "m",
+            f"batch_size_{bs}__precision_{p}",
+            1,
+            0.1 * bs,
+            batch_size=str(bs),
+            precision=p,
+        )
+        for bs in (8, 32)
+        for p in ("float16", "bfloat16")
+    ]
     plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
     series = plots["s_energy_per_token_vs_batch_size"].series
-    assert [(s.label, s.x) for s in series] == [("m (precision=float16)", [8, 32]),
-                                                 ("m (precision=bfloat16)", [8, 32])]
-    assert [s.x for s in plots["s_energy_per_token_vs_precision"].series] == \
-        [["float16", "bfloat16"]] * 2
+    assert [(s.label, s.x) for s in series] == [
+        ("m (precision=float16)", [8, 32]),
+        ("m (precision=bfloat16)", [8, 32]),
+    ]
+    assert [s.x for s in plots["s_energy_per_token_vs_precision"].series] == [
+        ["float16", "bfloat16"]
+    ] * 2
 
 
 def test_variables_differing_only_in_values_are_plotted_and_duplicates_split() -> None:
-    rows = [row("1", "m", "chatbot", 1, 1.0, batch_size="1"),
-            row("2", "m", "bulk", 1, 2.0, batch_size="32"),
-            row("3", "m", "long", 1, 3.0, batch_size="1")]
+    rows = [
+        row("1", "m", "chatbot", 1, 1.0, batch_size="1"),
+        row("2", "m", "bulk", 1, 2.0, batch_size="32"),
+        row("3", "m", "long", 1, 3.0, batch_size="1"),
+    ]
     plots = {p.name: p for p in build_plot_data(summarise(rows, "s"), "s", row_variables(rows))}
     series = plots["s_energy_per_token_vs_batch_size"].series
     assert sorted((s.label, tuple(s.x)) for s in series) == [
-        ("m [bulk]", (32,)), ("m [chatbot]", (1,)), ("m [long]", (1,))]
+        ("m [bulk]", (32,)),
+        ("m [chatbot]", (1,)),
+        ("m [long]", (1,)),
+    ]
 
 
 # ------------------------------------------------------------------------ files
+
 
 def test_write_report_writes_tables_plots_and_one_self_contained_html(tmp_path: Path) -> None:
     rows = demo_rows()
@@ -246,8 +333,9 @@ def test_report_from_a_csv_file_links_relative_to_its_results_folder(tmp_path: P
     for r in demo_rows()[:8]:
         append_row(path, r, CSV_COLUMNS)
     files = write_report(path, "s", tmp_path / "out" / "deep")
-    assert "../../results/raw_results/0002/0002_7_global_energy_results.json" in \
-        files.html.read_text()
+    assert (
+        "../../results/raw_results/0002/0002_7_global_energy_results.json" in files.html.read_text()
+    )
     assert files.summaries[0].metrics["flops_per_j"].n == 0  # its only run is flagged
     assert math.isclose(files.summaries[1].metrics["flops_per_j"].mean or 0, 1e9)
 
@@ -262,17 +350,20 @@ def test_missing_csv_or_suite_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_importing_the_report_pulls_in_neither_matplotlib_nor_torch() -> None:
-    code = ("import sys, joulebench.results.report, joulebench.results.plots; "
-            "print(sorted(m for m in ('matplotlib', 'torch', 'numpy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, joulebench.results.report, joulebench.results.plots; "
+        "print(sorted(m for m in ('matplotlib', 'torch', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_estimates_are_used_and_labelled_other_flags_exclude() -> None:
-    rows = [row("0001", "m", "c", 1, 1.0, flags="estimate_only"),
-            row("0002", "m", "c", 2, 3.0, flags="dynamic_within_baseline_noise;estimate_only"),
-            row("0003", "m", "c", 3, 9.0, flags="estimate_only;window_too_short")]
+    rows = [
+        row("0001", "m", "c", 1, 1.0, flags="estimate_only"),
+        row("0002", "m", "c", 2, 3.0, flags="dynamic_within_baseline_noise;estimate_only"),
+        row("0003", "m", "c", 3, 9.0, flags="estimate_only;window_too_short"),
+    ]
     (summary,) = summarise(rows, "s")
     assert summary.experiment_ids == ["0001", "0002"]
     assert summary.flagged == {"0003": "window_too_short"}
@@ -280,6 +371,7 @@ def test_estimates_are_used_and_labelled_other_flags_exclude() -> None:
 
 
 # ------------------------------------------------------------------------ issue 12: report
+
 
 def test_mean_and_ci_print_at_one_precision() -> None:
     assert fmt_mean_ci(0.008, 0.009221) == "0.0080 ± 0.0092"
@@ -294,18 +386,32 @@ def test_intervals_of_nonnegative_metrics_stop_at_zero() -> None:
     # mean 0.0105, half-width 12.7 * 0.0134 / sqrt(2) ~ 0.12: the raw interval reaches -0.11
     assert describe([0.001, 0.02], lower_bound=0.0).ci_low == 0.0
     assert describe([0.001, 0.02]).ci_low < 0  # dynamic energy may be negative: no floor
-    rows = [row("1", "m", "c", 1, 0.001, dynamic_energy_per_output_token_j="-0.01"),
-            row("2", "m", "c", 2, 0.02, dynamic_energy_per_output_token_j="0.01")]
+    rows = [
+        row("1", "m", "c", 1, 0.001, dynamic_energy_per_output_token_j="-0.01"),
+        row("2", "m", "c", 2, 0.02, dynamic_energy_per_output_token_j="0.01"),
+    ]
     (s,) = summarise(rows, "s")
     assert s.metrics["energy_per_output_token_j"].ci_low == 0.0
     assert s.metrics["dynamic_energy_per_output_token_j"].ci_low < 0
 
 
 def grid_rows() -> list[dict[str, str]]:
-    return [row(f"{t}{o}{c}", "m", f"temperature_{t}__max_output_tokens_{o}", c,
-                0.01 * o * (1 + 0.01 * c), throughput=100.0 / o, temperature=t,
-                max_output_tokens=str(o), decoder_mode="sampling")
-            for t in ("0.5", "1.5") for o in (16, 64) for c in (1, 2, 3)]
+    return [
+        row(
+            f"{t}{o}{c}",
+            "m",
+            f"temperature_{t}__max_output_tokens_{o}",
+            c,
+            0.01 * o * (1 + 0.01 * c),
+            throughput=100.0 / o,
+            temperature=t,
+            max_output_tokens=str(o),
+            decoder_mode="sampling",
+        )
+        for t in ("0.5", "1.5")
+        for o in (16, 64)
+        for c in (1, 2, 3)
+    ]
 
 
 def test_every_varied_field_gets_a_summary_column_and_plots(tmp_path: Path) -> None:
@@ -314,14 +420,23 @@ def test_every_varied_field_gets_a_summary_column_and_plots(tmp_path: Path) -> N
     with files.summary_csv.open(newline="") as handle:
         summary = list(csv.DictReader(handle))
     assert [(r["decoder.temperature"], r["max_output_tokens"]) for r in summary] == [
-        ("0.5", "16"), ("0.5", "64"), ("1.5", "16"), ("1.5", "64")]
+        ("0.5", "16"),
+        ("0.5", "64"),
+        ("1.5", "16"),
+        ("1.5", "64"),
+    ]
     names = {p.name for p in files.plots}
-    assert {"s_energy_per_token_vs_max_output_tokens", "s_throughput_vs_decoder_temperature",
-            "s_pareto"} <= names
+    assert {
+        "s_energy_per_token_vs_max_output_tokens",
+        "s_throughput_vs_decoder_temperature",
+        "s_pareto",
+    } <= names
     tokens = next(p for p in files.plots if p.name == "s_energy_per_token_vs_max_output_tokens")
     assert tokens.x_label == "max output length (tokens)" and tokens.numeric
-    assert [s.label for s in tokens.series] == ["m (decoder.temperature=0.5)",
-                                                "m (decoder.temperature=1.5)"]
+    assert [s.label for s in tokens.series] == [
+        "m (decoder.temperature=0.5)",
+        "m (decoder.temperature=1.5)",
+    ]
     assert tokens.series[0].n == [3, 3]
     md = files.summary_md.read_text()
     assert "Varied fields: max_output_tokens, decoder.temperature." in md
@@ -337,8 +452,9 @@ def test_plots_are_png_and_svg_from_zero_with_categories_unjoined(tmp_path: Path
     ax = draw(decoder).axes[0]
     highest = max(hi for s in decoder.series for hi in s.ci_high if hi is not None)
     assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > highest  # no bar cut by the frame
-    assert {line.get_linestyle() for line in ax.get_lines() if len(line.get_xdata()) > 1} \
-        <= {"None"}  # points, never a line through categories
+    assert {line.get_linestyle() for line in ax.get_lines() if len(line.get_xdata()) > 1} <= {
+        "None"
+    }  # points, never a line through categories
     assert sum(t.get_text().startswith("n=") for t in ax.texts) == 4  # 2 models x 2 modes
     batch = next(p for p in files.plots if p.name == "s_energy_per_token_vs_batch_size")
     assert "-" in {line.get_linestyle() for line in draw(batch).axes[0].get_lines()}
@@ -366,8 +482,11 @@ def test_archived_runs_are_not_pooled_and_are_marked(tmp_path: Path) -> None:
     assert files.archived_runs == 2
     with files.summary_csv.open(newline="") as handle:
         (record,) = csv.DictReader(handle)
-    assert (record["n_used"], record["n_archived"], record["archived_ids"]) == \
-        ("1", "2", "0001;0002")
+    assert (record["n_used"], record["n_archived"], record["archived_ids"]) == (
+        "1",
+        "2",
+        "0001;0002",
+    )
     with files.runs_csv.open(newline="") as handle:
         status = {r["experiment_id"]: r["status"] for r in csv.DictReader(handle)}
     assert status == {"0001": "archived", "0002": "archived", "0003": "used"}
@@ -381,40 +500,70 @@ def test_a_suite_with_only_archived_runs_says_so(tmp_path: Path) -> None:
 
 
 def test_header_and_each_config_say_how_energy_was_measured(tmp_path: Path) -> None:
-    rows = [row("1", "m", "a", 1, 1.0, energy_meter="codecarbon", energy_method="estimate",
-                energy_is_estimate="True", flags="estimate_only"),
-            row("2", "m", "b", 1, 1.0, energy_meter="nvml", energy_method="counter",
-                energy_is_estimate="False")]
+    rows = [
+        row(
+            "1",
+            "m",
+            "a",
+            1,
+            1.0,
+            energy_meter="codecarbon",
+            energy_method="estimate",
+            energy_is_estimate="True",
+            flags="estimate_only",
+        ),
+        row(
+            "2",
+            "m",
+            "b",
+            1,
+            1.0,
+            energy_meter="nvml",
+            energy_method="counter",
+            energy_is_estimate="False",
+        ),
+    ]
     files = write_report(rows, "s", tmp_path)
     a, b = files.summaries
-    assert (a.energy_meter, a.energy_method, a.energy_is_estimate) == \
-        ("codecarbon", "estimate", "yes")
+    assert (a.energy_meter, a.energy_method, a.energy_is_estimate) == (
+        "codecarbon",
+        "estimate",
+        "yes",
+    )
     assert (b.energy_meter, b.energy_is_estimate) == ("nvml", "no")
     md = files.summary_md.read_text()
-    assert "codecarbon (estimate; a model-based estimate, not a sensor reading) for 1 of 2 " \
+    assert (
+        "codecarbon (estimate; a model-based estimate, not a sensor reading) for 1 of 2 "
         "configs" in md
+    )
     assert "| codecarbon (estimate) |" in md and "| nvml (counter) |" in md
     assert "0 quality-flagged run(s) excluded" in md  # estimate_only labels, never excludes
 
 
 def test_cycles_several_fold_apart_flag_the_config_with_the_load_seen() -> None:
-    rows = [row("0001", "m", "c", 1, 0.01, others_cpu_share="0.02"),
-            row("0002", "m", "c", 2, 0.012, others_cpu_share="0.05"),
-            row("0003", "m", "c", 3, 0.09, throughput=12.0, others_cpu_share="0.7"),
-            row("0004", "m", "calm", 1, 0.01), row("0005", "m", "calm", 2, 0.025)]
+    rows = [
+        row("0001", "m", "c", 1, 0.01, others_cpu_share="0.02"),
+        row("0002", "m", "c", 2, 0.012, others_cpu_share="0.05"),
+        row("0003", "m", "c", 3, 0.09, throughput=12.0, others_cpu_share="0.7"),
+        row("0004", "m", "calm", 1, 0.01),
+        row("0005", "m", "calm", 2, 0.025),
+    ]
     unstable, calm = summarise(rows, "s")
     assert unstable.config_flags == ["unstable_across_cycles"]
     assert unstable.experiment_ids == ["0001", "0002", "0003"]  # flagged, not dropped
     assert unstable.cycle_notes == [
         "energy_per_output_token_j 9.0x apart (0001: 0.01, 0003: 0.09)",
         "throughput_output_tokens_per_s 8.3x apart (0003: 12, 0001: 100)",
-        "node shared during 0003 (other work took 70% of its CPU time)"]
+        "node shared during 0003 (other work took 70% of its CPU time)",
+    ]
     assert calm.config_flags == []  # 2.5x: within what the threshold lets through
 
 
 def test_unstable_cycles_say_when_the_cpu_was_quiet_or_not_recorded() -> None:
-    quiet = [row("1", "m", "c", 1, 1.0, others_cpu_share="0.01"),
-             row("2", "m", "c", 2, 4.0, others_cpu_share="0.1")]
+    quiet = [
+        row("1", "m", "c", 1, 1.0, others_cpu_share="0.01"),
+        row("2", "m", "c", 2, 4.0, others_cpu_share="0.1"),
+    ]
     assert cycle_disagreement(quiet)[-1].startswith("no other work seen on the node's CPUs")
     old = [row("1", "m", "c", 1, 1.0), row("2", "m", "c", 2, 4.0)]
     assert cycle_disagreement(old)[-1].startswith("CPU share of other work not recorded")
@@ -437,7 +586,8 @@ def test_a_suite_edited_since_the_runs_falls_back_to_the_csv(tmp_path: Path) -> 
     stale = Variable("batch_size", {("m", "batch_size_1"): 1, ("m", "batch_size_4"): 4})
     files = write_report(rows, "s", tmp_path, variables=[stale])
     assert [v.path for v in files.variables] == ["max_output_tokens", "decoder.temperature"]
-    known = Variable("max_output_tokens", {
-        ("m", r["config_name"]): int(r["max_output_tokens"]) for r in rows})
+    known = Variable(
+        "max_output_tokens", {("m", r["config_name"]): int(r["max_output_tokens"]) for r in rows}
+    )
     files = write_report(rows, "s", tmp_path, variables=[known])
     assert [v.path for v in files.variables] == ["max_output_tokens"]  # the suite's word wins

@@ -26,8 +26,9 @@ def test_finished_batches_survive_a_restart(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
 
 
-@pytest.mark.parametrize("field, value", [("config_hash", "other"), ("experiment_id", "0008"),
-                                          ("world_size", 4)])
+@pytest.mark.parametrize(
+    "field, value", [("config_hash", "other"), ("experiment_id", "0008"), ("world_size", 4)]
+)
 def test_mismatched_checkpoint_is_a_clear_error(tmp_path: Path, field: str, value: object) -> None:
     path = tmp_path / "ckpt.json"
     open_ckpt(path).add(0, {})

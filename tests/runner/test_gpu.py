@@ -26,10 +26,20 @@ def gpus() -> int:
 def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processes: int) -> None:
     if processes > gpus:
         pytest.skip(f"needs {processes} GPUs")
-    config = ExperimentConfig(model="models/tiny-llama", device="cuda", precision="float16",
-                              num_processes=processes, num_prompts=128, batch_size=16,
-                              max_input_tokens=64, max_output_tokens=64, min_output_tokens=64,
-                              energy_meter="nvml", idle_baseline_s=2, warmup_iterations=1)
+    config = ExperimentConfig(
+        model="models/tiny-llama",
+        device="cuda",
+        precision="float16",
+        num_processes=processes,
+        num_prompts=128,
+        batch_size=16,
+        max_input_tokens=64,
+        max_output_tokens=64,
+        min_output_tokens=64,
+        energy_meter="nvml",
+        idle_baseline_s=2,
+        warmup_iterations=1,
+    )
     sections = run_experiment(config, Identity(f"{processes:04d}"), checkout / "results")
     energy = sections["energy"]
     assert energy["meter"] == "nvml" and energy["is_estimate"] is False
@@ -41,15 +51,17 @@ def test_nvml_counter_energy_on_cuda_in_fp16(checkout: Path, gpus: int, processe
     assert compute["memory_by_process"]["0"]["cuda_max_allocated_bytes"] > 0
     assert compute["peak_memory_source"] == "cuda_max_allocated"
     assert compute["peak_memory_bytes_max"] == max(
-        m["cuda_max_allocated_bytes"] for m in compute["memory_by_process"].values())
+        m["cuda_max_allocated_bytes"] for m in compute["memory_by_process"].values()
+    )
     inference = sections["inference"]
     assert "CUDA events" in inference["phase_timing_method"]
     assert 0 < inference["time_to_first_token"]["mean_s"] < inference["request_latency"]["mean_s"]
     assert inference["inter_token_latency"]["mean_s"] > 0
 
 
-def test_cuda_step_clock_matches_generate_and_counts_every_step(tiny_model: Path,
-                                                                  gpus: int) -> None:
+def test_cuda_step_clock_matches_generate_and_counts_every_step(
+    tiny_model: Path, gpus: int
+) -> None:
     import time
 
     import torch
@@ -60,8 +72,12 @@ def test_cuda_step_clock_matches_generate_and_counts_every_step(tiny_model: Path
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float16).to("cuda")
     enc = tok(["the cost of a token", "joules"], return_tensors="pt", padding=True).to("cuda")
-    kwargs = {"max_new_tokens": 16, "min_new_tokens": 16, "do_sample": False,
-              "pad_token_id": tok.pad_token_id}
+    kwargs = {
+        "max_new_tokens": 16,
+        "min_new_tokens": 16,
+        "do_sample": False,
+        "pad_token_id": tok.pad_token_id,
+    }
     with torch.no_grad():
         plain = model.generate(**enc, **kwargs)
         clock = step_clock("cuda", 16)

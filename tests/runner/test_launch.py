@@ -38,7 +38,8 @@ def test_cpu_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cpu_threads_follow_the_slurm_allocation_not_the_whole_node(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("SLURM_CPUS_ON_NODE", raising=False)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")

@@ -30,12 +30,10 @@ def spec(model: str, **fields: object) -> ExperimentSpec:
 def test_a_suite_that_fits_passes_and_one_that_cannot_is_refused(tiny_model: Path) -> None:
     check_prompts_fit([spec(str(tiny_model), num_prompts=64, max_input_tokens=64)], "s.yaml")
     with pytest.raises(ConfigError, match=r"only .* prompts of 'bundled' fit"):
-        check_prompts_fit([spec(str(tiny_model), num_prompts=320, max_input_tokens=32)],
-                          "s.yaml")
+        check_prompts_fit([spec(str(tiny_model), num_prompts=320, max_input_tokens=32)], "s.yaml")
 
 
-def test_models_and_datasets_it_cannot_read_locally_are_left_to_the_worker(
-        tmp_path: Path) -> None:
+def test_models_and_datasets_it_cannot_read_locally_are_left_to_the_worker(tmp_path: Path) -> None:
     # A hub id with no local tokenizer.json, and a hub dataset: nothing to count here.
     check_prompts_fit([spec("org/not-local", num_prompts=10_000)], "s.yaml")
     hub = DatasetConfig(name="someone/prompts")
@@ -43,35 +41,49 @@ def test_models_and_datasets_it_cannot_read_locally_are_left_to_the_worker(
 
 
 def test_a_missing_text_field_is_refused_naming_the_columns(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     Path("p.jsonl").write_text('{"text": "hello", "id": 1}\n' * 3)
-    assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) == (None,
-                                                                               ["text", "id"])
+    assert _local_texts(DatasetConfig(name="p.jsonl", text_field="prompt")) == (
+        None,
+        ["text", "id"],
+    )
     assert _local_texts(DatasetConfig(name="p.jsonl")) == (["hello"] * 3, ["text", "id"])
     # Refused whatever the model, even one whose tokenizer cannot be read here.
-    wrong = spec("org/not-local", num_prompts=2,
-                 dataset=DatasetConfig(name="p.jsonl", text_field="prompt"))
-    with pytest.raises(ConfigError, match=r"s.yaml: config 'c': dataset.text_field 'prompt' "
-                                          r"is not a column of p.jsonl \(columns: text, id\)"):
+    wrong = spec(
+        "org/not-local", num_prompts=2, dataset=DatasetConfig(name="p.jsonl", text_field="prompt")
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"s.yaml: config 'c': dataset.text_field 'prompt' "
+        r"is not a column of p.jsonl \(columns: text, id\)",
+    ):
         check_prompts_fit([wrong], "s.yaml")
     Path("odd.jsonl").write_text('["a list, not an object"]\n')
     assert _local_texts(DatasetConfig(name="odd.jsonl")) == (None, [])  # the loader says why
 
 
 def gpu_spec(tiny_model: Path, device: str, processes: int) -> ExperimentSpec:
-    config = ExperimentConfig(model=str(tiny_model), device=device, num_processes=processes,
-                              num_prompts=8, max_input_tokens=64)
+    config = ExperimentConfig(
+        model=str(tiny_model),
+        device=device,
+        num_processes=processes,
+        num_prompts=8,
+        max_input_tokens=64,
+    )
     return ExperimentSpec("s", "c", 1, config)
 
 
-def test_more_processes_than_local_gpus_is_refused_before_anything_runs(
-        tiny_model: Path) -> None:
+def test_more_processes_than_local_gpus_is_refused_before_anything_runs(tiny_model: Path) -> None:
     # Seen on an H100 machine: the second process died with "invalid device ordinal"
     # after loading its model, and the key was recorded as a code error.
     for device in ("cuda", "auto"):
-        with pytest.raises(ConfigError, match=r"num_processes: 2 but 1 CUDA GPU\(s\) are "
-                                              r"visible here.*num_processes <= 1"):
+        with pytest.raises(
+            ConfigError,
+            match=r"num_processes: 2 but 1 CUDA GPU\(s\) are "
+            r"visible here.*num_processes <= 1",
+        ):
             check_specs([gpu_spec(tiny_model, device, 2)], "s.yaml", local_cuda_gpus=1)
     check_specs([gpu_spec(tiny_model, "cuda", 2)], "s.yaml", local_cuda_gpus=2)
     check_specs([gpu_spec(tiny_model, "cpu", 2)], "s.yaml", local_cuda_gpus=1)  # CPU: gloo
@@ -80,7 +92,8 @@ def test_more_processes_than_local_gpus_is_refused_before_anything_runs(
 
 
 def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import torch
 
     from joulebench.runner.experiment import ExperimentFailed, _check_gpus_visible
@@ -89,8 +102,11 @@ def test_the_node_refuses_too_few_visible_gpus_with_the_fix(
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     _check_gpus_visible(1)
-    with pytest.raises(ExperimentFailed, match=r"num_processes: 2 .* 1 CUDA GPU\(s\) visible "
-                                               r"\(CUDA_VISIBLE_DEVICES=3\)") as failed:
+    with pytest.raises(
+        ExperimentFailed,
+        match=r"num_processes: 2 .* 1 CUDA GPU\(s\) visible "
+        r"\(CUDA_VISIBLE_DEVICES=3\)",
+    ) as failed:
         _check_gpus_visible(2)
     assert failed.value.user_error and failed.value.cause == "config_error"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -107,8 +123,9 @@ def test_the_node_counts_gpus_through_nvml_when_it_can(monkeypatch: pytest.Monke
     from joulebench.measure import nvml_devices
     from joulebench.runner.experiment import ExperimentFailed, _check_gpus_visible
 
-    monkeypatch.setattr(nvml_devices, "visible_gpu_inventory",
-                        lambda: {"gpu:GPU-a": {}, "gpu:GPU-b": {}})
+    monkeypatch.setattr(
+        nvml_devices, "visible_gpu_inventory", lambda: {"gpu:GPU-a": {}, "gpu:GPU-b": {}}
+    )
     monkeypatch.setattr(torch.cuda, "device_count", lambda: pytest.fail("torch was asked"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert nvml_devices.visible_gpu_count() == 2
@@ -121,8 +138,9 @@ def test_only_refusals_of_the_config_are_config_errors() -> None:
     from joulebench.errors import MeasureError, RunnerError, TrackerError
     from joulebench.runner.experiment import ExperimentFailed, cause_of
 
-    assert cause_of(ConfigError("x")) == cause_of(RunnerError("only 3 prompts fit")) == \
-        "config_error"
+    assert (
+        cause_of(ConfigError("x")) == cause_of(RunnerError("only 3 prompts fit")) == "config_error"
+    )
     # A meter or tracker hiccup may pass on a rerun: resume-failed is the right hint.
     assert cause_of(MeasureError("nvml")) == cause_of(TrackerError("lock")) == "code_error"
     assert cause_of(ValueError("bug")) == "code_error"

@@ -32,7 +32,9 @@ def test_jsonl_path_and_missing_column(tmp_path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "hello there"}\n{"prompt": "second"}\n')
     assert load_prompt_texts(DatasetConfig(name=str(path), text_field="prompt")) == [
-        "hello there", "second"]
+        "hello there",
+        "second",
+    ]
     with pytest.raises(RunnerError, match=r"dataset.text_field: 'text' is not a column"):
         load_prompt_texts(DatasetConfig(name=str(path)))
     with pytest.raises(RunnerError, match=r"dataset.name: file .* not found"):

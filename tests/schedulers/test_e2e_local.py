@@ -21,10 +21,18 @@ from tests.conftest import finished_batches, wait_for, write_suite
 
 pytestmark = pytest.mark.e2e
 
-NUMBERED = ["1_experiment_setup", "2_experiment_variables", "3_model_architecture",
-            "4_inference_metrics", "5_compute_metrics", "6_local_energy_results_process_0",
-            "6_local_energy_results_process_1", "7_global_energy_results", "8_text_output",
-            "8_token_output"]
+NUMBERED = [
+    "1_experiment_setup",
+    "2_experiment_variables",
+    "3_model_architecture",
+    "4_inference_metrics",
+    "5_compute_metrics",
+    "6_local_energy_results_process_0",
+    "6_local_energy_results_process_1",
+    "7_global_energy_results",
+    "8_text_output",
+    "8_token_output",
+]
 
 
 def cli(*args: str) -> list[str]:
@@ -58,17 +66,20 @@ def test_demo_suite_two_cycles_two_processes_then_nothing_to_do(checkout: Path) 
         assert float(row["energy_j"]) > 0
         assert row["energy_method"] == "estimate" and row["energy_meter"] == "codecarbon"
         assert row["num_processes"] == "2"
-        energy = json.loads((folder / f"{row['experiment_id']}_7_global_energy_results.json")
-                            .read_text())
+        energy = json.loads(
+            (folder / f"{row['experiment_id']}_7_global_energy_results.json").read_text()
+        )
         assert energy["nodes_measured"] and energy["is_estimate"] is True
-        per_rank1 = json.loads((folder / f"{row['experiment_id']}_6_local_energy_results_"
-                                         "process_1.json").read_text())
+        per_rank1 = json.loads(
+            (folder / f"{row['experiment_id']}_6_local_energy_results_process_1.json").read_text()
+        )
         assert per_rank1["energy"] is None  # measured once per node, by local rank 0
         texts = json.loads((folder / f"{row['experiment_id']}_8_text_output.json").read_text())
         assert len(texts) == int(row["num_prompts"])
 
-    legacy = json.loads((checkout / "persistent_progress_trackers" /
-                         "configs_run_progress.json").read_text())
+    legacy = json.loads(
+        (checkout / "persistent_progress_trackers" / "configs_run_progress.json").read_text()
+    )
     assert legacy == {r["key"]: r["experiment_id"] for r in rows}
     assert (checkout / "persistent_progress_trackers" / "experiment_id.txt").read_text() == "8\n"
     assert list((checkout / "persistent_progress_trackers" / "backups").glob("*")) == []
@@ -129,13 +140,20 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
-        checkout: Path) -> None:
+    checkout: Path,
+) -> None:
     write_suite(checkout, "slow", SLOW_SUITE)
-    proc = subprocess.Popen(cli("submit-suite", "slow", "--executor", "local"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cli("submit-suite", "slow", "--executor", "local"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     work = (checkout / "results" / "raw_results" / "0002" / ".work").resolve()
-    wait_for(lambda: finished_batches(work) >= 2 or proc.poll() is not None, 300,
-             "the slow experiment to checkpoint two batches")
+    wait_for(
+        lambda: finished_batches(work) >= 2 or proc.poll() is not None,
+        300,
+        "the slow experiment to checkpoint two batches",
+    )
     assert proc.poll() is None, "finished before it could be killed; make SLOW_SUITE slower"
     # quick launched the workers; slow runs in them, with no launch of its own.
     assert (work.parent.parent / "0001" / ".work" / "launcher.log").exists()
@@ -157,8 +175,10 @@ def test_killed_run_reruns_exactly_that_key_under_its_id_skipping_done_batches(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 already done, 1 to run" in again.stdout
     rows = csv_rows(checkout)
-    assert [(r["config_name"], r["experiment_id"]) for r in rows] == [("quick", "0001"),
-                                                                       ("slow", "0002")]
+    assert [(r["config_name"], r["experiment_id"]) for r in rows] == [
+        ("quick", "0001"),
+        ("slow", "0002"),
+    ]
     assert int(rows[1]["batches_resumed"]) == done_before
     assert int(rows[1]["attempt"]) == 2
     metrics = json.loads((work.parent / "0002_4_inference_metrics.json").read_text())
@@ -192,8 +212,10 @@ def test_failed_key_is_recorded_and_resume_failed_reruns_it(checkout: Path) -> N
     good = weights.read_bytes()
     weights.write_bytes(good[:64])
     with (checkout / "configs" / "models.yaml").open("a") as handle:
-        handle.write("  broken-demo:\n    model: models/broken-llama\n    device: cpu\n"
-                     "    precision: float32\n")
+        handle.write(
+            "  broken-demo:\n    model: models/broken-llama\n    device: cpu\n"
+            "    precision: float32\n"
+        )
     write_suite(checkout, "flaky", FAILING_SUITE)
     first = run_cli("submit-suite", "flaky", "--executor", "local")
     assert first.returncode == 1

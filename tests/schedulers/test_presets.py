@@ -15,16 +15,29 @@ pytestmark = pytest.mark.e2e
 
 
 def config(**overrides: object) -> ExperimentConfig:
-    base = {"model": "models/tiny-llama", "device": "cpu", "num_processes": 1,
-            "num_prompts": 10, "batch_size": 4, "max_input_tokens": 64,
-            "max_output_tokens": 8, "min_output_tokens": 8, "warmup_iterations": 0,
-            "energy_meter": "codecarbon", "idle_baseline_s": 0, "count_flops": False}
+    base = {
+        "model": "models/tiny-llama",
+        "device": "cpu",
+        "num_processes": 1,
+        "num_prompts": 10,
+        "batch_size": 4,
+        "max_input_tokens": 64,
+        "max_output_tokens": 8,
+        "min_output_tokens": 8,
+        "warmup_iterations": 0,
+        "energy_meter": "codecarbon",
+        "idle_baseline_s": 0,
+        "count_flops": False,
+    }
     return ExperimentConfig(**{**base, **overrides})
 
 
 def test_steady_state_measures_only_full_batches(checkout: Path) -> None:
-    sections = run_experiment(config(steady_state=True, extra_meters=("codecarbon", "rapl")),
-                              Identity("0001"), checkout / "results")
+    sections = run_experiment(
+        config(steady_state=True, extra_meters=("codecarbon", "rapl")),
+        Identity("0001"),
+        checkout / "results",
+    )
     inference = sections["inference"]
     assert inference["num_prompts"] == 10  # every prompt still answered
     assert inference["batches_outside_window"] == 1  # the batch of 2 ran after the window

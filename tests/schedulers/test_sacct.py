@@ -12,10 +12,13 @@ from joulebench.schedulers.sacct import parse_json, parse_parsable2, sacct_comma
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("parse, name", [
-    (parse_json, "sacct_22.05_json.txt"),
-    (parse_parsable2, "sacct_22.05_parsable2_duplicates.txt"),
-])
+@pytest.mark.parametrize(
+    "parse, name",
+    [
+        (parse_json, "sacct_22.05_json.txt"),
+        (parse_parsable2, "sacct_22.05_parsable2_duplicates.txt"),
+    ],
+)
 def test_both_real_formats_agree(parse, name: str) -> None:
     jobs = parse((DATA / name).read_text())
     # Job 3 was PREEMPTED and job 2 REQUEUED, then both ran again to COMPLETED.
@@ -32,23 +35,39 @@ def test_without_duplicates_only_the_newest_record_shows() -> None:
 
 
 def test_states_that_are_never_done() -> None:
-    text = ("JobID|JobIDRaw|JobName|State|ExitCode|Start|End|NodeList|Reason\n"
-            "20_0|21|t|PREEMPTED|0:0|x|x|vm|None\n20_1|22|t|REQUEUED|0:0|x|x|vm|None\n"
-            "20_2|23|t|NODE_FAIL|0:0|x|x|vm|None\n20_3|24|t|TIMEOUT|0:0|x|x|vm|None\n"
-            "20_4|25|t|CANCELLED by 0|0:15|x|x|vm|None\n20_5|26|t|OUT_OF_MEMORY|0:125|x|x|vm|\n"
-            "20_[6-8%2]|20|t|PENDING|0:0|x|x|None assigned|JobArrayTaskLimit\n")
+    text = (
+        "JobID|JobIDRaw|JobName|State|ExitCode|Start|End|NodeList|Reason\n"
+        "20_0|21|t|PREEMPTED|0:0|x|x|vm|None\n20_1|22|t|REQUEUED|0:0|x|x|vm|None\n"
+        "20_2|23|t|NODE_FAIL|0:0|x|x|vm|None\n20_3|24|t|TIMEOUT|0:0|x|x|vm|None\n"
+        "20_4|25|t|CANCELLED by 0|0:15|x|x|vm|None\n20_5|26|t|OUT_OF_MEMORY|0:125|x|x|vm|\n"
+        "20_[6-8%2]|20|t|PENDING|0:0|x|x|None assigned|JobArrayTaskLimit\n"
+    )
     jobs = parse_parsable2(text)
     assert {j: jobs[j].category for j in jobs} == {
-        "20_0": "failed", "20_1": "active", "20_2": "failed", "20_3": "failed",
-        "20_4": "failed", "20_5": "failed", "20_6": "active", "20_7": "active",
-        "20_8": "active"}
+        "20_0": "failed",
+        "20_1": "active",
+        "20_2": "failed",
+        "20_3": "failed",
+        "20_4": "failed",
+        "20_5": "failed",
+        "20_6": "active",
+        "20_7": "active",
+        "20_8": "active",
+    }
     assert [jobs[f"20_{i}"].cause for i in (0, 2, 3, 4, 5)] == [
-        "preempted", "node_fail", "timeout", "cancelled", "oom"]
+        "preempted",
+        "node_fail",
+        "timeout",
+        "cancelled",
+        "oom",
+    ]
 
 
 def test_newer_slurm_json_state_lists_and_task_objects() -> None:
-    text = ('{"jobs": [{"job_id": 31, "array": {"job_id": 30, "task_id": {"set": true, '
-            '"number": 1}}, "state": {"current": ["PREEMPTED"]}, "time": {"submission": 5}}]}')
+    text = (
+        '{"jobs": [{"job_id": 31, "array": {"job_id": 30, "task_id": {"set": true, '
+        '"number": 1}}, "state": {"current": ["PREEMPTED"]}, "time": {"submission": 5}}]}'
+    )
     assert parse_json(text)["30_1"].state == "PREEMPTED"
 
 

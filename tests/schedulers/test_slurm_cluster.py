@@ -28,16 +28,18 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "joulebench", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "joulebench", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def squeue() -> str:
     return "; squeue:\n" + subprocess.run(["squeue"], capture_output=True, text=True).stdout
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
-             poll_s: float = 1.0) -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0
+) -> None:
     shared_wait_for(predicate, timeout_s, what, poll_s, diagnose=squeue)
 
 
@@ -90,8 +92,11 @@ def test_demo_suite_as_arrays_on_the_gpu_partition(checkout: Path) -> None:
         assert result.problem is None and result.jobs is not None
         return {result.jobs[j].state for j in ids.values()}
 
-    wait_for(lambda: not {"RUNNING", "COMPLETING"} & sacct_states(), 60,
-             "sacct to show every task finished")
+    wait_for(
+        lambda: not {"RUNNING", "COMPLETING"} & sacct_states(),
+        60,
+        "sacct to show every task finished",
+    )
     assert sacct_states() == {"COMPLETED"}
     status = cli("status", "demo")
     assert status.returncode == 0 and "note:" not in status.stdout
@@ -116,8 +121,12 @@ def test_preempted_task_requeues_and_resumes_from_its_checkpoint(checkout: Path)
     assert sub.returncode == 0, sub.stdout + sub.stderr
     work = checkout / "results" / "raw_results" / "0001" / ".work"
     wait_for(lambda: finished_batches(work) >= 2, 300, "two checkpointed batches", poll_s=0.2)
-    urgent = subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--parsable",
-                             "--wrap", "sleep 3"], capture_output=True, text=True, check=True)
+    urgent = subprocess.run(
+        ["sbatch", "--partition", "urgent", "--exclusive", "--parsable", "--wrap", "sleep 3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert urgent.stdout.strip()
     wait_for(all_done("preempt", 1), 600, "the preempted key to finish", poll_s=2)
     got = rows(checkout)
@@ -168,11 +177,20 @@ controlled:
 """
 
 
-def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
-        checkout: Path) -> None:
+def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(checkout: Path) -> None:
     write_suite(checkout, "rq", REQUEUE_SUITE)
-    sub = cli("submit-suite", "rq", "--partition", "gpu", "--time", "00:20:00",
-              "--cpus-per-task", "1", "--array-parallelism", "2")
+    sub = cli(
+        "submit-suite",
+        "rq",
+        "--partition",
+        "gpu",
+        "--time",
+        "00:20:00",
+        "--cpus-per-task",
+        "1",
+        "--array-parallelism",
+        "2",
+    )
     assert sub.returncode == 0, sub.stdout + sub.stderr
     keys = sorted(job_ids(checkout))
     requeued, cancelled, untouched = keys
@@ -188,9 +206,16 @@ def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
     subprocess.run(["scontrol", "requeue", ids[requeued]], check=True)
     subprocess.run(["scancel", ids[cancelled]], check=True)
 
-    wait_for(lambda: labels("rq")[requeued] == "done" and labels("rq")[untouched] == "done"
-             and labels("rq")[cancelled].startswith("failed"), 600,
-             "the requeued and untouched keys to finish", poll_s=2)
+    wait_for(
+        lambda: (
+            labels("rq")[requeued] == "done"
+            and labels("rq")[untouched] == "done"
+            and labels("rq")[cancelled].startswith("failed")
+        ),
+        600,
+        "the requeued and untouched keys to finish",
+        poll_s=2,
+    )
     assert labels("rq")[cancelled] == "failed:cancelled"
     dry = cli("resume-failed", "rq", "--dry-run")
     assert dry.returncode == 0
@@ -198,8 +223,9 @@ def test_requeue_and_cancel_then_resume_failed_puts_back_only_the_cancelled(
     assert listed == [cancelled]
 
     before = ProgressTracker(checkout / "persistent_progress_trackers").read()
-    resumed = cli("resume-failed", "rq", "--partition", "gpu", "--time", "00:20:00",
-                  "--cpus-per-task", "1")
+    resumed = cli(
+        "resume-failed", "rq", "--partition", "gpu", "--time", "00:20:00", "--cpus-per-task", "1"
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "submitted 1 task" in resumed.stdout
     wait_for(all_done("rq", 3), 600, "the resumed key to finish", poll_s=2)
@@ -228,22 +254,27 @@ controlled:
 
 
 def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
-        checkout: Path) -> None:
+    checkout: Path,
+) -> None:
     write_suite(checkout, "chunk", CHUNK_SUITE)
-    sub = cli("submit-suite", "chunk", "--partition", "gpu", "--time", "00:20:00",
-              "--keys-per-task", "3")
+    sub = cli(
+        "submit-suite", "chunk", "--partition", "gpu", "--time", "00:20:00", "--keys-per-task", "3"
+    )
     assert sub.returncode == 0, sub.stdout + sub.stderr
     assert "submitted 3 keys as 1 task in 1 sbatch call" in sub.stdout
     keys = sorted(job_ids(checkout))
     assert len(set(job_ids(checkout).values())) == 1  # one array task holds all three
     # Preempt once the first key is done and the second has checkpointed a batch.
     second = checkout / "results" / "raw_results" / "0002" / ".work"
-    wait_for(lambda: finished_batches(second) >= 1, 300, "the second key under way",
-             poll_s=0.2)
+    wait_for(lambda: finished_batches(second) >= 1, 300, "the second key under way", poll_s=0.2)
     assert list(labels("chunk").values()).count("done") == 1
     assert sorted(labels("chunk").values()) == ["done", "queued", "running"]
-    subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--parsable", "--wrap",
-                    "sleep 3"], capture_output=True, text=True, check=True)
+    subprocess.run(
+        ["sbatch", "--partition", "urgent", "--exclusive", "--parsable", "--wrap", "sleep 3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wait_for(all_done("chunk", 3), 600, "the chunk to finish after its requeue", poll_s=2)
     state = ProgressTracker(checkout / "persistent_progress_trackers").read()
     assert [state.keys[k].experiment_id for k in keys] == ["0001", "0002", "0003"]
@@ -253,9 +284,18 @@ def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
     job = next(iter(job_ids(checkout).values()))
     history = query_sacct([job], "now-1hour").jobs[job]
     assert "PREEMPTED" in history.history or "REQUEUED" in history.history
-    setups = {r["experiment_id"]: json.loads(
-        (checkout / "results" / "raw_results" / r["experiment_id"] /
-         f"{r['experiment_id']}_1_experiment_setup.json").read_text()) for r in got}
+    setups = {
+        r["experiment_id"]: json.loads(
+            (
+                checkout
+                / "results"
+                / "raw_results"
+                / r["experiment_id"]
+                / f"{r['experiment_id']}_1_experiment_setup.json"
+            ).read_text()
+        )
+        for r in got
+    }
     assert int(next(r for r in got if r["experiment_id"] == "0001")["attempt"]) == 1
     metrics = json.loads((second.parent / "0002_4_inference_metrics.json").read_text())
     assert metrics["batches_resumed"] >= 1  # the interrupted key kept its batches
@@ -266,8 +306,10 @@ def test_keys_per_task_reuses_workers_and_a_preempted_chunk_skips_its_done_keys(
 def tracker_events(checkout: Path, op: str) -> list[dict[str, str]]:
     """Every ``op`` event ever journalled: the folded history, then the live journal."""
     tracker = ProgressTracker(checkout / "persistent_progress_trackers")
-    files = [*sorted((tracker.journal_path.parent / "history").glob("journal-*.jsonl")),
-             tracker.journal_path]
+    files = [
+        *sorted((tracker.journal_path.parent / "history").glob("journal-*.jsonl")),
+        tracker.journal_path,
+    ]
     events = []
     for path in files:
         for line in path.read_text().splitlines() if path.exists() else []:
@@ -306,8 +348,18 @@ def test_usr2_then_term_40ms_apart_is_recorded_as_preempted(checkout: Path) -> N
 
 def test_usr2_after_the_last_key_ends_the_task_instead_of_requeueing(checkout: Path) -> None:
     write_suite(checkout, "late", LATE_SUITE)
-    sub = cli("submit-suite", "late", "--partition", "gpu", "--time", "00:20:00",
-              "--cpus-per-task", "1", "--array-parallelism", "1")
+    sub = cli(
+        "submit-suite",
+        "late",
+        "--partition",
+        "gpu",
+        "--time",
+        "00:20:00",
+        "--cpus-per-task",
+        "1",
+        "--array-parallelism",
+        "1",
+    )
     assert sub.returncode == 0, sub.stdout + sub.stderr
     ids = job_ids(checkout)
     caught = []
@@ -316,13 +368,20 @@ def test_usr2_after_the_last_key_ends_the_task_instead_of_requeueing(checkout: P
         # The signal must land between the done mark and the task's exit. Holding the
         # tracker lock as soon as the key is done keeps the task there: it takes the lock
         # once more, to sync the legacy files, before it returns.
-        wait_for(lambda k=key: tracker.read().keys[k].state == "done", 300,
-                 f"{key} done", poll_s=0.02)
+        wait_for(
+            lambda k=key: tracker.read().keys[k].state == "done", 300, f"{key} done", poll_s=0.02
+        )
         with tracker.locked():
-            alive = subprocess.run(["squeue", "-h", "-j", ids[key], "-o", "%T"],
-                                   capture_output=True, text=True).stdout.strip()
-            if alive == "RUNNING" and subprocess.run(
-                    ["scancel", "--signal=USR2", ids[key]], capture_output=True).returncode == 0:
+            alive = subprocess.run(
+                ["squeue", "-h", "-j", ids[key], "-o", "%T"], capture_output=True, text=True
+            ).stdout.strip()
+            if (
+                alive == "RUNNING"
+                and subprocess.run(
+                    ["scancel", "--signal=USR2", ids[key]], capture_output=True
+                ).returncode
+                == 0
+            ):
                 caught.append(ids[key])
                 time.sleep(1.0)  # the handler runs while the task waits for the lock
     wait_for(all_done("late", len(ids)), 300, "every key done", poll_s=1)
@@ -334,8 +393,9 @@ def test_usr2_after_the_last_key_ends_the_task_instead_of_requeueing(checkout: P
 
     wait_for(settled, 90, "sacct to show the signalled tasks ended")
     jobs = query_sacct(caught, "now-1hour").jobs or {}
-    assert {j: (jobs[j].state, jobs[j].history) for j in caught} == \
-        {j: ("COMPLETED", []) for j in caught}
+    assert {j: (jobs[j].state, jobs[j].history) for j in caught} == {
+        j: ("COMPLETED", []) for j in caught
+    }
     logs = "".join(p.read_text() for p in (checkout / "logs" / "submitit").glob("*.err"))
     assert "USR2 after this task's last key: ending instead of requeueing" in logs
     assert "Requeued job" not in logs and "Calling checkpoint method" not in logs

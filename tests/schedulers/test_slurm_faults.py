@@ -51,8 +51,16 @@ controlled:
   seed: [1, 2, 3]
 """
 URGENT = "jb-fault-urgent"  # the job that preempts the suite's tasks
-SLURM_FLAGS = ["--partition", "gpu", "--time", "00:20:00", "--cpus-per-task", "1",
-               "--array-parallelism", "2"]
+SLURM_FLAGS = [
+    "--partition",
+    "gpu",
+    "--time",
+    "00:20:00",
+    "--cpus-per-task",
+    "1",
+    "--array-parallelism",
+    "2",
+]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,14 +68,18 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     # it can see (2 here: the dev node binds no CPUs), not the 1 Slurm gave the task, so
     # two tasks would run 4 spinning threads on 2 cores, ten times slower.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "joulebench", *args], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "joulebench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def dev(script: str, *args: str) -> float:
     """Run a dev-cluster script; the wall clock when it returned."""
-    done = subprocess.run([str(DEV / script), *args], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([str(DEV / script), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{script} {' '.join(args)}:\n{done.stderr[-2000:]}"
     return time.time()
 
@@ -76,8 +88,9 @@ def squeue() -> str:
     return "; squeue:\n" + subprocess.run(["squeue"], capture_output=True, text=True).stdout
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
-             poll_s: float = 1.0) -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0
+) -> None:
     shared_wait_for(predicate, timeout_s, what, poll_s, diagnose=squeue)
 
 
@@ -109,14 +122,25 @@ def recover(checkout: Path) -> Iterator[None]:
         yield
     finally:
         dev("up")  # starts any stopped daemon, resumes a DOWN node
-        arrays = sorted({j.split("_")[0] for j in job_ids(checkout).values()
-                         if j and j != "None" and not j.startswith("local-")})
+        arrays = sorted(
+            {
+                j.split("_")[0]
+                for j in job_ids(checkout).values()
+                if j and j != "None" and not j.startswith("local-")
+            }
+        )
         subprocess.run(["scancel", "--name", URGENT], capture_output=True, timeout=30)
         if arrays:
             subprocess.run(["scancel", *arrays], capture_output=True, timeout=30)
-            wait_for(lambda: not subprocess.run(
-                ["squeue", "-h", "--jobs", ",".join(arrays)], capture_output=True,
-                text=True).stdout.strip(), 60, "the test's jobs to leave the node")
+            wait_for(
+                lambda: (
+                    not subprocess.run(
+                        ["squeue", "-h", "--jobs", ",".join(arrays)], capture_output=True, text=True
+                    ).stdout.strip()
+                ),
+                60,
+                "the test's jobs to leave the node",
+            )
 
 
 def journal_done_counts(checkout: Path) -> Counter[str]:
@@ -185,17 +209,20 @@ def wait_sacct_settled(checkout: Path, earlier: tuple[str, ...] = ()) -> dict[st
 
 def report(name: str, **figures: float | int | str) -> None:
     """Timings for the docs; shown with pytest -s, and in the -rA summary."""
-    text = " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in figures.items())
+    text = " ".join(
+        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+    )
     print(f"\nFAULT-TIMING {name}: {text}")
 
 
-def test_slurmd_killed_then_slurmctld_restarted_mid_suite(checkout: Path, recover: None
-                                                          ) -> None:
+def test_slurmd_killed_then_slurmctld_restarted_mid_suite(checkout: Path, recover: None) -> None:
     t0 = time.time()
     keys = submit(checkout, "ctld")
-    wait_for(lambda: list(tracker_labels("ctld").values()).count("running") == 2, 180,
-             "two tasks running")
+    wait_for(
+        lambda: list(tracker_labels("ctld").values()).count("running") == 2,
+        180,
+        "two tasks running",
+    )
     # slurmd dies alone (SIGKILL) and comes back: its running jobs carry on untouched.
     killed_at = dev("fault", "kill-slurmd")
     slurmd_back_at = dev("up")
@@ -206,22 +233,32 @@ def test_slurmd_killed_then_slurmctld_restarted_mid_suite(checkout: Path, recove
     # slurmctld may not have told slurmdbd about the jobs yet, and squeue needs
     # slurmctld: then resume-failed refuses rather than take running jobs for gone.
     dry = cli("resume-failed", "ctld", "--dry-run")
-    assert dry.stdout.startswith("0 keys would be resumed") if dry.returncode == 0 else \
-        dry.returncode == 2 and "state is unknown" in dry.stderr, dry.stdout + dry.stderr
+    assert (
+        dry.stdout.startswith("0 keys would be resumed")
+        if dry.returncode == 0
+        else dry.returncode == 2 and "state is unknown" in dry.stderr
+    ), dry.stdout + dry.stderr
     # Keep it down until a task finishes meanwhile: its end reaches slurmctld only later.
-    wait_for(lambda: "done" in tracker_labels("ctld").values(), 240,
-             "a task to finish while slurmctld is down")
+    wait_for(
+        lambda: "done" in tracker_labels("ctld").values(),
+        240,
+        "a task to finish while slurmctld is down",
+    )
     restarted_at = dev("up")
-    wait_for(lambda: set(labels("ctld").values()) == {"done"}, 300, "the suite to finish",
-             poll_s=2)
+    wait_for(lambda: set(labels("ctld").values()) == {"done"}, 300, "the suite to finish", poll_s=2)
     finished_at = time.time()
     history = wait_sacct_settled(checkout)
     assert all(states == ["COMPLETED"] for states in history.values()), history
     assert_each_key_done_once(checkout, keys)
-    report("slurmd-kill+slurmctld-restart", slurmd_down_s=slurmd_back_at - killed_at,
-           ctld_down_s=restarted_at - stopped_at,
-           after_restart_to_done_s=finished_at - restarted_at, suite_s=finished_at - t0,
-           requeued=0, resubmitted=0)
+    report(
+        "slurmd-kill+slurmctld-restart",
+        slurmd_down_s=slurmd_back_at - killed_at,
+        ctld_down_s=restarted_at - stopped_at,
+        after_restart_to_done_s=finished_at - restarted_at,
+        suite_s=finished_at - t0,
+        requeued=0,
+        resubmitted=0,
+    )
 
 
 def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
@@ -229,8 +266,11 @@ def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
     keys = submit(checkout, "crash")
     ids = job_ids(checkout)
     # Running in the tracker: claimed, so the crash interrupts a run with an ID.
-    wait_for(lambda: list(tracker_labels("crash").values()).count("running") == 2, 180,
-             "two tasks running")
+    wait_for(
+        lambda: list(tracker_labels("crash").values()).count("running") == 2,
+        180,
+        "two tasks running",
+    )
     running = sorted(k for k, label in tracker_labels("crash").items() if label == "running")
     stuck, requeued = running
     # One task may not be requeued (sbatch --no-requeue, or JobRequeue=0 on a site):
@@ -238,8 +278,11 @@ def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
     subprocess.run(["scontrol", "update", f"jobid={ids[stuck]}", "requeue=0"], check=True)
     crashed_at = dev("fault", "crash-node")
     back_at = dev("up")
-    wait_for(lambda: labels("crash")[stuck] == "failed:node_fail", 60,
-             "the non-requeueable task to show NODE_FAIL")
+    wait_for(
+        lambda: labels("crash")[stuck] == "failed:node_fail",
+        60,
+        "the non-requeueable task to show NODE_FAIL",
+    )
     dry = cli("resume-failed", "crash", "--dry-run")
     assert dry.returncode == 0
     assert [ln.strip() for ln in dry.stdout.splitlines()[1:] if ln.strip()] == [stuck]
@@ -248,8 +291,9 @@ def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
     resumed_at = time.time()
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "submitted 1 task" in resumed.stdout
-    wait_for(lambda: set(labels("crash").values()) == {"done"}, 300, "the suite to finish",
-             poll_s=2)
+    wait_for(
+        lambda: set(labels("crash").values()) == {"done"}, 300, "the suite to finish", poll_s=2
+    )
     finished_at = time.time()
     after = ProgressTracker(checkout / TRACKER).read()
     assert after.keys[stuck].experiment_id == before.keys[stuck].experiment_id
@@ -258,10 +302,15 @@ def test_node_crash_then_resume_failed(checkout: Path, recover: None) -> None:
     assert history[ids[requeued]][0] == "NODE_FAIL" and history[ids[requeued]][-1] == "COMPLETED"
     assert history[ids[stuck]] == ["NODE_FAIL"]
     assert_each_key_done_once(checkout, keys)
-    report("node-crash", node_down_s=back_at - crashed_at,
-           crash_to_resubmit_s=resumed_at - crashed_at,
-           after_resubmit_to_done_s=finished_at - resumed_at, suite_s=finished_at - t0,
-           requeued=1, resubmitted=1)
+    report(
+        "node-crash",
+        node_down_s=back_at - crashed_at,
+        crash_to_resubmit_s=resumed_at - crashed_at,
+        after_resubmit_to_done_s=finished_at - resumed_at,
+        suite_s=finished_at - t0,
+        requeued=1,
+        resubmitted=1,
+    )
 
 
 def one_line_note(result: subprocess.CompletedProcess[str]) -> str:
@@ -273,26 +322,46 @@ def one_line_note(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_sacct_down_status_warns_and_nothing_alive_is_resubmitted(
-        checkout: Path, recover: None) -> None:
+    checkout: Path, recover: None
+) -> None:
     t0 = time.time()
     keys = submit(checkout, "nodb")
-    wait_for(lambda: list(tracker_labels("nodb").values()).count("running") == 2, 180,
-             "two tasks running")
+    wait_for(
+        lambda: list(tracker_labels("nodb").values()).count("running") == 2,
+        180,
+        "two tasks running",
+    )
     stopped_at = dev("fault", "stop-dbd")
     # Preempt both running tasks: they record "failed: preempted" and submitit requeues
     # them. The tracker alone would call them resumable; squeue knows they are queued.
-    subprocess.run(["sbatch", "--partition", "urgent", "--exclusive", "--job-name", URGENT,
-                    "--wrap", "sleep 3"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "sbatch",
+            "--partition",
+            "urgent",
+            "--exclusive",
+            "--job-name",
+            URGENT,
+            "--wrap",
+            "sleep 3",
+        ],
+        check=True,
+        capture_output=True,
+    )
     note = one_line_note(cli("status", "nodb"))
     array = job_ids(checkout)[keys[0]].split("_")[0]
 
     def preempted_and_off_the_node() -> bool:
         # Stopping slurmctld while a preempted step still ends leaves it unable to report
         # its end; slurmd then drains the node ("Kill task failed"). Wait for the ends.
-        ending = subprocess.run(["squeue", "-h", "-t", "R,CG", "--jobs", array],
-                                capture_output=True, text=True)
-        return ending.returncode == 0 and not ending.stdout.strip() and \
-            "failed:preempted" in tracker_labels("nodb").values()
+        ending = subprocess.run(
+            ["squeue", "-h", "-t", "R,CG", "--jobs", array], capture_output=True, text=True
+        )
+        return (
+            ending.returncode == 0
+            and not ending.stdout.strip()
+            and "failed:preempted" in tracker_labels("nodb").values()
+        )
 
     wait_for(preempted_and_off_the_node, 120, "the preempted tasks to leave the node")
     dry = cli("resume-failed", "nodb", "--dry-run")
@@ -307,13 +376,19 @@ def test_sacct_down_status_warns_and_nothing_alive_is_resubmitted(
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1 and "state is unknown" in refused.stderr
     restored_at = dev("up")
-    wait_for(lambda: set(labels("nodb").values()) == {"done"}, 300, "the suite to finish",
-             poll_s=2)
+    wait_for(lambda: set(labels("nodb").values()) == {"done"}, 300, "the suite to finish", poll_s=2)
     finished_at = time.time()
     history = wait_sacct_settled(checkout)
     requeued = sum("PREEMPTED" in states or "REQUEUED" in states for states in history.values())
     assert requeued >= 1 and all(states[-1] == "COMPLETED" for states in history.values())
     assert_each_key_done_once(checkout, keys)
-    report("sacct-down", dbd_down_s=restored_at - stopped_at,
-           after_restore_to_done_s=finished_at - restored_at, suite_s=finished_at - t0,
-           requeued=requeued, resubmitted=0, note=repr(note), both_down=repr(both_down_note))
+    report(
+        "sacct-down",
+        dbd_down_s=restored_at - stopped_at,
+        after_restore_to_done_s=finished_at - restored_at,
+        suite_s=finished_at - t0,
+        requeued=requeued,
+        resubmitted=0,
+        note=repr(note),
+        both_down=repr(both_down_note),
+    )

@@ -63,24 +63,31 @@ def test_max_array_size_falls_back_when_scontrol_fails() -> None:
     assert max_array_size(failing) == 1001
 
 
-DBD_DOWN = ("sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
-            "connection to host:127.0.0.1:6819: Connection refused\n"
-            "sacct: error: Sending PersistInit msg: Connection refused\n"
-            "sacct: error: Problem talking to the database: Connection refused\n")
+DBD_DOWN = (
+    "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
+    "connection to host:127.0.0.1:6819: Connection refused\n"
+    "sacct: error: Sending PersistInit msg: Connection refused\n"
+    "sacct: error: Problem talking to the database: Connection refused\n"
+)
 
 
 def test_a_failing_sacct_is_reported_in_one_line() -> None:
     def down(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess(cmd, 1, "", DBD_DOWN)
 
-    assert query_sacct(["1"], "now", down).problem == \
-        "sacct failed: Problem talking to the database: Connection refused"
+    assert (
+        query_sacct(["1"], "now", down).problem
+        == "sacct failed: Problem talking to the database: Connection refused"
+    )
 
 
 def test_squeue_lists_live_array_tasks_one_per_line() -> None:
     jobs = parse_squeue("205_2|PENDING\n205_0|RUNNING\n210|COMPLETING\n")
-    assert {j: r.state for j, r in jobs.items()} == \
-        {"205_2": "PENDING", "205_0": "RUNNING", "210": "COMPLETING"}
+    assert {j: r.state for j, r in jobs.items()} == {
+        "205_2": "PENDING",
+        "205_0": "RUNNING",
+        "210": "COMPLETING",
+    }
     with pytest.raises(SchedulerError, match="squeue: unexpected line"):
         parse_squeue("JOBID PARTITION NAME\n")
 
@@ -132,15 +139,28 @@ def test_a_job_sacct_has_not_recorded_yet_is_not_stale(slurm_tracker: api.Paths)
 def sacct_json(*jobs: tuple[str, str]) -> str:
     import json
 
-    return json.dumps({"jobs": [
-        {"job_id": 100 + n, "array": {"job_id": int(j.split("_")[0]),
-                                      "task_id": {"set": True, "number": int(j.split("_")[1])}},
-         "state": {"current": [state]}, "exit_code": {}, "nodes": "n1"}
-        for n, (j, state) in enumerate(jobs)]})
+    return json.dumps(
+        {
+            "jobs": [
+                {
+                    "job_id": 100 + n,
+                    "array": {
+                        "job_id": int(j.split("_")[0]),
+                        "task_id": {"set": True, "number": int(j.split("_")[1])},
+                    },
+                    "state": {"current": [state]},
+                    "exit_code": {},
+                    "nodes": "n1",
+                }
+                for n, (j, state) in enumerate(jobs)
+            ]
+        }
+    )
 
 
 def test_a_requeued_job_sacct_still_shows_ended_is_not_resubmitted(
-        slurm_tracker: api.Paths) -> None:
+    slurm_tracker: api.Paths,
+) -> None:
     # After a node failure slurmctld requeues the task at once, but slurmdbd may still hold
     # only the NODE_FAIL record: squeue, which lists the requeued task, decides.
     sacct = sacct_json(("7_0", "NODE_FAIL"), ("7_1", "PREEMPTED"), ("7_2", "PENDING"))
@@ -223,7 +243,8 @@ def test_no_sacct_keeps_running_slurm_keys_running(slurm_tracker: api.Paths) -> 
 
 
 def test_submit_refused_over_unknown_slurm_state_writes_nothing(
-        checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The refusal comes before the backup and the registration, like every user error."""
     import hashlib
 
@@ -243,14 +264,21 @@ def test_submit_refused_over_unknown_slurm_state_writes_nothing(
     tracker.sync()
 
     def tree() -> dict[str, str]:
-        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(checkout.rglob("*")) if p.is_file()
-                and p.name != ".tracker.lock"}
+        return {
+            str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(checkout.rglob("*"))
+            if p.is_file() and p.name != ".tracker.lock"
+        }
 
     before = tree()
     with pytest.raises(SchedulerError, match="submitting nothing"):
-        api.submit_suite("few", executor="slurm", paths=paths, preflight=False,
-                         runner=slurm_runner((1, ""), (1, "")))
+        api.submit_suite(
+            "few",
+            executor="slurm",
+            paths=paths,
+            preflight=False,
+            runner=slurm_runner((1, ""), (1, "")),
+        )
     assert tree() == before
 
 
@@ -258,10 +286,25 @@ def test_latest_failures_keep_each_suites_own() -> None:
     from joulebench.schedulers.slurm_view import KeyLabels, latest_failures
     from joulebench.tracker import KeyRecord
 
-    busy = [KeyRecord(f"m::busy::c::{i}", state="failed", suite="busy", cause="oom",
-                      updated_at=f"2026-12-02T10:{i:02d}:00") for i in range(8)]
-    quiet = [KeyRecord("m::quiet::c::1", state="failed", suite="quiet", cause="oom",
-                       updated_at="2026-12-01T00:00:00")]
+    busy = [
+        KeyRecord(
+            f"m::busy::c::{i}",
+            state="failed",
+            suite="busy",
+            cause="oom",
+            updated_at=f"2026-12-02T10:{i:02d}:00",
+        )
+        for i in range(8)
+    ]
+    quiet = [
+        KeyRecord(
+            "m::quiet::c::1",
+            state="failed",
+            suite="quiet",
+            cause="oom",
+            updated_at="2026-12-01T00:00:00",
+        )
+    ]
     labels = KeyLabels({r.key: "failed:oom" for r in busy + quiet}, None)
     shown = latest_failures(busy + quiet, labels, per_suite=5)
     assert [r.suite for r in shown].count("busy") == 5 and shown[-1].suite == "quiet"

@@ -9,8 +9,12 @@ import pytest
 from joulebench.errors import ConfigError
 from joulebench.suite import SuiteDefinition, deep_merge, expand_suite, load_and_expand, split_key
 
-BASE = {"model": "base-model", "batch_size": 8, "max_output_tokens": 32,
-        "decoder": {"mode": "greedy", "temperature": 1.0}}
+BASE = {
+    "model": "base-model",
+    "batch_size": 8,
+    "max_output_tokens": 32,
+    "decoder": {"mode": "greedy", "temperature": 1.0},
+}
 MODELS = {"a": {"model": "org/model-a"}, "b": {"model": "org/model-b", "precision": "bfloat16"}}
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -21,8 +25,9 @@ def suite(**kwargs: object) -> SuiteDefinition:
 
 
 def test_controlled_varies_one_field_at_a_time_across_models_and_cycles() -> None:
-    specs = expand_suite(suite(controlled={"batch_size": [1, 16],
-                                           "decoder": {"sampling": {"mode": "sampling"}}}), 2)
+    specs = expand_suite(
+        suite(controlled={"batch_size": [1, 16], "decoder": {"sampling": {"mode": "sampling"}}}), 2
+    )
     assert len(specs) == 2 * 2 * 3  # cycles x models x configs
     assert specs[0].key == "org/model-a::s::batch_size_1::1"
     assert specs[-1].key == "org/model-b::s::decoder_sampling::2"
@@ -33,19 +38,28 @@ def test_controlled_varies_one_field_at_a_time_across_models_and_cycles() -> Non
 
 
 def test_grid_is_a_cartesian_product_with_readable_names() -> None:
-    specs = expand_suite(suite(grid={"batch_size": [1, 2], "precision": ["float16", "bfloat16"]}),
-                         1)
+    specs = expand_suite(
+        suite(grid={"batch_size": [1, 2], "precision": ["float16", "bfloat16"]}), 1
+    )
     names = sorted({s.config_name for s in specs})
-    assert names == ["batch_size_1__precision_bfloat16", "batch_size_1__precision_float16",
-                     "batch_size_2__precision_bfloat16", "batch_size_2__precision_float16"]
+    assert names == [
+        "batch_size_1__precision_bfloat16",
+        "batch_size_1__precision_float16",
+        "batch_size_2__precision_bfloat16",
+        "batch_size_2__precision_float16",
+    ]
 
 
 def test_grid_values_that_cannot_be_in_a_name_are_named_by_a_mapping() -> None:
     grid = {"batch_size": [1, 2], "decoder.mode": {"g": "greedy", "s": "sampling"}}
     specs = expand_suite(suite(grid=grid), 1)
     modes = {s.config_name: s.config.decoder.mode for s in specs}
-    assert modes == {"batch_size_1__mode_g": "greedy", "batch_size_1__mode_s": "sampling",
-                     "batch_size_2__mode_g": "greedy", "batch_size_2__mode_s": "sampling"}
+    assert modes == {
+        "batch_size_1__mode_g": "greedy",
+        "batch_size_1__mode_s": "sampling",
+        "batch_size_2__mode_g": "greedy",
+        "batch_size_2__mode_s": "sampling",
+    }
 
 
 def test_a_grid_value_listed_twice_is_refused() -> None:
@@ -68,8 +82,7 @@ def test_each_cycle_runs_a_seeded_permutation_of_the_same_configs() -> None:
     specs = expand_suite(suite(shuffle=True, order_seed=7, **kinds), 3)
     again = expand_suite(suite(shuffle=True, order_seed=7, **kinds), 3)
     assert [s.key for s in specs] == [s.key for s in again]  # seeded: reproducible
-    per_cycle = [[(s.model_label, s.config_name) for s in specs if s.cycle == c]
-                 for c in (1, 2, 3)]
+    per_cycle = [[(s.model_label, s.config_name) for s in specs if s.cycle == c] for c in (1, 2, 3)]
     assert sorted(per_cycle[0]) == sorted(per_cycle[1]) == sorted(per_cycle[2])
     assert len({tuple(order) for order in per_cycle}) > 1  # cycles differ in order
     assert [s.cycle for s in specs] == sorted(s.cycle for s in specs)  # cycle-major
@@ -90,14 +103,17 @@ def test_split_key_inverts_the_key_even_with_slashes_in_the_model() -> None:
     assert split_key("org/model-a::s::batch_size_1::3") == ("org/model-a", "s", "batch_size_1", 3)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"controlled": {"batch_size": []}}, "controlled.batch_size"),
-    ({"controlled": {"batch_size": [0]}}, "field 'batch_size'"),
-    ({"grid": {"precision": ["float8"]}}, "field 'precision'"),
-    ({"configs": {"bad name!": {}}}, "config name 'bad name!'"),
-    ({"configs": {"x": {"bogus_key": 1}}}, "unknown key 'bogus_key'"),
-    ({"controlled": {"batch_size": [1]}, "configs": {"batch_size_1": {}}}, "appears twice"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"controlled": {"batch_size": []}}, "controlled.batch_size"),
+        ({"controlled": {"batch_size": [0]}}, "field 'batch_size'"),
+        ({"grid": {"precision": ["float8"]}}, "field 'precision'"),
+        ({"configs": {"bad name!": {}}}, "config name 'bad name!'"),
+        ({"configs": {"x": {"bogus_key": 1}}}, "unknown key 'bogus_key'"),
+        ({"controlled": {"batch_size": [1]}, "configs": {"batch_size_1": {}}}, "appears twice"),
+    ],
+)
 def test_bad_variations_name_the_field(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         expand_suite(suite(**kwargs), 1)
@@ -108,9 +124,19 @@ def test_zero_cycles_is_refused() -> None:
         expand_suite(suite(), 0)
 
 
-@pytest.mark.parametrize("name, count", [("demo", 4), ("controlled", 30), ("models", 5),
-                                         ("scenarios", 10), ("grid", 8), ("aienergyscore", 1),
-                                         ("mlenergy", 3), ("gpu-precision", 3)])
+@pytest.mark.parametrize(
+    "name, count",
+    [
+        ("demo", 4),
+        ("controlled", 30),
+        ("models", 5),
+        ("scenarios", 10),
+        ("grid", 8),
+        ("aienergyscore", 1),
+        ("mlenergy", 3),
+        ("gpu-precision", 3),
+    ],
+)
 def test_shipped_suites_expand(name: str, count: int) -> None:
     assert len(load_and_expand(name, 1, REPO_CONFIGS)) == count
 
@@ -122,9 +148,16 @@ def test_a_yaml_grid_over_dataset_paths_names_them(checkout: Path) -> None:
     data.mkdir()
     for name in ("a", "b"):
         (data / f"{name}.jsonl").write_text('{"text": "hello there"}\n' * 4)
-    write_suite(checkout, "paths", "models: [tiny-demo]\ngrid:\n  batch_size: [1, 2]\n"
-                "  dataset.name: {a: prompts/a.jsonl, b: prompts/b.jsonl}\n")
+    write_suite(
+        checkout,
+        "paths",
+        "models: [tiny-demo]\ngrid:\n  batch_size: [1, 2]\n"
+        "  dataset.name: {a: prompts/a.jsonl, b: prompts/b.jsonl}\n",
+    )
     specs = load_and_expand("paths", 1, checkout / "configs")
     assert {(s.config_name, s.config.dataset.name) for s in specs} == {
-        ("batch_size_1__name_a", "prompts/a.jsonl"), ("batch_size_1__name_b", "prompts/b.jsonl"),
-        ("batch_size_2__name_a", "prompts/a.jsonl"), ("batch_size_2__name_b", "prompts/b.jsonl")}
+        ("batch_size_1__name_a", "prompts/a.jsonl"),
+        ("batch_size_1__name_b", "prompts/b.jsonl"),
+        ("batch_size_2__name_a", "prompts/a.jsonl"),
+        ("batch_size_2__name_b", "prompts/b.jsonl"),
+    }

@@ -21,9 +21,13 @@ from joulebench.tracker import DONE, ProgressTracker
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-            capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs needs root")
     try:
         yield mount
@@ -97,13 +101,21 @@ def test_full_disk_during_the_csv_append_leaves_the_key_undone(small_disk: Path)
     big_note = "x" * 200_000  # larger than any page the CSV still has room for
 
     with pytest.raises(TrackerError, match="No space left"):
-        tracker.complete("m::s::c0::1", claim.experiment_id or "",
-                         lambda attempt: append_row(csv_file, {"experiment_id": claim.experiment_id,
-                                                               "note": big_note}, columns))
+        tracker.complete(
+            "m::s::c0::1",
+            claim.experiment_id or "",
+            lambda attempt: append_row(
+                csv_file, {"experiment_id": claim.experiment_id, "note": big_note}, columns
+            ),
+        )
     assert ProgressTracker(small_disk / "t").read().keys["m::s::c0::1"].state != DONE
     assert [r["experiment_id"] for r in read_rows(csv_file)] == ["0000"]
     filler.unlink()
-    assert tracker.complete("m::s::c0::1", claim.experiment_id or "",
-                            lambda attempt: append_row(csv_file, {
-                                "experiment_id": claim.experiment_id, "note": "ok"}, columns))
+    assert tracker.complete(
+        "m::s::c0::1",
+        claim.experiment_id or "",
+        lambda attempt: append_row(
+            csv_file, {"experiment_id": claim.experiment_id, "note": "ok"}, columns
+        ),
+    )
     assert [r["experiment_id"] for r in read_rows(csv_file)] == ["0000", "0001"]

@@ -49,16 +49,18 @@ def _journal_ops(folder: Path, op: str) -> Counter[str]:
 
 
 @pytest.mark.parametrize("lock", ["hard", "soft"])
-def test_sixteen_processes_hundred_claims_each_share_one_pool(tmp_path: Path,
-                                                              lock: str) -> None:
+def test_sixteen_processes_hundred_claims_each_share_one_pool(tmp_path: Path, lock: str) -> None:
     keys = [f"m::s::c{i}::1" for i in range(PROCESSES * EACH)]
     # A large compaction threshold keeps every event in one journal for the count below.
     ProgressTracker(tmp_path, lock=lock, compact_bytes=1 << 30).register(
-        "s", [(k, "h") for k in keys])
+        "s", [(k, "h") for k in keys]
+    )
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_contender, args=(str(tmp_path), w, keys, lock, out))
-             for w in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=_contender, args=(str(tmp_path), w, keys, lock, out))
+        for w in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     results = [pair for _ in procs for pair in out.get(timeout=300)]
@@ -102,8 +104,9 @@ def test_soft_lock_of_a_killed_holder_on_this_host_is_broken_at_once(tmp_path: P
 
 
 def _foreign_lock(folder: Path) -> None:
-    (folder / SOFT_LOCK_FILE).write_text(json.dumps(
-        {"token": "feedface", "host": "another-node", "pid": 1, "lease_s": 1.0}))
+    (folder / SOFT_LOCK_FILE).write_text(
+        json.dumps({"token": "feedface", "host": "another-node", "pid": 1, "lease_s": 1.0})
+    )
 
 
 def test_soft_lock_of_another_host_is_broken_only_after_its_lease(tmp_path: Path) -> None:
@@ -170,14 +173,17 @@ def test_tracker_yaml_selects_soft_lock(tmp_path: Path) -> None:
     assert not (tmp_path / SOFT_LOCK_FILE).exists()
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ("lock: nfs\n", "'lock'"),
-    ("lease_s: 1\n", "'lease_s'"),
-    ("lease_s: soon\n", "'lease_s'"),
-    ("locks: soft\n", "'locks'"),
-    ("- soft\n", "mapping"),
-    ("lock: [soft\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("lock: nfs\n", "'lock'"),
+        ("lease_s: 1\n", "'lease_s'"),
+        ("lease_s: soon\n", "'lease_s'"),
+        ("locks: soft\n", "'locks'"),
+        ("- soft\n", "mapping"),
+        ("lock: [soft\n", "not valid YAML"),
+    ],
+)
 def test_bad_tracker_yaml_is_a_one_line_error(tmp_path: Path, text: str, field: str) -> None:
     (tmp_path / "tracker.yaml").write_text(text)
     with pytest.raises(TrackerError) as err:

@@ -19,8 +19,11 @@ from joulebench.tracker.repair import check
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".tracker.lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".tracker.lock"
+    }
 
 
 def _progress(folder: Path, done: int = 6, running: int = 2, compact: bool = True) -> dict:
@@ -29,7 +32,7 @@ def _progress(folder: Path, done: int = 6, running: int = 2, compact: bool = Tru
     keys = [f"m::s::c{i}::1" for i in range(done + running + 2)]
     tracker.register("s", [(k, "h") for k in keys])
     ids = {}
-    for key in keys[:done + running]:
+    for key in keys[: done + running]:
         ids[key] = tracker.claim(key, "h").experiment_id
     for key in keys[:done]:
         tracker.complete(key, ids[key])
@@ -54,8 +57,14 @@ def _assert_refused(folder: Path, needle: str) -> None:
 
 
 def _assert_repaired(folder: Path, ids: dict, done: int = 6) -> None:
-    code, out = _run("tracker", "repair", "--tracker-dir", str(folder),
-                     "--results-dir", str(folder.parent / "results"))
+    code, out = _run(
+        "tracker",
+        "repair",
+        "--tracker-dir",
+        str(folder),
+        "--results-dir",
+        str(folder.parent / "results"),
+    )
     assert code == 0, out
     assert list((folder / "damaged").iterdir()), "damaged files were not kept"
     state = ProgressTracker(folder).read()
@@ -109,12 +118,12 @@ def _seed_folder(folder: Path) -> dict[str, str]:
     (folder / "cycle_id.txt").write_text("1")
     (folder / "backups").mkdir()
     (folder / "backups" / "progress_backup_20260101_000000.json").write_text(
-        json.dumps(progress, indent=2))
+        json.dumps(progress, indent=2)
+    )
     return {k: v for k, v in progress.items() if v}
 
 
-def test_garbage_progress_json_in_a_seed_folder_restores_from_its_backup(
-        tmp_path: Path) -> None:
+def test_garbage_progress_json_in_a_seed_folder_restores_from_its_backup(tmp_path: Path) -> None:
     folder = tmp_path / "t"
     ids = _seed_folder(folder)
     (folder / "configs_run_progress.json").write_text('{"m::s::c0::1": "00')
@@ -134,8 +143,7 @@ def test_non_integer_id_file_repairs_above_every_id_seen(tmp_path: Path) -> None
     assert ProgressTracker(folder).read().last_id >= 12
 
 
-def test_deleted_snapshot_is_rebuilt_from_backup_seed_files_and_journal(
-        tmp_path: Path) -> None:
+def test_deleted_snapshot_is_rebuilt_from_backup_seed_files_and_journal(tmp_path: Path) -> None:
     folder = tmp_path / "t"
     tracker = ProgressTracker(folder)
     tracker.register("s", [(f"m::s::c{i}::1", "h") for i in range(10)])
@@ -164,14 +172,12 @@ def test_deleted_journal_is_refused_then_continued_from_snapshot(tmp_path: Path)
     _assert_repaired(folder, ids)
 
 
-def test_damaged_middle_journal_line_is_skipped_but_its_id_still_counts(
-        tmp_path: Path) -> None:
+def test_damaged_middle_journal_line_is_skipped_but_its_id_still_counts(tmp_path: Path) -> None:
     folder = tmp_path / "t"
     ids = _progress(folder, compact=False)
     lines = (folder / "journal.jsonl").read_bytes().split(b"\n")
     claim_of_last = max(i for i, raw in enumerate(lines) if b'"op":"claim"' in raw)
-    lines[claim_of_last] = lines[claim_of_last][:12] + b"\x00garbage" + \
-        lines[claim_of_last][-40:]
+    lines[claim_of_last] = lines[claim_of_last][:12] + b"\x00garbage" + lines[claim_of_last][-40:]
     (folder / "journal.jsonl").write_bytes(b"\n".join(lines))
     _assert_refused(folder, "journal.jsonl")
     code, out = _run("tracker", "repair", "--tracker-dir", str(folder))
@@ -181,8 +187,7 @@ def test_damaged_middle_journal_line_is_skipped_but_its_id_still_counts(
 
 
 @pytest.mark.parametrize("name", ["tracker_state.json", "configs_run_progress.json"])
-def test_repair_refuses_while_another_process_holds_the_lock(tmp_path: Path,
-                                                            name: str) -> None:
+def test_repair_refuses_while_another_process_holds_the_lock(tmp_path: Path, name: str) -> None:
     folder = tmp_path / "t"
     _progress(folder)
     holder = ProgressTracker(folder)

@@ -97,8 +97,7 @@ def test_lazy_sync_folds_only_when_due(tmp_path: Path) -> None:
     assert ProgressTracker(tmp_path).read().keys["m::s::c2::1"].state == DONE
 
 
-def test_lazy_sync_of_a_finished_suite_ignores_other_suites_pending_keys(
-        tmp_path: Path) -> None:
+def test_lazy_sync_of_a_finished_suite_ignores_other_suites_pending_keys(tmp_path: Path) -> None:
     tracker = ProgressTracker(tmp_path)
     tracker.register("s", _keys(1))
     tracker.register("other", [("m::other::c0::1", "h")])  # registered, never run
@@ -145,8 +144,10 @@ def test_original_tracker_directory_loads_and_continues(tmp_path: Path) -> None:
     }
     (tmp_path / "configs_run_progress.json").write_text(json.dumps(old, indent=2))
     tracker = ProgressTracker(tmp_path)
-    assert tracker.claim("TinyLlama/TinyLlama-1.1B-Chat-v1.0::controlled::batching_16::1",
-                         "h").status == "done"
+    assert (
+        tracker.claim("TinyLlama/TinyLlama-1.1B-Chat-v1.0::controlled::batching_16::1", "h").status
+        == "done"
+    )
     claim = tracker.claim("meta-llama/Llama-3.2-1B::controlled::precis_float16::2", "h")
     assert claim.experiment_id == "4460"
     tracker.complete(claim.key, claim.experiment_id)
@@ -228,7 +229,12 @@ def test_every_event_stays_on_record_in_history_after_folds(tmp_path: Path) -> N
     assert headers == sorted(headers) and len(headers) == 2
     ops = [(line["op"], line.get("key")) for line in lines if "op" in line]
     assert [op for op, key in ops if key == "m::s::c0::1"] == [
-        "register", "claim", "fail", "claim", "done"]
+        "register",
+        "claim",
+        "fail",
+        "claim",
+        "done",
+    ]
     assert first.experiment_id == again.experiment_id  # the record shows the retry kept it
     assert ProgressTracker(tmp_path).read().keys["m::s::c0::1"].state == DONE
 

@@ -139,8 +139,11 @@ def flagged_counts(
             rows = read_rows(path)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             # A CSV saved from a spreadsheet in another encoding must not take status down.
-            log.warning("%s: not counted for flagged results (%s); save it as UTF-8 CSV",
-                        path, type(exc).__name__)
+            log.warning(
+                "%s: not counted for flagged results (%s); save it as UTF-8 CSV",
+                path,
+                type(exc).__name__,
+            )
             continue
         for row in rows:
             if current_ids is not None and current_ids.get(row.get("key", "")) != row.get(

@@ -45,11 +45,15 @@ def storage_message(exc: OSError) -> str | None:
     where = exc.filename or "a file"
     if exc.errno in _FULL:
         folder = Path(exc.filename).parent if exc.filename else Path(".")
-        return (f"{where}: {exc.strerror}; free space (df -h {folder}) or raise your quota, "
-                "then rerun the same command: saved progress and finished results are kept")
+        return (
+            f"{where}: {exc.strerror}; free space (df -h {folder}) or raise your quota, "
+            "then rerun the same command: saved progress and finished results are kept"
+        )
     if exc.errno in _NO_WRITE:
-        return (f"{where}: {exc.strerror}; make it writable, or pass another --results-dir "
-                "or --tracker-dir")
+        return (
+            f"{where}: {exc.strerror}; make it writable, or pass another --results-dir "
+            "or --tracker-dir"
+        )
     return None
 
 
@@ -68,8 +72,13 @@ def _one_line(error: click.UsageError) -> _OneLineUsageError:
 
 
 class _OneLineUsage(click.Command):
-    def make_context(self, info_name: str | None, args: list[str],
-                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -107,8 +116,10 @@ def handle_errors(func: F) -> F:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_USER)
         except KeyboardInterrupt:
-            click.echo("Interrupted: finished batches are checkpointed; rerun the same "
-                       "command to resume.", err=True)
+            click.echo(
+                "Interrupted: finished batches are checkpointed; rerun the same command to resume.",
+                err=True,
+            )
             sys.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader went away (`... | head -1`): stop quietly, as Unix tools do.
@@ -127,23 +138,41 @@ def handle_errors(func: F) -> F:
             except OSError:
                 where = "traceback not saved"
             first = (str(exc).splitlines() or [""])[0]
-            click.echo(f"Internal error: {type(exc).__name__}: {first} ({where}); please "
-                       "report it", err=True)
+            click.echo(
+                f"Internal error: {type(exc).__name__}: {first} ({where}); please report it",
+                err=True,
+            )
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
 
 
 def path_options(func: F) -> F:
-    for decorator in reversed([
-        click.option("--configs-dir", type=click.Path(path_type=Path), default=Path("configs"),
-                     show_default=True, help="Folder holding base.yaml, models.yaml, suites/."),
-        click.option("--tracker-dir", type=click.Path(path_type=Path),
-                     default=Path("persistent_progress_trackers"), show_default=True,
-                     help="Progress tracker folder."),
-        click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
-                     show_default=True, help="Where raw_results/ and the CSV go."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--configs-dir",
+                type=click.Path(path_type=Path),
+                default=Path("configs"),
+                show_default=True,
+                help="Folder holding base.yaml, models.yaml, suites/.",
+            ),
+            click.option(
+                "--tracker-dir",
+                type=click.Path(path_type=Path),
+                default=Path("persistent_progress_trackers"),
+                show_default=True,
+                help="Progress tracker folder.",
+            ),
+            click.option(
+                "--results-dir",
+                type=click.Path(path_type=Path),
+                default=Path("results"),
+                show_default=True,
+                help="Where raw_results/ and the CSV go.",
+            ),
+        ]
+    ):
         func = decorator(func)
     return func
 

@@ -21,9 +21,13 @@ from joulebench.tracker.state import CONFIG_ERROR, FAILURE_CAUSES
 from joulebench.wording import plural
 
 CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold all three equal
-EXECUTOR = click.option("--executor", type=click.Choice(EXECUTOR_CHOICES),
-                        default="auto", show_default=True,
-                        help="auto: Slurm when sbatch is on PATH, else local.")
+EXECUTOR = click.option(
+    "--executor",
+    type=click.Choice(EXECUTOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: Slurm when sbatch is on PATH, else local.",
+)
 
 
 def slurm_options(func: Any) -> Any:
@@ -31,22 +35,37 @@ def slurm_options(func: Any) -> Any:
     flags = [
         click.option("--partition", help="Slurm partition (sbatch --partition)."),
         click.option("--time", help="Time limit per task, e.g. 02:00:00 (default 01:00:00)."),
-        click.option("--gpus-per-node", type=click.IntRange(min=1),
-                     help="GPUs per task (default: num_processes on CUDA configs)."),
-        click.option("--cpus-per-task", type=click.IntRange(min=1),
-                     help="CPUs per task (default: num_processes)."),
+        click.option(
+            "--gpus-per-node",
+            type=click.IntRange(min=1),
+            help="GPUs per task (default: num_processes on CUDA configs).",
+        ),
+        click.option(
+            "--cpus-per-task",
+            type=click.IntRange(min=1),
+            help="CPUs per task (default: num_processes).",
+        ),
         click.option("--mem", help="Memory per node, e.g. 32G (sbatch --mem)."),
         click.option("--account", help="Slurm account to charge (sbatch --account)."),
         click.option("--qos", help="Quality of service (sbatch --qos)."),
         click.option("--constraint", help="Node features, e.g. a100 (sbatch --constraint)."),
-        click.option("--array-parallelism", type=click.IntRange(min=1),
-                     help="Max tasks of one array running at once (sbatch --array=...%K)."),
-        click.option("--keys-per-task", type=click.IntRange(min=1),
-                     help="Keys one array task runs in turn (default 1); consecutive keys of "
-                          "one model and precision reuse its loaded workers. Size --time for "
-                          "all of them."),
-        click.option("--profile", type=click.Path(path_type=Path),
-                     help="Site defaults: a YAML mapping with the keys above."),
+        click.option(
+            "--array-parallelism",
+            type=click.IntRange(min=1),
+            help="Max tasks of one array running at once (sbatch --array=...%K).",
+        ),
+        click.option(
+            "--keys-per-task",
+            type=click.IntRange(min=1),
+            help="Keys one array task runs in turn (default 1); consecutive keys of "
+            "one model and precision reuse its loaded workers. Size --time for "
+            "all of them.",
+        ),
+        click.option(
+            "--profile",
+            type=click.Path(path_type=Path),
+            help="Site defaults: a YAML mapping with the keys above.",
+        ),
     ]
     for flag in reversed(flags):
         func = flag(func)
@@ -63,24 +82,45 @@ def build_slurm_options(kwargs: dict[str, Any]) -> Any:
 
     cli_values = {k: kwargs.pop(k) for k in PROFILE_KEYS}
     profile = load_profile(kwargs.pop("profile"))
-    return options_from_mapping({k: v for k, v in cli_values.items() if v is not None},
-                                CLI_SOURCE).merged_over(profile)
+    return options_from_mapping(
+        {k: v for k, v in cli_values.items() if v is not None}, CLI_SOURCE
+    ).merged_over(profile)
 
 
 @click.command("submit-suite", cls=OneLineCommand)
 @click.argument("suite")
-@click.option("--cycles", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Repeat every config this many times (for confidence intervals).")
+@click.option(
+    "--cycles",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Repeat every config this many times (for confidence intervals).",
+)
 @EXECUTOR
-@click.option("--dry-run", is_flag=True,
-              help="Print the expansion (and the sbatch scripts); run and write nothing.")
-@click.option("--fresh", is_flag=True,
-              help="Archive this suite's earlier progress and start over (default: resume).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the expansion (and the sbatch scripts); run and write nothing.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Archive this suite's earlier progress and start over (default: resume).",
+)
 @slurm_options
 @path_options
 @handle_errors
-def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: bool,
-                 configs_dir: Path, tracker_dir: Path, results_dir: Path, **slurm: Any) -> None:
+def submit_suite(
+    suite: str,
+    cycles: int,
+    executor: str,
+    dry_run: bool,
+    fresh: bool,
+    configs_dir: Path,
+    tracker_dir: Path,
+    results_dir: Path,
+    **slurm: Any,
+) -> None:
     """Expand SUITE (configs/suites/SUITE.yaml or a .yaml path) and run what is not done.
 
     \b
@@ -96,8 +136,7 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
     opts = build_slurm_options(slurm)
     if dry_run:
         # Every check of the real submission, so a dry run that passes is one that would.
-        checked = api.check_suite(suite, cycles, executor=executor, paths=paths,
-                                  slurm_options=opts)
+        checked = api.check_suite(suite, cycles, executor=executor, paths=paths, slurm_options=opts)
         print_notes(checked.notes)
         print_expansion(checked.specs)
         if checked.executor == SLURM:
@@ -105,9 +144,17 @@ def submit_suite(suite: str, cycles: int, executor: str, dry_run: bool, fresh: b
         click.echo("dry run: every check passed; nothing was run, submitted or written")
         return
     with SuiteProgress() as progress:
-        summary = api.submit_suite(suite, cycles, executor=executor, fresh=fresh, paths=paths,
-                                   slurm_options=opts, on_plan=progress.plan,
-                                   on_start=progress.start, on_outcome=progress.outcome)
+        summary = api.submit_suite(
+            suite,
+            cycles,
+            executor=executor,
+            fresh=fresh,
+            paths=paths,
+            slurm_options=opts,
+            on_plan=progress.plan,
+            on_start=progress.start,
+            on_outcome=progress.outcome,
+        )
     if summary.executor == SLURM:
         report_submission(summary)
         return
@@ -124,35 +171,44 @@ def print_scripts(plans: list[Any], paths: Any) -> None:
 
     for number, plan in enumerate(plans, 1):
         device, processes = plan.shape
-        click.echo(f"--- sbatch {number}/{len(plans)}: {plural(len(plan.tasks), 'task')} "
-                   f"({device}, {plural(processes, 'process', 'processes')})")
+        click.echo(
+            f"--- sbatch {number}/{len(plans)}: {plural(len(plan.tasks), 'task')} "
+            f"({device}, {plural(processes, 'process', 'processes')})"
+        )
         click.echo(sbatch_script(plan, paths.logs_dir / "submitit"))
 
 
 def report_submission(summary: Any) -> None:
     arrays = sorted({job.split("_")[0] for job in summary.submitted.values()})
     tasks = len(set(summary.submitted.values()))
-    what = plural(tasks, "task") if tasks == len(summary.submitted) else \
-        f"{plural(len(summary.submitted), 'key')} as {plural(tasks, 'task')}"
-    click.echo(f"submitted {what} in {len(arrays)} sbatch call"
-               f"{'s' if len(arrays) != 1 else ''} (jobs {', '.join(arrays) or '-'}); watch "
-               f"with: joulebench status {summary.suite} --watch")
+    what = (
+        plural(tasks, "task")
+        if tasks == len(summary.submitted)
+        else f"{plural(len(summary.submitted), 'key')} as {plural(tasks, 'task')}"
+    )
+    click.echo(
+        f"submitted {what} in {len(arrays)} sbatch call"
+        f"{'s' if len(arrays) != 1 else ''} (jobs {', '.join(arrays) or '-'}); watch "
+        f"with: joulebench status {summary.suite} --watch"
+    )
 
 
 def print_expansion(specs: list[Any]) -> None:
     seed = specs[0].order_seed if specs else None
-    order = f"each cycle in a random order (order_seed {seed})" if seed is not None \
-        else "file order"
+    order = (
+        f"each cycle in a random order (order_seed {seed})" if seed is not None else "file order"
+    )
     click.echo(f"{plural(len(specs), 'experiment')}, {order}:")
     for spec in specs:
         cfg = spec.config
-        click.echo(f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
-                   f"processes={cfg.num_processes} batch={cfg.batch_size} "
-                   f"precision={cfg.precision} decoder={cfg.decoder.mode}")
+        click.echo(
+            f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
+            f"processes={cfg.num_processes} batch={cfg.batch_size} "
+            f"precision={cfg.precision} decoder={cfg.decoder.mode}"
+        )
 
 
-def finish(outcomes: list[Any], tracker_dir: Path, suite: str,
-           rerun: str | None = None) -> None:
+def finish(outcomes: list[Any], tracker_dir: Path, suite: str, rerun: str | None = None) -> None:
     """Print the closing lines and exit; ``rerun`` is the command that runs a fixed config
     again (default: submit-suite SUITE)."""
     failed = [o for o in outcomes if o.status == "failed"]
@@ -165,24 +221,38 @@ def finish(outcomes: list[Any], tracker_dir: Path, suite: str,
     refused = [o for o in failed if o.cause == CONFIG_ERROR]
     retryable = len(failed) - len(refused)
     if refused:
-        click.echo(f"Fix the config named above, then rerun: {rerun or f'submit-suite {suite}'}",
-                   err=True)
+        click.echo(
+            f"Fix the config named above, then rerun: {rerun or f'submit-suite {suite}'}", err=True
+        )
     if retryable:
-        click.echo(f"Rerun {'it' if retryable == 1 else 'them'} with: resume-failed {suite}",
-                   err=True)
+        click.echo(
+            f"Rerun {'it' if retryable == 1 else 'them'} with: resume-failed {suite}", err=True
+        )
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 @click.command("status", cls=OneLineCommand)
 @click.argument("suite", required=False)
 @click.option("--watch", is_flag=True, help="Refresh until interrupted (Ctrl-C).")
-@click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
-              help="Seconds between refreshes with --watch (backs off when nothing changes).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch (backs off when nothing changes).",
+)
 @click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
 @path_options
 @handle_errors
-def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, configs_dir: Path,
-           tracker_dir: Path, results_dir: Path) -> None:
+def status(
+    suite: str | None,
+    watch: bool,
+    interval: float,
+    no_sacct: bool,
+    configs_dir: Path,
+    tracker_dir: Path,
+    results_dir: Path,
+) -> None:
     """Per suite and cycle: done, running, queued, requeued, pending, stale, failed by cause.
 
     Keys submitted to Slurm are checked with one batched sacct call per refresh.
@@ -208,15 +278,28 @@ def status(suite: str | None, watch: bool, interval: float, no_sacct: bool, conf
 
 @click.command("resume-failed", cls=OneLineCommand)
 @click.argument("suite")
-@click.option("--cause", "causes", multiple=True, type=click.Choice(CAUSES),
-              help="Only keys whose last attempt failed for this cause (repeatable).")
+@click.option(
+    "--cause",
+    "causes",
+    multiple=True,
+    type=click.Choice(CAUSES),
+    help="Only keys whose last attempt failed for this cause (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="List the keys; run nothing.")
 @EXECUTOR
 @slurm_options
 @path_options
 @handle_errors
-def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: str,
-                  configs_dir: Path, tracker_dir: Path, results_dir: Path, **slurm: Any) -> None:
+def resume_failed(
+    suite: str,
+    causes: tuple[str, ...],
+    dry_run: bool,
+    executor: str,
+    configs_dir: Path,
+    tracker_dir: Path,
+    results_dir: Path,
+    **slurm: Any,
+) -> None:
     """Rerun the keys of SUITE that failed, were preempted or cancelled, or went stale.
 
     Keys keep their experiment IDs and resume from their checkpointed batches. Keys that
@@ -234,18 +317,27 @@ def resume_failed(suite: str, causes: tuple[str, ...], dry_run: bool, executor: 
     opts = build_slurm_options(slurm)
     wanted = set(causes) or None
     if dry_run:
-        summary = api.resume_failed(suite, causes=wanted, dry_run=True, executor=executor,
-                                    paths=paths, slurm_options=opts)
+        summary = api.resume_failed(
+            suite, causes=wanted, dry_run=True, executor=executor, paths=paths, slurm_options=opts
+        )
         print_notes(summary.notes)
-        click.echo(f"{plural(len(summary.to_run), 'key')} would be resumed"
-                   f"{':' if summary.to_run else ''}")
+        click.echo(
+            f"{plural(len(summary.to_run), 'key')} would be resumed{':' if summary.to_run else ''}"
+        )
         for spec in summary.to_run:
             click.echo(f"  {spec.key}")
         return
     with SuiteProgress() as progress:
-        summary = api.resume_failed(suite, causes=wanted, executor=executor, paths=paths,
-                                    slurm_options=opts, on_start=progress.start,
-                                    on_outcome=progress.outcome, on_keys=progress.plan_keys)
+        summary = api.resume_failed(
+            suite,
+            causes=wanted,
+            executor=executor,
+            paths=paths,
+            slurm_options=opts,
+            on_start=progress.start,
+            on_outcome=progress.outcome,
+            on_keys=progress.plan_keys,
+        )
     print_notes(summary.notes)
     if not summary.to_run:
         click.echo("nothing to resume")
@@ -272,19 +364,26 @@ def run(config: Path, configs_dir: Path, tracker_dir: Path, results_dir: Path) -
         again = " (each run of the same file adds a cycle)" if spec.cycle > 1 else ""
         click.echo(f"running {spec.key}: cycle {spec.cycle} of {config}{again}", err=True)
 
-    outcome = api.run_config(config, make_paths(configs_dir, tracker_dir, results_dir),
-                             on_start=started)
+    outcome = api.run_config(
+        config, make_paths(configs_dir, tracker_dir, results_dir), on_start=started
+    )
     if outcome.status == "done":
-        click.echo(f"experiment {outcome.experiment_id} done: results in "
-                   f"{results_dir}/raw_results/{outcome.experiment_id}/")
+        click.echo(
+            f"experiment {outcome.experiment_id} done: results in "
+            f"{results_dir}/raw_results/{outcome.experiment_id}/"
+        )
     finish([outcome], tracker_dir, "single", rerun=f"joulebench run {config}")
 
 
 @click.command("make-demo-model", cls=OneLineCommand)
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--size", type=click.Choice(["tiny", "1b"]), default="tiny", show_default=True,
-              help="tiny: 2 layers, seconds to build; 1b: a 0.97B-parameter Llama "
-                   "(3.7 GB) for GPU runs")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "1b"]),
+    default="tiny",
+    show_default=True,
+    help="tiny: 2 layers, seconds to build; 1b: a 0.97B-parameter Llama (3.7 GB) for GPU runs",
+)
 @handle_errors
 def make_demo_model(directory: Path, size: str) -> None:
     """Build a random Llama and tokenizer offline into DIRECTORY.
@@ -317,18 +416,24 @@ def show(experiment_id: str, configs_dir: Path, tracker_dir: Path, results_dir: 
     from joulebench import api
     from joulebench.cli.progress import render_experiment
 
-    render_experiment(api.show_experiment(experiment_id,
-                                          make_paths(configs_dir, tracker_dir, results_dir)))
+    render_experiment(
+        api.show_experiment(experiment_id, make_paths(configs_dir, tracker_dir, results_dir))
+    )
 
 
 @click.command("report", cls=OneLineCommand)
 @click.argument("suite")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              help="Output folder (default: reports/SUITE).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder (default: reports/SUITE).",
+)
 @path_options
 @handle_errors
-def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Path,
-           results_dir: Path) -> None:
+def report(
+    suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Path, results_dir: Path
+) -> None:
     """Mean, std and 95% CI per config across cycles, plots, and one HTML page.
 
     Tabulates and plots every field the suite varies. Pools only each key's current run
@@ -347,33 +452,54 @@ def report(suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Pat
     flagged = sum(len(s.flagged) for s in files.summaries)
     unstable = sum(bool(s.config_flags) for s in files.summaries)
     varied = ", ".join(v.path for v in files.variables) or "none"
-    click.echo(f"{plural(len(files.summaries), 'config')} summarised "
-               f"({plural(flagged, 'flagged result')} kept apart, "
-               f"{plural(files.archived_runs, 'archived run')} not pooled, "
-               f"{plural(unstable, 'config')} unstable across cycles); varied: {varied}; "
-               f"{plural(len(files.plots), 'plot')} (PNG + SVG)")
+    click.echo(
+        f"{plural(len(files.summaries), 'config')} summarised "
+        f"({plural(flagged, 'flagged result')} kept apart, "
+        f"{plural(files.archived_runs, 'archived run')} not pooled, "
+        f"{plural(unstable, 'config')} unstable across cycles); varied: {varied}; "
+        f"{plural(len(files.plots), 'plot')} (PNG + SVG)"
+    )
     for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
         click.echo(f"  {path}")
     if files.timelines:
-        click.echo(f"  {files.timelines[0].parent}/ "
-                   f"({plural(len(files.timelines), 'power timeline')})")
+        click.echo(
+            f"  {files.timelines[0].parent}/ ({plural(len(files.timelines), 'power timeline')})"
+        )
 
 
 @click.command("serve", cls=OneLineCommand)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback needs the token.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback needs the token.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-@click.option("--token", envvar="JOULEBENCH_TOKEN",
-              help="Access token: letters, digits, '_' and '-', 8 or more (default: a new "
-                   "random one per start). JOULEBENCH_TOKEN=T in the environment keeps it "
-                   "out of `ps`.")
-@click.option("--no-token", is_flag=True,
-              help="No token (loopback only): anyone on this machine can read the results.")
+@click.option(
+    "--token",
+    envvar="JOULEBENCH_TOKEN",
+    help="Access token: letters, digits, '_' and '-', 8 or more (default: a new "
+    "random one per start). JOULEBENCH_TOKEN=T in the environment keeps it "
+    "out of `ps`.",
+)
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="No token (loopback only): anyone on this machine can read the results.",
+)
 @click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
 @path_options
 @handle_errors
-def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: bool,
-          configs_dir: Path, tracker_dir: Path, results_dir: Path) -> None:
+def serve(
+    host: str,
+    port: int,
+    token: str | None,
+    no_token: bool,
+    no_sacct: bool,
+    configs_dir: Path,
+    tracker_dir: Path,
+    results_dir: Path,
+) -> None:
     """Live dashboard, JSON API and Prometheus /metrics for the tracker and results.
 
     Read-only. Prints one URL to open (with its token) and runs until Ctrl-C. From a
@@ -398,8 +524,9 @@ def serve(host: str, port: int, token: str | None, no_token: bool, no_sacct: boo
     check_bind(host, port, chosen)
     options = ServeOptions(host, port, chosen, use_sacct=not no_sacct)
     if chosen is None:
-        click.echo("Warning: --no-token: every user of this machine can read these results",
-                   err=True)
+        click.echo(
+            "Warning: --no-token: every user of this machine can read these results", err=True
+        )
     click.echo(f"joulebench dashboard (read-only), Ctrl-C to stop:\n  {url(options)}")
     from joulebench.serve.server import serve as run_server
 

@@ -37,10 +37,17 @@ class SuiteProgress:
         # ("0:0…"): there each outcome line carries its k/N instead.
         self.live_bar = self.console.is_terminal
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False,
-            disable=not self.live_bar)
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+            disable=not self.live_bar,
+        )
         self.task_id: Any = None
         self.started = time.monotonic()
         self.current_start = self.started
@@ -49,16 +56,22 @@ class SuiteProgress:
         self.progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.progress.stop()
 
     def plan(self, summary: Any) -> None:
         for note in summary.notes:
             self.console.print(note)
-        self.console.print(f"suite {summary.suite}: {plural(summary.total, 'experiment')}, "
-                           f"{summary.already_done} already done, {len(summary.to_run)} to run "
-                           f"(executor: {summary.executor})")
+        self.console.print(
+            f"suite {summary.suite}: {plural(summary.total, 'experiment')}, "
+            f"{summary.already_done} already done, {len(summary.to_run)} to run "
+            f"(executor: {summary.executor})"
+        )
         if summary.executor == LOCAL:
             self._add(len(summary.to_run))
 
@@ -73,8 +86,9 @@ class SuiteProgress:
 
     def start(self, spec: Any) -> None:
         self.current_start = time.monotonic()
-        self.progress.update(self.task_id, description=f"running {spec.config_name} "
-                                                       f"(cycle {spec.cycle})")
+        self.progress.update(
+            self.task_id, description=f"running {spec.config_name} (cycle {spec.cycle})"
+        )
 
     def outcome(self, outcome: Any) -> None:
         took = time.monotonic() - self.current_start
@@ -82,10 +96,15 @@ class SuiteProgress:
             fig = outcome.figures or {}
             jpt = fig.get("energy_per_output_token_j")
             energy = f"{jpt:.4g} J/token ({fig.get('energy_method')})" if jpt else "no energy"
-            resumed = f", resumed {plural(outcome.resumed_batches, 'batch', 'batches')}" \
-                if outcome.resumed_batches else ""
-            line = (f"[green]done[/] {outcome.experiment_id} {outcome.key} "
-                    f"{took:.1f} s, {energy}{resumed}")
+            resumed = (
+                f", resumed {plural(outcome.resumed_batches, 'batch', 'batches')}"
+                if outcome.resumed_batches
+                else ""
+            )
+            line = (
+                f"[green]done[/] {outcome.experiment_id} {outcome.key} "
+                f"{took:.1f} s, {energy}{resumed}"
+            )
         elif outcome.status == "failed":
             line = f"[red]failed[/] [{outcome.cause}] {outcome.key}: {outcome.message}"
         else:
@@ -120,25 +139,38 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
     states = STATE_ORDER + sorted({s for r in rows for s in r.counts if s not in STATE_ORDER})
     table = Table(title=f"progress ({tracker_dir})")
     for column in ["suite", "cycle", "progress", *states, "total", "flagged"]:
-        table.add_column(column, justify="left" if column in ("suite", "progress") else "right",
-                         min_width=len(column) if column != "suite" else None)
+        table.add_column(
+            column,
+            justify="left" if column in ("suite", "progress") else "right",
+            min_width=len(column) if column != "suite" else None,
+        )
     for row in rows:
         done = row.counts.get("done", 0)
-        table.add_row(row.suite, str(row.cycle), _bar(done, row.total),
-                      *(str(row.counts.get(s, 0)) for s in states), str(row.total),
-                      str(row.flagged))
+        table.add_row(
+            row.suite,
+            str(row.cycle),
+            _bar(done, row.total),
+            *(str(row.counts.get(s, 0)) for s in states),
+            str(row.total),
+            str(row.flagged),
+        )
     parts.insert(0, table)
     for suite, eta in sorted(report.eta.items()):
         parts.append(Text(f"{suite}: {eta_line(eta)}"))
     if any(row.flagged for row in rows):
-        parts.append(Text("flagged: results whose quality flags leave them out of `joulebench "
-                          "report`'s statistics (estimate_only alone does not; see the "
-                          "quality_flags column of the CSV)"))
+        parts.append(
+            Text(
+                "flagged: results whose quality flags leave them out of `joulebench "
+                "report`'s statistics (estimate_only alone does not; see the "
+                "quality_flags column of the CSV)"
+            )
+        )
     if report.failures:
         parts.append(Text("latest failures:"))
         for rec in report.failures:
-            parts.append(Text(f"  [{rec.cause}] {rec.key} ({rec.experiment_id}): "
-                              f"{(rec.error or '')[:120]}"))
+            parts.append(
+                Text(f"  [{rec.cause}] {rec.key} ({rec.experiment_id}): {(rec.error or '')[:120]}")
+            )
     return Group(*parts)
 
 

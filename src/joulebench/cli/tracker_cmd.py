@@ -16,9 +16,13 @@ from joulebench.cli.base import (
 )
 from joulebench.wording import plural
 
-TRACKER_DIR = click.option("--tracker-dir", type=click.Path(path_type=Path),
-                           default=Path("persistent_progress_trackers"), show_default=True,
-                           help="Progress tracker folder.")
+TRACKER_DIR = click.option(
+    "--tracker-dir",
+    type=click.Path(path_type=Path),
+    default=Path("persistent_progress_trackers"),
+    show_default=True,
+    help="Progress tracker folder.",
+)
 
 
 @click.group("tracker", cls=OneLineGroup)
@@ -45,9 +49,13 @@ def check(tracker_dir: Path) -> None:
 
 @tracker.command("repair", cls=OneLineCommand)
 @TRACKER_DIR
-@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
-              show_default=True,
-              help="Results folder whose experiment IDs the counter must stay above.")
+@click.option(
+    "--results-dir",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results folder whose experiment IDs the counter must stay above.",
+)
 @handle_errors
 def repair(tracker_dir: Path, results_dir: Path) -> None:
     """Rebuild the state from the snapshot, backups, seed files and journal.
@@ -60,6 +68,8 @@ def repair(tracker_dir: Path, results_dir: Path) -> None:
     for problem in report.problems:
         click.echo(f"found: {problem}")
     click.echo(f"rebuilt from: {', '.join(report.sources) or 'nothing (empty tracker)'}")
-    click.echo(f"{plural(report.keys, 'key')}, {report.done} done, "
-               f"next ID {report.last_id + 1:04d}; "
-               f"damaged files kept in {report.moved_to}")
+    click.echo(
+        f"{plural(report.keys, 'key')}, {report.done} done, "
+        f"next ID {report.last_id + 1:04d}; "
+        f"damaged files kept in {report.moved_to}"
+    )

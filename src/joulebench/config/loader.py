@@ -28,8 +28,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
                 continue
             if key_node.value in seen:
-                raise _DuplicateKey(None, None, f"key '{key_node.value}' appears twice in "
-                                    "one mapping; keep one of them", key_node.start_mark)
+                raise _DuplicateKey(
+                    None,
+                    None,
+                    f"key '{key_node.value}' appears twice in one mapping; keep one of them",
+                    key_node.start_mark,
+                )
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
@@ -42,8 +46,10 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
         return f"{where}: {problem}"
     if "python/" in problem and "constructor for the tag" in problem:
         tag = problem.rsplit("'", 2)[-2].replace("tag:yaml.org,2002:", "!!")
-        return (f"{where}: tag {tag} is refused (YAML is loaded as plain data, never as "
-                "Python objects); remove the tag")
+        return (
+            f"{where}: tag {tag} is refused (YAML is loaded as plain data, never as "
+            "Python objects); remove the tag"
+        )
     return f"{where}: YAML syntax error ({problem}); fix the syntax"
 
 
@@ -54,13 +60,13 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found; check the name or path") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as "
-                          "UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a YAML file; pass the file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror}); check its permissions"
-                          ) from None
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
     # Safe loading only (what yaml.safe_load does, with the duplicate-key check): a
     # suite is data, and a !!python/* tag must never build an object or run code.
     try:
@@ -74,8 +80,10 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values, got a "
-                          f"{type(data).__name__}; write it as 'key: value' lines")
+        raise ConfigError(
+            f"{path}: expected a mapping of keys to values, got a "
+            f"{type(data).__name__}; write it as 'key: value' lines"
+        )
     return data
 
 
@@ -121,8 +129,9 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     current: Any = model
     for part in loc:
         field = current.model_fields.get(str(part)) if isinstance(current, type) else None
-        if field is None or not (isinstance(field.annotation, type)
-                                 and issubclass(field.annotation, BaseModel)):
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
             return None
         current = field.annotation
     return current

@@ -16,9 +16,7 @@ from joulebench.errors import MeasureError
 
 # "counter+polling" exists because one NVML window can mix GPUs with and without
 # an energy counter; per-device methods are then in details.
-METHODS: frozenset[str] = frozenset(
-    {"counter", "polling", "counter+polling", "estimate"}
-)
+METHODS: frozenset[str] = frozenset({"counter", "polling", "counter+polling", "estimate"})
 
 _REQUIRED_KEYS = ("meter", "method", "duration_s", "energy_j_by_device", "is_estimate")
 
@@ -92,9 +90,7 @@ class EnergyMeasurement:
             meter=str(d["meter"]),
             method=str(d["method"]),
             duration_s=float(d["duration_s"]),
-            energy_j_by_device={
-                str(k): float(v) for k, v in d["energy_j_by_device"].items()
-            },
+            energy_j_by_device={str(k): float(v) for k, v in d["energy_j_by_device"].items()},
             is_estimate=bool(d["is_estimate"]),
             emissions_kg=None if emissions is None else float(emissions),
             details=dict(d.get("details") or {}),

@@ -36,22 +36,32 @@ def read_cached(path: Path, max_age_s: float, now: float | None = None) -> dict[
     return {**data, "source": "cache", "age_s": age, "power_w": power}
 
 
-def measure(meter: EnergyMeter, duration_s: float,
-            sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+def measure(
+    meter: EnergyMeter, duration_s: float, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
     meter.start()
     sleep(duration_s)
     reading = meter.stop()
     seconds = reading.duration_s or duration_s
     return {
-        "measured_at": time.time(), "duration_s": seconds, "meter": reading.meter,
-        "method": reading.method, "is_estimate": reading.is_estimate,
+        "measured_at": time.time(),
+        "duration_s": seconds,
+        "meter": reading.meter,
+        "method": reading.method,
+        "is_estimate": reading.is_estimate,
         "power_w": reading.energy_j / seconds,
         "power_w_by_device": {k: v / seconds for k, v in reading.energy_j_by_device.items()},
     }
 
 
-def idle_baseline(make_meter: Callable[[], EnergyMeter], meter_name: str, devices: str,
-                  cache_dir: Path, duration_s: float, max_age_s: float) -> dict[str, Any]:
+def idle_baseline(
+    make_meter: Callable[[], EnergyMeter],
+    meter_name: str,
+    devices: str,
+    cache_dir: Path,
+    duration_s: float,
+    max_age_s: float,
+) -> dict[str, Any]:
     """The node's idle power (W), from a young enough cache entry or a fresh reading."""
     path = cache_path(cache_dir, meter_name, devices)
     cached = read_cached(path, max_age_s)
@@ -62,8 +72,9 @@ def idle_baseline(make_meter: Callable[[], EnergyMeter], meter_name: str, device
     return {**fresh, "source": "measured", "age_s": 0.0}
 
 
-def dynamic_energy_j(total_j: float | None, baseline_power_w: float | None,
-                     window_s: float) -> float | None:
+def dynamic_energy_j(
+    total_j: float | None, baseline_power_w: float | None, window_s: float
+) -> float | None:
     if total_j is None or baseline_power_w is None:
         return None
     return total_j - baseline_power_w * window_s

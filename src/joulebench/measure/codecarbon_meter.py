@@ -56,9 +56,7 @@ class CodecarbonMeter:
         self.measure_power_secs = float(measure_power_secs)
         # Only used by codecarbon's Power Gadget / powermetrics backends for log files;
         # the temp dir keeps those out of the user's working directory.
-        self.output_dir = (
-            str(output_dir) if output_dir is not None else tempfile.gettempdir()
-        )
+        self.output_dir = str(output_dir) if output_dir is not None else tempfile.gettempdir()
         self._tracker: Any = None
 
     def start(self) -> None:
@@ -66,9 +64,7 @@ class CodecarbonMeter:
             raise MeasureError(
                 "CodecarbonMeter.start() called twice: call stop() before starting a new window"
             )
-        tracker = _new_tracker(
-            self.country_iso_code, self.measure_power_secs, self.output_dir
-        )
+        tracker = _new_tracker(self.country_iso_code, self.measure_power_secs, self.output_dir)
         tracker.start()
         # codecarbon's start() swallows every exception (@suppress); an unset start
         # time is the only sign it failed, and we want to fail before the workload runs.
@@ -89,25 +85,20 @@ class CodecarbonMeter:
             watts = getattr(power, "W", None)
             if energy is None or (device == "gpu" and not energy.kWh and not watts):
                 continue  # no GPU seen: the results have no "gpu" device either
-            out.append(Reading("codecarbon", device, power_w=watts,
-                               energy_j=float(energy.kWh) * J_PER_KWH))
+            out.append(
+                Reading("codecarbon", device, power_w=watts, energy_j=float(energy.kWh) * J_PER_KWH)
+            )
         return out
 
     def stop(self) -> EnergyMeasurement:
         tracker, self._tracker = self._tracker, None
         if tracker is None:
-            raise MeasureError(
-                "CodecarbonMeter.stop() called without start(): call start() first"
-            )
+            raise MeasureError("CodecarbonMeter.stop() called without start(): call start() first")
         tracker.stop()
         data = getattr(tracker, "final_emissions_data", None)
         if data is None:
-            raise MeasureError(
-                f"codecarbon failed to report energy on stop: {_QUIET_HINT}"
-            )
-        return _to_measurement(
-            data, component_sources(tracker), self.measure_power_secs
-        )
+            raise MeasureError(f"codecarbon failed to report energy on stop: {_QUIET_HINT}")
+        return _to_measurement(data, component_sources(tracker), self.measure_power_secs)
 
 
 def _quiet_codecarbon() -> str:
@@ -148,8 +139,12 @@ def _spare_the_slurm_controller() -> None:
         return
     import importlib
 
-    for name in ("codecarbon.core.util", "codecarbon.emissions_tracker", "codecarbon.core.cpu",
-                 "codecarbon.external.hardware"):
+    for name in (
+        "codecarbon.core.util",
+        "codecarbon.emissions_tracker",
+        "codecarbon.core.cpu",
+        "codecarbon.external.hardware",
+    ):
         try:
             module = importlib.import_module(name)
         except ImportError:
@@ -166,9 +161,7 @@ def _spare_the_slurm_controller() -> None:
     RAM._read_slurm_scontrol = lambda self: allocated  # None: the machine's total RAM
 
 
-def _new_tracker(
-    country_iso_code: str, measure_power_secs: float, output_dir: str
-) -> Any:
+def _new_tracker(country_iso_code: str, measure_power_secs: float, output_dir: str) -> Any:
     try:
         from codecarbon import OfflineEmissionsTracker
     except ImportError as err:
@@ -209,9 +202,7 @@ def component_sources(tracker: Any) -> dict[str, str]:
             sources["ram"] = "ram_model"
         elif kind in ("AppleSiliconChip", "Raspberry"):
             part = str(getattr(hw, "chip_part", "cpu")).lower()
-            sources[part] = (
-                "powermetrics" if kind == "AppleSiliconChip" else "raspberry_pmic"
-            )
+            sources[part] = "powermetrics" if kind == "AppleSiliconChip" else "raspberry_pmic"
     return sources
 
 
@@ -244,16 +235,12 @@ def _to_measurement(
     )
 
 
-def _details(
-    data: Any, sources: dict[str, str], measure_power_secs: float
-) -> dict[str, Any]:
+def _details(data: Any, sources: dict[str, str], measure_power_secs: float) -> dict[str, Any]:
     return {
         "codecarbon_version": data.codecarbon_version,
         "tracking_mode": data.tracking_mode,
         "component_sources": dict(sources),
-        "estimated_components": sorted(
-            c for c, s in sources.items() if not _is_sensor(s)
-        ),
+        "estimated_components": sorted(c for c, s in sources.items() if not _is_sensor(s)),
         "cpu_model": data.cpu_model,
         "cpu_count": data.cpu_count,
         "gpu_model": data.gpu_model,

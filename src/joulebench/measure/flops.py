@@ -49,6 +49,7 @@ def counted_prefill_flops(model: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         "analytic_prefill_flops": analytic,
         "prefill_tokens": tokens,
         "counted_over_analytic": counted / analytic if analytic else None,
-        "attention_implementation_counted": "eager" if switched or previous == "eager"
+        "attention_implementation_counted": "eager"
+        if switched or previous == "eager"
         else previous,
     }

@@ -235,8 +235,10 @@ SLOWDOWN_REASONS = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 
 
 def throttle_reasons(nvml: ModuleType, handle: Any) -> int | None:
-    for name in ("nvmlDeviceGetCurrentClocksEventReasons",
-                 "nvmlDeviceGetCurrentClocksThrottleReasons"):
+    for name in (
+        "nvmlDeviceGetCurrentClocksEventReasons",
+        "nvmlDeviceGetCurrentClocksThrottleReasons",
+    ):
         value = optional_call(nvml, name, handle)
         if value is not None:
             return int(value)
@@ -257,12 +259,15 @@ def _with_visible_gpus(action: str, read: Any) -> dict[str, Any]:
 
 def visible_gpu_temperatures() -> dict[str, float]:
     """Core temperature (degrees C) of each GPU this process was given."""
-    return _with_visible_gpus("reading GPU temperatures", lambda nvml, gpu: float(
-        nvml.nvmlDeviceGetTemperature(gpu.handle, 0)))  # sensor 0 = the GPU die
+    return _with_visible_gpus(
+        "reading GPU temperatures",
+        lambda nvml, gpu: float(nvml.nvmlDeviceGetTemperature(gpu.handle, 0)),
+    )  # sensor 0 = the GPU die
 
 
 def visible_gpu_inventory() -> dict[str, dict[str, Any]]:
     """Provenance of the GPUs this process was given: name, UUID, power limit, driver."""
+
     def describe(nvml: ModuleType, gpu: Gpu) -> dict[str, Any]:
         driver = optional_call(nvml, "nvmlSystemGetDriverVersion")
         return {**gpu.info, "driver_version": None if driver is None else as_str(driver)}

@@ -40,15 +40,11 @@ class _PowerPoller:
     covers the whole window however short it is.
     """
 
-    def __init__(
-        self, read_w: Callable[[Any], float], handles: dict[str, Any], interval_s: float
-    ):
+    def __init__(self, read_w: Callable[[Any], float], handles: dict[str, Any], interval_s: float):
         self._read_w = read_w
         self._handles = handles
         self._interval_s = interval_s
-        self._samples: dict[str, list[tuple[float, float]]] = {
-            label: [] for label in handles
-        }
+        self._samples: dict[str, list[tuple[float, float]]] = {label: [] for label in handles}
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -93,10 +89,7 @@ class _PowerPoller:
 
 def trapezoid_j(samples: list[tuple[float, float]]) -> float:
     """Integrate (time_s, power_w) samples to joules with the trapezoid rule."""
-    return sum(
-        (t1 - t0) * (w0 + w1) / 2.0
-        for (t0, w0), (t1, w1) in itertools.pairwise(samples)
-    )
+    return sum((t1 - t0) * (w0 + w1) / 2.0 for (t0, w0), (t1, w1) in itertools.pairwise(samples))
 
 
 @dataclass
@@ -182,26 +175,38 @@ class NvmlMeter:
         nvml, out = window.nvml, []
         for gpu in window.gpus:
             milliwatts = optional_call(nvml, "nvmlDeviceGetPowerUsage", gpu.handle)
-            total_mj = optional_call(nvml, "nvmlDeviceGetTotalEnergyConsumption", gpu.handle) \
-                if gpu.method == "counter" else None
-            temp = optional_call(nvml, "nvmlDeviceGetTemperature", gpu.handle,
-                                 getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
-            clock = optional_call(nvml, "nvmlDeviceGetClockInfo", gpu.handle,
-                                  getattr(nvml, "NVML_CLOCK_SM", 1))
-            out.append(Reading(
-                "nvml", gpu.label,
-                power_w=None if milliwatts is None else milliwatts / 1000.0,
-                energy_j=None if total_mj is None else _delta_mj(gpu.start_mj, total_mj) / 1000.0,
-                temp_c=None if temp is None else float(temp),
-                clock_mhz=None if clock is None else float(clock)))
+            total_mj = (
+                optional_call(nvml, "nvmlDeviceGetTotalEnergyConsumption", gpu.handle)
+                if gpu.method == "counter"
+                else None
+            )
+            temp = optional_call(
+                nvml,
+                "nvmlDeviceGetTemperature",
+                gpu.handle,
+                getattr(nvml, "NVML_TEMPERATURE_GPU", 0),
+            )
+            clock = optional_call(
+                nvml, "nvmlDeviceGetClockInfo", gpu.handle, getattr(nvml, "NVML_CLOCK_SM", 1)
+            )
+            out.append(
+                Reading(
+                    "nvml",
+                    gpu.label,
+                    power_w=None if milliwatts is None else milliwatts / 1000.0,
+                    energy_j=None
+                    if total_mj is None
+                    else _delta_mj(gpu.start_mj, total_mj) / 1000.0,
+                    temp_c=None if temp is None else float(temp),
+                    clock_mhz=None if clock is None else float(clock),
+                )
+            )
         return out
 
     def stop(self) -> EnergyMeasurement:
         window, self._window = self._window, None
         if window is None:
-            raise MeasureError(
-                "NvmlMeter.stop() called without start(): call start() first"
-            )
+            raise MeasureError("NvmlMeter.stop() called without start(): call start() first")
         try:
             return self._measure(window)
         finally:
@@ -290,4 +295,3 @@ def _close(window: _Window) -> None:
         window.poller.halt()
     with contextlib.suppress(Exception):
         window.nvml.nvmlShutdown()
-

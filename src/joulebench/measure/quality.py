@@ -11,9 +11,14 @@ from joulebench.measure.base import EnergyMeasurement
 # Shortest window each source resolves well. NVML's counter is fine-grained, but power
 # samples average over up to ~1 s on many GPUs; codecarbon reads power once at start and
 # once at stop; RAPL counters update about every millisecond.
-MIN_WINDOW_S = {("nvml", "counter"): 0.2, ("nvml", "polling"): 1.0,
-                ("nvml", "counter+polling"): 1.0, ("codecarbon", "estimate"): 1.0,
-                ("codecarbon", "counter"): 1.0, ("rapl", "counter"): 0.01}
+MIN_WINDOW_S = {
+    ("nvml", "counter"): 0.2,
+    ("nvml", "polling"): 1.0,
+    ("nvml", "counter+polling"): 1.0,
+    ("codecarbon", "estimate"): 1.0,
+    ("codecarbon", "counter"): 1.0,
+    ("rapl", "counter"): 0.01,
+}
 
 FLAG_TEXT = {
     "window_too_short": "the measured window is shorter than the sensor resolves well",
@@ -22,8 +27,8 @@ FLAG_TEXT = {
     "counter_polling_disagreement": "NVML counter and power polling disagree",
     "gpu_throttled": "NVML reported power or thermal slowdown during the window",
     "dynamic_within_baseline_noise": "the window drew under 5% more than the idle baseline "
-                                     "would have: dynamic energy is noise (workload too "
-                                     "small for the device)",
+    "would have: dynamic energy is noise (workload too "
+    "small for the device)",
 }
 
 # What "flagged" means, here and nowhere else (status counts it, report excludes it): a
@@ -51,8 +56,9 @@ def is_flagged(text: str | None) -> bool:
 DYNAMIC_NOISE_SHARE = 0.05
 
 
-def quality_flags(measurement: EnergyMeasurement, window_s: float,
-                  disagreement: float = 0.10) -> list[str]:
+def quality_flags(
+    measurement: EnergyMeasurement, window_s: float, disagreement: float = 0.10
+) -> list[str]:
     """Flags for one node's measurement over a window of ``window_s`` seconds."""
     flags = []
     floor = MIN_WINDOW_S.get((measurement.meter, measurement.method), 1.0)
@@ -63,8 +69,11 @@ def quality_flags(measurement: EnergyMeasurement, window_s: float,
     if measurement.is_estimate:
         flags.append("estimate_only")
     cross = measurement.details.get("polling_energy_j")
-    if isinstance(cross, (int, float)) and measurement.energy_j > 0 and \
-            abs(cross - measurement.energy_j) / measurement.energy_j > disagreement:
+    if (
+        isinstance(cross, (int, float))
+        and measurement.energy_j > 0
+        and abs(cross - measurement.energy_j) / measurement.energy_j > disagreement
+    ):
         flags.append("counter_polling_disagreement")
     if measurement.details.get("throttled"):
         flags.append("gpu_throttled")

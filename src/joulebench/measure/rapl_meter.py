@@ -249,9 +249,15 @@ class RaplMeter:
         if window is None:
             return []
         readings = window.read_all()
-        return [Reading("rapl", z.label, energy_j=(z.total_uj + counter_delta_uj(
-                    z.last_uj, readings[z.label], z.max_uj)) / UJ_PER_J)
-                for z in window.zones]
+        return [
+            Reading(
+                "rapl",
+                z.label,
+                energy_j=(z.total_uj + counter_delta_uj(z.last_uj, readings[z.label], z.max_uj))
+                / UJ_PER_J,
+            )
+            for z in window.zones
+        ]
 
     def stop(self) -> EnergyMeasurement:
         window, self._window = self._window, None

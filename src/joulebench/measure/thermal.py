@@ -37,19 +37,29 @@ def gpu_temperatures_c() -> dict[str, float]:
         return {}
 
 
-def cool_down(read: TempReader, threshold_c: float | None, max_wait_s: float,
-              poll_s: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-              clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+def cool_down(
+    read: TempReader,
+    threshold_c: float | None,
+    max_wait_s: float,
+    poll_s: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
     """Wait until every sensor reads below the threshold (or the wait runs out)."""
     start_temps = read()
-    out: dict[str, Any] = {"start_temperature_c": start_temps, "threshold_c": threshold_c,
-                           "waited_s": 0.0, "reached": None}
+    out: dict[str, Any] = {
+        "start_temperature_c": start_temps,
+        "threshold_c": threshold_c,
+        "waited_s": 0.0,
+        "reached": None,
+    }
     if threshold_c is None or not start_temps:
         return out
     begin, temps = clock(), start_temps
     while max(temps.values()) >= threshold_c and clock() - begin < max_wait_s:
         sleep(poll_s)
         temps = read() or temps
-    out.update(waited_s=clock() - begin, reached=max(temps.values()) < threshold_c,
-               end_temperature_c=temps)
+    out.update(
+        waited_s=clock() - begin, reached=max(temps.values()) < threshold_c, end_temperature_c=temps
+    )
     return out

@@ -42,35 +42,35 @@ def append_row(path: Path, row: dict[str, Any], columns: list[str]) -> None:
     if header is None:
         append_line(path, _format(list(columns)))
         header = list(columns)
-    elif len(header) < len(columns) and header == columns[:len(header)]:
+    elif len(header) < len(columns) and header == columns[: len(header)]:
         _extend_header(path, header, columns)
         header = list(columns)
     dropped = [c for c in row if c not in header]
     if dropped:
-        log.warning("%s has a header of another layout; not writing columns %s", path,
-                    dropped[:5])
+        log.warning("%s has a header of another layout; not writing columns %s", path, dropped[:5])
     append_line(path, _format([row.get(c) for c in header]))
 
 
 def _extend_header(path: Path, old: list[str], columns: list[str]) -> None:
     data = path.read_bytes()
-    rows = data[data.find(b"\n") + 1:]
+    rows = data[data.find(b"\n") + 1 :]
     atomic_write_bytes(path, _format(list(columns)).encode("utf-8") + b"\n" + rows)
-    log.info("%s: added columns %s to the header", path, columns[len(old):])
+    log.info("%s: added columns %s to the header", path, columns[len(old) :])
 
 
 def _complete_lines(path: Path) -> io.StringIO:
     """The file up to its last newline: a row a crash cut short is not a row."""
     data = path.read_bytes()
-    return io.StringIO(data[:data.rfind(b"\n") + 1].decode("utf-8"), newline="")
+    return io.StringIO(data[: data.rfind(b"\n") + 1].decode("utf-8"), newline="")
 
 
 def has_experiment(path: Path, experiment_id: str) -> bool:
     """Whether a row for this ID exists (checked only on retries, so O(N) is rare)."""
     if not path.exists():
         return False
-    return any(r.get("experiment_id") == experiment_id
-               for r in csv.DictReader(_complete_lines(path)))
+    return any(
+        r.get("experiment_id") == experiment_id for r in csv.DictReader(_complete_lines(path))
+    )
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -10,14 +10,29 @@ from typing import Any
 
 from joulebench.results.model_revision import model_revision
 
-SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
-              "SLURM_NODEID", "SLURM_RESTART_COUNT", "SLURM_JOB_PARTITION", "SLURM_CLUSTER_NAME")
+SLURM_VARS = (
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_JOB_NODELIST",
+    "SLURM_NODEID",
+    "SLURM_RESTART_COUNT",
+    "SLURM_JOB_PARTITION",
+    "SLURM_CLUSTER_NAME",
+)
 
 
 def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("joulebench", "torch", "transformers", "accelerate", "datasets", "codecarbon",
-                 "nvidia-ml-py"):
+    for name in (
+        "joulebench",
+        "torch",
+        "transformers",
+        "accelerate",
+        "datasets",
+        "codecarbon",
+        "nvidia-ml-py",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -28,8 +43,9 @@ def package_versions() -> dict[str, str | None]:
 def git_commit() -> str | None:
     """The experiments checkout's commit, if the user runs from a git work tree."""
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=False)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
@@ -43,9 +59,13 @@ def git_dirty() -> bool | None:
     index.lock to refresh the index (one of them then fails, or a user's git command does).
     """
     try:
-        done = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain",
-                               "--untracked-files=no"], capture_output=True, text=True,
-                              timeout=10, check=False)
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return bool(done.stdout.strip()) if done.returncode == 0 else None

@@ -19,8 +19,13 @@ DEMO_VOCAB_SIZE = 512
 # compute of a real 1B decoder, for GPU runs and benchmarks with no hub access.
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {},
-    "1b": {"hidden_size": 2048, "layers": 22, "intermediate_size": 5632, "heads": 16,
-           "kv_heads": 4},
+    "1b": {
+        "hidden_size": 2048,
+        "layers": 22,
+        "intermediate_size": 5632,
+        "heads": 16,
+        "kv_heads": 4,
+    },
 }
 
 
@@ -29,9 +34,16 @@ def bundled_prompt_texts() -> list[str]:
     return [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
 
 
-def build_demo_model(directory: Path, *, hidden_size: int = 64, layers: int = 2,
-                     seed: int = 0, intermediate_size: int | None = None, heads: int = 4,
-                     kv_heads: int = 2) -> Path:
+def build_demo_model(
+    directory: Path,
+    *,
+    hidden_size: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    intermediate_size: int | None = None,
+    heads: int = 4,
+    kv_heads: int = 2,
+) -> Path:
     """Write a random Llama + tokenizer to ``directory`` (save_pretrained format).
 
     The defaults give the tiny demo model; larger sizes (benchmarks) use the same code.
@@ -46,19 +58,33 @@ def build_demo_model(directory: Path, *, hidden_size: int = 64, layers: int = 2,
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=DEMO_VOCAB_SIZE,
-                                  special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=DEMO_VOCAB_SIZE,
+        special_tokens=["<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(bundled_prompt_texts(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", padding_side="left")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden_size,
-                         intermediate_size=intermediate_size or hidden_size * 2,
-                         num_hidden_layers=layers, num_attention_heads=heads,
-                         num_key_value_heads=kv_heads,
-                         max_position_embeddings=1024, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=2, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=1024,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)

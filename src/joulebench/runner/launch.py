@@ -18,9 +18,13 @@ from types import FrameType
 from joulebench.tracker.state import INTERRUPTED, PREEMPTED
 
 
-def accelerate_command(num_processes: int, device: str, worker_args: list[str],
-                       python: str = sys.executable, monitor_interval_s: float = 1.0
-                       ) -> list[str]:
+def accelerate_command(
+    num_processes: int,
+    device: str,
+    worker_args: list[str],
+    python: str = sys.executable,
+    monitor_interval_s: float = 1.0,
+) -> list[str]:
     """``accelerate launch`` for N processes on one node.
 
     ``--cpu --num_processes 2`` silently runs one process, so several CPU processes go
@@ -29,9 +33,21 @@ def accelerate_command(num_processes: int, device: str, worker_args: list[str],
     elastic agent polls its workers every ``monitor_interval`` (0.1 s by default); once
     a second costs less CPU beside the workers and still notices a failure promptly.
     """
-    cmd = [python, "-m", "accelerate.commands.launch", "--num_machines", "1",
-           "--num_processes", str(num_processes), "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", "0"]
+    cmd = [
+        python,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        str(num_processes),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+    ]
     if num_processes > 1:
         cmd += ["--multi_gpu", "--monitor_interval", f"{monitor_interval_s:g}"]
     elif device == "cpu":
@@ -101,14 +117,19 @@ def stop_cause() -> str:
     return PREEMPTED if signal.SIGUSR2 in _received else INTERRUPTED
 
 
-def start_workers(cmd: list[str], env: dict[str, str], log_path: Path
-                  ) -> subprocess.Popen[bytes]:
+def start_workers(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start the launcher in its own process group, dying with this process."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=die_with_parent)
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
 
 @contextmanager

@@ -22,16 +22,22 @@ def _quantization_kwargs(cfg: ExperimentConfig, device: str) -> dict[str, Any]:
     if cfg.quantization == "none":
         return {}
     if device != "cuda":
-        raise RunnerError(f"quantization: {cfg.quantization} needs a CUDA GPU but this run is on "
-                          f"{device}; set quantization: none or run on a GPU node")
+        raise RunnerError(
+            f"quantization: {cfg.quantization} needs a CUDA GPU but this run is on "
+            f"{device}; set quantization: none or run on a GPU node"
+        )
     try:
         import bitsandbytes  # noqa: F401
         from transformers import BitsAndBytesConfig
     except ImportError:
-        raise RunnerError("quantization: needs the bitsandbytes package; "
-                          "pip install bitsandbytes") from None
-    bnb = (BitsAndBytesConfig(load_in_8bit=True) if cfg.quantization == "int8"
-           else BitsAndBytesConfig(load_in_4bit=True))
+        raise RunnerError(
+            "quantization: needs the bitsandbytes package; pip install bitsandbytes"
+        ) from None
+    bnb = (
+        BitsAndBytesConfig(load_in_8bit=True)
+        if cfg.quantization == "int8"
+        else BitsAndBytesConfig(load_in_4bit=True)
+    )
     return {"quantization_config": bnb}
 
 
@@ -42,25 +48,28 @@ def load_tokenizer(model: str) -> Any:
     return AutoTokenizer.from_pretrained(model)
 
 
-def load_model_and_tokenizer(cfg: ExperimentConfig, device: str, torch_device: Any
-                             ) -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    cfg: ExperimentConfig, device: str, torch_device: Any
+) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = {"float32": torch.float32, "float16": torch.float16,
-             "bfloat16": torch.bfloat16}[cfg.precision]
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
+        cfg.precision
+    ]
     quant = _quantization_kwargs(cfg, device)
     try:
         tokenizer = load_tokenizer(cfg.model)
         model = AutoModelForCausalLM.from_pretrained(
-            cfg.model, dtype=dtype, **quant,
-            **({"device_map": {"": torch_device}} if quant else {}))
+            cfg.model, dtype=dtype, **quant, **({"device_map": {"": torch_device}} if quant else {})
+        )
     except OSError as exc:
         where = "local folder" if Path(cfg.model).exists() else "local folder or cached hub model"
         raise RunnerError(
             f"model: '{cfg.model}' is not a loadable {where} ({str(exc).splitlines()[0][:120]}); "
             "for the demo run `joulebench make-demo-model models/tiny-llama`, otherwise "
-            "download the model into the Hugging Face cache first") from None
+            "download the model into the Hugging Face cache first"
+        ) from None
     if not quant:
         model.to(torch_device)
     model.eval()
@@ -73,9 +82,16 @@ def load_model_and_tokenizer(cfg: ExperimentConfig, device: str, torch_device: A
 def architecture(model: Any) -> dict[str, Any]:
     """The seed's model-architecture file: what a reader needs to compare models."""
     config = model.config
-    fields = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "intermediate_size", "vocab_size",
-              "max_position_embeddings")
+    fields = (
+        "model_type",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+        "max_position_embeddings",
+    )
     out = {f: getattr(config, f, None) for f in fields}
     out["total_params"] = int(sum(p.numel() for p in model.parameters()))
     out["architectures"] = getattr(config, "architectures", None)

@@ -64,27 +64,40 @@ DEMO_MODEL_FOLDERS = {"tiny-llama": "", "bench-llama-1b": " --size 1b"}
 def looks_local(model: str) -> bool:
     """A path rather than a hub id ("org/name" or "name")."""
     first = model.split("/", 1)[0]
-    return (Path(model).exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
-            or first == "models" or ("/" in model and Path(first).is_dir()))
+    return (
+        Path(model).exists()
+        or model.startswith((".", "/", "~"))
+        or model.count("/") > 1
+        or first == "models"
+        or ("/" in model and Path(first).is_dir())
+    )
 
 
 def missing_model_message(model: str) -> str:
     if Path(model).exists():
-        return (f"model '{model}' exists but is not a model folder (no config.json in it); "
-                "point model at a folder written by save_pretrained")
+        return (
+            f"model '{model}' exists but is not a model folder (no config.json in it); "
+            "point model at a folder written by save_pretrained"
+        )
     if looks_local(model):
         size = DEMO_MODEL_FOLDERS.get(Path(model).name)
-        build = (f"build it with `joulebench make-demo-model{size} {model}`" if size is not None
-                 else "save a model there with save_pretrained")
-        return (f"model '{model}': no model folder there (paths are relative to where you "
-                f"run); {build}, or name a Hugging Face model")
-    return (f"model '{model}' is not in the local Hugging Face cache (compute nodes are often "
-            f"offline); download it first with `hf download {model}`, or point model at a "
-            "local folder")
+        build = (
+            f"build it with `joulebench make-demo-model{size} {model}`"
+            if size is not None
+            else "save a model there with save_pretrained"
+        )
+        return (
+            f"model '{model}': no model folder there (paths are relative to where you "
+            f"run); {build}, or name a Hugging Face model"
+        )
+    return (
+        f"model '{model}' is not in the local Hugging Face cache (compute nodes are often "
+        f"offline); download it first with `hf download {model}`, or point model at a "
+        "local folder"
+    )
 
 
-def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: int | None
-                ) -> None:
+def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: int | None) -> None:
     """Raise one ConfigError naming every distinct problem (up to a handful).
 
     ``local_cuda_gpus`` is how many CUDA GPUs the run will see (0: none); ``None`` skips
@@ -109,15 +122,24 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
         out.append(f"dataset.name file {name} not found (paths are relative to where you run)")
     cpu_run = cfg.device == "cpu" or (cfg.device == "auto" and local_cuda_gpus == 0)
     if cpu_run and cfg.quantization != "none":
-        out.append(f"quantization {cfg.quantization} needs a CUDA GPU and this run is on CPU; "
-                   "set quantization: none or run on a GPU node")
-    if not cpu_run and cfg.quantization != "none" \
-            and importlib.util.find_spec("bitsandbytes") is None:
-        out.append(f"quantization {cfg.quantization} needs the bitsandbytes package, which is "
-                   "not installed; pip install bitsandbytes, or set quantization: none")
+        out.append(
+            f"quantization {cfg.quantization} needs a CUDA GPU and this run is on CPU; "
+            "set quantization: none or run on a GPU node"
+        )
+    if (
+        not cpu_run
+        and cfg.quantization != "none"
+        and importlib.util.find_spec("bitsandbytes") is None
+    ):
+        out.append(
+            f"quantization {cfg.quantization} needs the bitsandbytes package, which is "
+            "not installed; pip install bitsandbytes, or set quantization: none"
+        )
     if cfg.device == "cuda" and local_cuda_gpus == 0:
-        out.append("device: cuda but no CUDA GPU is visible here; use device: auto or cpu, or "
-                   "run on a GPU node")
+        out.append(
+            "device: cuda but no CUDA GPU is visible here; use device: auto or cpu, or "
+            "run on a GPU node"
+        )
     if local_cuda_gpus is not None:  # a local run: this machine is where it runs
         out.extend(_device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus))
     return out
@@ -137,17 +159,21 @@ def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> 
         # ranks idle half the time and the experiment measures the scheduler, not the model.
         cores = usable_cpu_cores()
         if wanted > cores:
-            return [f"num_processes: {wanted} but this machine lets this run use {cores} CPU "
-                    f"core{'s' if cores != 1 else ''}, so ranks would wait for a core; set "
-                    f"num_processes <= {cores} or run on a bigger node"]
+            return [
+                f"num_processes: {wanted} but this machine lets this run use {cores} CPU "
+                f"core{'s' if cores != 1 else ''}, so ranks would wait for a core; set "
+                f"num_processes <= {cores} or run on a bigger node"
+            ]
         return []
     # accelerate puts process i on cuda:i, so a second process on a 1-GPU node dies with
     # "invalid device ordinal" after loading the model; refuse it before anything runs.
     if local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
         return []
-    return [f"num_processes: {wanted} but {local_cuda_gpus} CUDA GPU(s) are visible here and "
-            f"each process needs its own; set num_processes <= {local_cuda_gpus} or run on a "
-            "node with more GPUs"]
+    return [
+        f"num_processes: {wanted} but {local_cuda_gpus} CUDA GPU(s) are visible here and "
+        f"each process needs its own; set num_processes <= {local_cuda_gpus} or run on a "
+        "node with more GPUs"
+    ]
 
 
 def _local_texts(dataset: DatasetConfig) -> tuple[list[str] | None, list[str]]:
@@ -211,7 +237,8 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
                     f"{source}: config '{spec.config_name}': dataset.text_field "
                     f"'{cfg.dataset.text_field}' is not a column of {cfg.dataset.name} "
                     f"(columns: {', '.join(columns)}); set dataset.text_field to the column "
-                    "that holds the prompts")
+                    "that holds the prompts"
+                )
         found = texts[data_key]
         count_key = (cfg.model, *data_key)
         if count_key not in counts:
@@ -224,5 +251,6 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
             problems.add(
                 f"{source}: config '{spec.config_name}': num_prompts {cfg.num_prompts} but "
                 f"only {fitting} prompts of '{cfg.dataset.name}' fit in max_input_tokens="
-                f"{cfg.max_input_tokens}; lower num_prompts or raise max_input_tokens")
+                f"{cfg.max_input_tokens}; lower num_prompts or raise max_input_tokens"
+            )
     problems.raise_any()

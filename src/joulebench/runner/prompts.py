@@ -21,8 +21,10 @@ def _dataset_source(cfg: DatasetConfig) -> tuple[str, dict[str, Any]]:
         return "json", {"data_files": str(bundled_prompts()), "split": "train"}
     if cfg.name.endswith((".jsonl", ".json")):
         if not Path(cfg.name).is_file():
-            raise RunnerError(f"dataset.name: file {cfg.name} not found (paths are relative to "
-                              "the directory you run joulebench from)")
+            raise RunnerError(
+                f"dataset.name: file {cfg.name} not found (paths are relative to "
+                "the directory you run joulebench from)"
+            )
         return "json", {"data_files": cfg.name, "split": "train"}
     return cfg.name, {"split": cfg.split, "revision": cfg.revision}
 
@@ -34,12 +36,16 @@ def load_prompt_texts(cfg: DatasetConfig) -> list[str]:
     try:
         data = load_dataset(name, **kwargs)
     except Exception as exc:  # datasets raises many types for "not found/offline"
-        raise RunnerError(f"dataset.name: cannot load '{cfg.name}' ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:160]}); use a local .jsonl path or a "
-                          "dataset in the local cache") from None
+        raise RunnerError(
+            f"dataset.name: cannot load '{cfg.name}' ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]}); use a local .jsonl path or a "
+            "dataset in the local cache"
+        ) from None
     if cfg.text_field not in data.column_names:
-        raise RunnerError(f"dataset.text_field: '{cfg.text_field}' is not a column of "
-                          f"'{cfg.name}'; columns: {', '.join(data.column_names)}")
+        raise RunnerError(
+            f"dataset.text_field: '{cfg.text_field}' is not a column of "
+            f"'{cfg.name}'; columns: {', '.join(data.column_names)}"
+        )
     return [str(t) for t in data[cfg.text_field] if t and str(t).strip()]
 
 
@@ -57,14 +63,17 @@ def count_fitting(token_counts: list[int], max_input_tokens: int) -> int:
     return sum(fits(n, max_input_tokens) for n in token_counts)
 
 
-def select_prompts(texts: list[str], token_counts: list[int], num_prompts: int,
-                   max_input_tokens: int, source: str) -> list[str]:
+def select_prompts(
+    texts: list[str], token_counts: list[int], num_prompts: int, max_input_tokens: int, source: str
+) -> list[str]:
     """The first ``num_prompts`` prompts that fit, in dataset order (deterministic)."""
     fitting = [t for t, n in zip(texts, token_counts, strict=False) if fits(n, max_input_tokens)]
     if len(fitting) < num_prompts:
-        raise RunnerError(f"num_prompts: only {len(fitting)} prompts of '{source}' fit in "
-                          f"max_input_tokens={max_input_tokens}; lower num_prompts or raise "
-                          "max_input_tokens")
+        raise RunnerError(
+            f"num_prompts: only {len(fitting)} prompts of '{source}' fit in "
+            f"max_input_tokens={max_input_tokens}; lower num_prompts or raise "
+            "max_input_tokens"
+        )
     return fitting[:num_prompts]
 
 
@@ -80,8 +89,8 @@ def shard(items: list[Any], rank: int, world_size: int) -> list[Any]:
     """Contiguous, balanced split: rank r gets a fixed slice whatever the batch size."""
     per, extra = divmod(len(items), world_size)
     start = rank * per + min(rank, extra)
-    return items[start:start + per + (1 if rank < extra else 0)]
+    return items[start : start + per + (1 if rank < extra else 0)]
 
 
 def batches(items: list[Any], batch_size: int) -> list[list[Any]]:
-    return [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]

@@ -59,15 +59,16 @@ def _clock_class() -> type:
             if self._never is None or self._never.shape[0] != input_ids.shape[0]:
                 import torch
 
-                self._never = torch.zeros(input_ids.shape[0], dtype=torch.bool,
-                                          device=input_ids.device)
+                self._never = torch.zeros(
+                    input_ids.shape[0], dtype=torch.bool, device=input_ids.device
+                )
             return self._never
 
         def times(self, start: float) -> list[float]:
             """``start``, then each step's time on the host clock; call after a sync."""
             if self.kind == HOST:
                 return [start, *self.host_times]
-            used = self.events[:min(self.steps, len(self.events) - 1) + 1]
+            used = self.events[: min(self.steps, len(self.events) - 1) + 1]
             return [start + used[0].elapsed_time(e) / 1000.0 for e in used]
 
     return StepClock
@@ -77,5 +78,9 @@ def token_timing(times: list[float], start: float, clock_kind: str = HOST) -> di
     """TTFT, decode time and decode steps from ``[start, step 1, step 2, ...]``."""
     if len(times) < 2:
         return {}
-    return {"ttft_s": times[1] - start, "decode_s": times[-1] - times[1],
-            "decode_steps": len(times) - 2, "step_clock": clock_kind}
+    return {
+        "ttft_s": times[1] - start,
+        "decode_s": times[-1] - times[1],
+        "decode_steps": len(times) - 2,
+        "step_clock": clock_kind,
+    }

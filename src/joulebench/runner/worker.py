@@ -217,9 +217,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
     outside = [i for i, b in enumerate(wl.batches) if cfg.steady_state and len(b) < batch_size]
-    window = _measured_window(
-        wl, ckpt, outside, phases, _timeline_file(task, acc), node_baseline
-    )
+    window = _measured_window(wl, ckpt, outside, phases, _timeline_file(task, acc), node_baseline)
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))

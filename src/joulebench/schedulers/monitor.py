@@ -37,14 +37,20 @@ def is_failed(label: str) -> bool:
 
 
 def _local_label(rec: KeyRecord, alive: Callable[[int], bool]) -> str:
-    if rec.state == RUNNING and rec.host == socket.gethostname() and rec.pid is not None \
-            and not alive(rec.pid) and not is_slurm_job(rec.job_id):
+    if (
+        rec.state == RUNNING
+        and rec.host == socket.gethostname()
+        and rec.pid is not None
+        and not alive(rec.pid)
+        and not is_slurm_job(rec.job_id)
+    ):
         return STALE
     return rec.state
 
 
-def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
-             alive: Callable[[int], bool] = pid_alive) -> str:
+def classify(
+    rec: KeyRecord, jobs: dict[str, SacctJob] | None, alive: Callable[[int], bool] = pid_alive
+) -> str:
     """One label per key; ``jobs`` is None when sacct could not be asked."""
     if rec.state == DONE:
         return DONE
@@ -55,11 +61,18 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
             label = STALE if rec.state == RUNNING else label
         elif job.category == "active":
             interrupted = job.state == "REQUEUED" or any(
-                h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history)
+                h in ("PREEMPTED", "REQUEUED", "NODE_FAIL", "TIMEOUT") for h in job.history
+            )
             # A task of several keys runs them in turn: one not claimed yet is waiting.
-            label = (STOPPING if job.state == "COMPLETING" else
-                     RUNNING if job.state == "RUNNING" and rec.state != PENDING else
-                     REQUEUED if interrupted else QUEUED)
+            label = (
+                STOPPING
+                if job.state == "COMPLETING"
+                else RUNNING
+                if job.state == "RUNNING" and rec.state != PENDING
+                else REQUEUED
+                if interrupted
+                else QUEUED
+            )
         elif job.category == "failed":
             # "interrupted" only says a signal came; Slurm knows whether it was a cancel,
             # a preemption or the time limit. Causes found by the job itself are finer.
@@ -72,8 +85,9 @@ def classify(rec: KeyRecord, jobs: dict[str, SacctJob] | None,
     return label
 
 
-def mark_starting(records: list[KeyRecord], labels: dict[str, str],
-                  jobs: dict[str, SacctJob] | None) -> None:
+def mark_starting(
+    records: list[KeyRecord], labels: dict[str, str], jobs: dict[str, SacctJob] | None
+) -> None:
     """A running job that holds no claimed key yet is starting its first waiting key: say
     ``running`` for that one, not ``queued`` (records in tracker order, which is the order
     a task of several keys runs them)."""
@@ -82,8 +96,12 @@ def mark_starting(records: list[KeyRecord], labels: dict[str, str],
     busy = {str(r.job_id) for r in records if labels.get(r.key) == RUNNING}
     for rec in records:
         job = jobs.get(str(rec.job_id))
-        if job is not None and job.state == "RUNNING" and job.job_id not in busy \
-                and labels.get(rec.key) == QUEUED:
+        if (
+            job is not None
+            and job.state == "RUNNING"
+            and job.job_id not in busy
+            and labels.get(rec.key) == QUEUED
+        ):
             labels[rec.key] = RUNNING
             busy.add(job.job_id)
 
@@ -114,8 +132,11 @@ class Eta:
 def estimate_eta(records: list[KeyRecord], recent: int = 20) -> Eta:
     """Time left from the pace of the last ``recent`` completions (not the whole history,
     which a pause or a preemption storm would skew)."""
-    finished = sorted(datetime.fromisoformat(r.updated_at).timestamp()
-                      for r in records if r.state == DONE and r.updated_at)
+    finished = sorted(
+        datetime.fromisoformat(r.updated_at).timestamp()
+        for r in records
+        if r.state == DONE and r.updated_at
+    )
     done, total = len(finished), len(records)
     window = finished[-recent:]
     if len(window) < 2 or window[-1] <= window[0]:

@@ -33,14 +33,25 @@ PARSABLE_FIELDS = "JobID,JobIDRaw,JobName,State,ExitCode,Start,End,NodeList,Reas
 JobCategory = Literal["active", "completed", "failed"]
 STATE_MAP: dict[str, tuple[JobCategory, FailureCause | None]] = {
     "COMPLETED": ("completed", None),
-    "PENDING": ("active", None), "RUNNING": ("active", None), "REQUEUED": ("active", None),
-    "REQUEUE_FED": ("active", None), "REQUEUE_HOLD": ("active", None),
-    "RESIZING": ("active", None), "SUSPENDED": ("active", None), "CONFIGURING": ("active", None),
-    "COMPLETING": ("active", None), "STAGE_OUT": ("active", None), "SIGNALING": ("active", None),
-    "PREEMPTED": (FAILED, PREEMPTED), "TIMEOUT": (FAILED, TIMEOUT),
-    "DEADLINE": (FAILED, TIMEOUT), "NODE_FAIL": (FAILED, NODE_FAIL),
-    "BOOT_FAIL": (FAILED, NODE_FAIL), "CANCELLED": (FAILED, CANCELLED),
-    "OUT_OF_MEMORY": (FAILED, OOM), "FAILED": (FAILED, CODE_ERROR),
+    "PENDING": ("active", None),
+    "RUNNING": ("active", None),
+    "REQUEUED": ("active", None),
+    "REQUEUE_FED": ("active", None),
+    "REQUEUE_HOLD": ("active", None),
+    "RESIZING": ("active", None),
+    "SUSPENDED": ("active", None),
+    "CONFIGURING": ("active", None),
+    "COMPLETING": ("active", None),
+    "STAGE_OUT": ("active", None),
+    "SIGNALING": ("active", None),
+    "PREEMPTED": (FAILED, PREEMPTED),
+    "TIMEOUT": (FAILED, TIMEOUT),
+    "DEADLINE": (FAILED, TIMEOUT),
+    "NODE_FAIL": (FAILED, NODE_FAIL),
+    "BOOT_FAIL": (FAILED, NODE_FAIL),
+    "CANCELLED": (FAILED, CANCELLED),
+    "OUT_OF_MEMORY": (FAILED, OOM),
+    "FAILED": (FAILED, CODE_ERROR),
     "REVOKED": (FAILED, CANCELLED),
 }
 
@@ -68,8 +79,9 @@ def sacct_command(job_ids: list[str], starttime: str, use_json: bool) -> list[st
     """One batched call for every job of a suite; --starttime guards against reused IDs."""
     parents = sorted({j.split("_")[0] for j in job_ids if j.split("_")[0].isdigit()}, key=int)
     cmd = ["sacct", "--starttime", starttime, "--jobs", ",".join(parents)]
-    return [*cmd, "--json"] if use_json else [*cmd, "-D", "--parsable2",
-                                               f"--format={PARSABLE_FIELDS}"]
+    return (
+        [*cmd, "--json"] if use_json else [*cmd, "-D", "--parsable2", f"--format={PARSABLE_FIELDS}"]
+    )
 
 
 def _normal_state(raw: Any) -> str:
@@ -79,8 +91,7 @@ def _normal_state(raw: Any) -> str:
     return str(raw).split()[0].upper() if raw else "UNKNOWN"
 
 
-def _record(jobs: dict[str, SacctJob], job_id: str, state: str, exit_code: str, node: str
-            ) -> None:
+def _record(jobs: dict[str, SacctJob], job_id: str, state: str, exit_code: str, node: str) -> None:
     previous = jobs.get(job_id)
     history = [*previous.history, previous.state] if previous else []
     jobs[job_id] = SacctJob(job_id, state, exit_code, node, history)
@@ -117,8 +128,13 @@ def parse_parsable2(text: str) -> dict[str, SacctJob]:
         except ValueError:
             raise SchedulerError(f"sacct --parsable2: unreadable job ID {job_id[:40]!r}") from None
         for one in tasks:
-            _record(jobs, one, _normal_state(row.get("State")), row.get("ExitCode", ""),
-                    row.get("NodeList", ""))
+            _record(
+                jobs,
+                one,
+                _normal_state(row.get("State")),
+                row.get("ExitCode", ""),
+                row.get("NodeList", ""),
+            )
     return jobs
 
 
@@ -148,8 +164,13 @@ def parse_json(text: str) -> dict[str, SacctJob]:
     try:
         for job in sorted(records, key=when):  # oldest first, so the newest record wins
             exit_code = job.get("exit_code") or {}
-            _record(jobs, _json_id(job), _normal_state((job.get("state") or {}).get("current")),
-                    str(exit_code.get("status", "")), str(job.get("nodes", "")))
+            _record(
+                jobs,
+                _json_id(job),
+                _normal_state((job.get("state") or {}).get("current")),
+                str(exit_code.get("status", "")),
+                str(job.get("nodes", "")),
+            )
     except (AttributeError, KeyError, TypeError, ValueError):
         # A record of another shape (a Slurm version we have not seen, or damage):
         # say so in one line rather than guess at job states.

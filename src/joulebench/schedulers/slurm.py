@@ -61,11 +61,12 @@ class ArrayPlan:
     @property
     def tasks(self) -> list[list[ExperimentSpec]]:
         k = self.keys_per_task
-        return [self.specs[i:i + k] for i in range(0, len(self.specs), k)]
+        return [self.specs[i : i + k] for i in range(0, len(self.specs), k)]
 
 
-def plan_arrays(specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int,
-                job_name: str) -> list[ArrayPlan]:
+def plan_arrays(
+    specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int, job_name: str
+) -> list[ArrayPlan]:
     groups: dict[tuple[str, int], list[ExperimentSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.resource_shape, []).append(spec)
@@ -73,10 +74,11 @@ def plan_arrays(specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int,
     per_array = max_size * per_task
     plans = []
     for shape, members in groups.items():
-        params = executor_parameters(opts, device=shape[0], num_processes=shape[1],
-                                     job_name=job_name)
+        params = executor_parameters(
+            opts, device=shape[0], num_processes=shape[1], job_name=job_name
+        )
         for start in range(0, len(members), per_array):
-            plans.append(ArrayPlan(shape, members[start:start + per_array], params, per_task))
+            plans.append(ArrayPlan(shape, members[start : start + per_array], params, per_task))
     return plans
 
 
@@ -97,24 +99,29 @@ def sbatch_script(plan: ArrayPlan, log_folder: Path) -> str:
     params = dict(executor.parameters)
     if len(plan.tasks) > 1:
         params["map_count"] = len(plan.tasks)
-    return _make_sbatch_string(command=executor._submitit_command_str, folder=log_folder,
-                               **params)
+    return _make_sbatch_string(command=executor._submitit_command_str, folder=log_folder, **params)
 
 
 def submit_array(plan: ArrayPlan, task: SuiteTask, log_folder: Path) -> dict[str, str]:
     """One sbatch call; returns key -> Slurm job ID ("ARRAY_TASK" or a plain ID)."""
     executor = _executor(log_folder, plan.parameters)
     # One key per task stays a plain payload, as jobs submitted before keys_per_task got.
-    payloads = [spec_payload(t[0]) if len(t) == 1 else [spec_payload(s) for s in t]
-                for t in plan.tasks]
+    payloads = [
+        spec_payload(t[0]) if len(t) == 1 else [spec_payload(s) for s in t] for t in plan.tasks
+    ]
     try:
         jobs = executor.map_array(task, payloads)
     except Exception as exc:  # submitit raises FailedJobError/FailedSubmissionError/OSError
         first = str(exc).strip().splitlines()
-        raise SchedulerError(f"sbatch refused the array ({first[-1] if first else exc}); "
-                             "check --partition/--account/--qos and `sinfo`") from None
-    return {spec.key: str(job.job_id)
-            for keys, job in zip(plan.tasks, jobs, strict=True) for spec in keys}
+        raise SchedulerError(
+            f"sbatch refused the array ({first[-1] if first else exc}); "
+            "check --partition/--account/--qos and `sinfo`"
+        ) from None
+    return {
+        spec.key: str(job.job_id)
+        for keys, job in zip(plan.tasks, jobs, strict=True)
+        for spec in keys
+    }
 
 
 def _last_line(stderr: str) -> str:
@@ -131,8 +138,9 @@ class SacctResult:
     problem: str | None = None  # why jobs is None: sacct missing, slow or unreadable
 
 
-def query_sacct(job_ids: list[str], starttime: str, runner: CommandRunner = run_command,
-                timeout_s: float = 20.0) -> SacctResult:
+def query_sacct(
+    job_ids: list[str], starttime: str, runner: CommandRunner = run_command, timeout_s: float = 20.0
+) -> SacctResult:
     """One batched sacct call (JSON where supported, else --parsable2)."""
     if not job_ids:
         return SacctResult({})
@@ -149,8 +157,9 @@ def query_sacct(job_ids: list[str], starttime: str, runner: CommandRunner = run_
                 continue  # older Slurm without --json, or no openapi plugin
             return SacctResult(None, f"sacct failed: {_last_line(done.stderr)}")
         try:
-            return SacctResult(parse_json(done.stdout) if use_json
-                               else parse_parsable2(done.stdout))
+            return SacctResult(
+                parse_json(done.stdout) if use_json else parse_parsable2(done.stdout)
+            )
         except SchedulerError as exc:
             if not use_json:
                 return SacctResult(None, str(exc))

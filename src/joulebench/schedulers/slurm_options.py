@@ -17,8 +17,18 @@ from joulebench.errors import ConfigError
 # gives up after max_num_timeout of them), so a preempted short job would not requeue.
 MIN_REQUEUEABLE_MINUTES = 11
 DEFAULT_TIME = "01:00:00"
-PROFILE_KEYS = ("partition", "time", "gpus_per_node", "cpus_per_task", "mem", "account", "qos",
-                "constraint", "array_parallelism", "keys_per_task")
+PROFILE_KEYS = (
+    "partition",
+    "time",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem",
+    "account",
+    "qos",
+    "constraint",
+    "array_parallelism",
+    "keys_per_task",
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,9 @@ def time_to_minutes(text: str, source: str = "--time") -> int:
     """sbatch's formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S -> whole minutes (rounded up)."""
     match = _TIME.match(str(text).strip())
     if not match:
-        raise ConfigError(f"{source}: '{text}' is not a Slurm time; use e.g. 90, 02:00:00 or "
-                          "1-00:00:00")
+        raise ConfigError(
+            f"{source}: '{text}' is not a Slurm time; use e.g. 90, 02:00:00 or 1-00:00:00"
+        )
     d, a, b, c = (int(match[g]) if match[g] else None for g in ("d", "a", "b", "c"))
     if d is not None:  # D-H[:M[:S]]
         seconds = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
@@ -80,8 +91,9 @@ def _checked(key: str, value: Any, source: str) -> Any:
     if key == "time":
         if not isinstance(value, str):
             # YAML 1.1 reads an unquoted 2:00:00 as the number 7200 (base 60).
-            raise ConfigError(f"{where} must be quoted, e.g. time: \"02:00:00\" "
-                              f"(got the number {value!r})")
+            raise ConfigError(
+                f'{where} must be quoted, e.g. time: "02:00:00" (got the number {value!r})'
+            )
         if time_to_minutes(value, where) < MIN_REQUEUEABLE_MINUTES:
             raise ConfigError(_short_time(where, value))
         return value
@@ -99,27 +111,37 @@ def _checked(key: str, value: Any, source: str) -> Any:
 # Slurm reads as megabytes of something else).
 _NAME = r"[A-Za-z0-9_.+-]+"
 _SYNTAX: dict[str, tuple[re.Pattern[str], str]] = {
-    "mem": (re.compile(r"\d+[KMGT]?", re.IGNORECASE),
-            "a Slurm memory size; use a whole number with an optional unit K, M, G or T, "
-            "e.g. 32G or 64000M (0 asks for all of a node's memory)"),
-    "partition": (re.compile(rf"{_NAME}(?:,{_NAME})*"),
-                  "a partition name (or a comma-separated list of them); see `sinfo -s`"),
+    "mem": (
+        re.compile(r"\d+[KMGT]?", re.IGNORECASE),
+        "a Slurm memory size; use a whole number with an optional unit K, M, G or T, "
+        "e.g. 32G or 64000M (0 asks for all of a node's memory)",
+    ),
+    "partition": (
+        re.compile(rf"{_NAME}(?:,{_NAME})*"),
+        "a partition name (or a comma-separated list of them); see `sinfo -s`",
+    ),
     "account": (re.compile(_NAME), "an account name; see `sacctmgr show assoc user=$USER`"),
-    "qos": (re.compile(rf"{_NAME}(?:,{_NAME})*"),
-            "a QOS name; see `sacctmgr show qos format=name`"),
-    "constraint": (re.compile(r"[A-Za-z0-9_.:*&|,\[\]()-]+"),
-                   "a node-feature expression such as a100 or a100|h100 (letters, digits and "
-                   "& | , [ ] ( ) * : only)"),
+    "qos": (
+        re.compile(rf"{_NAME}(?:,{_NAME})*"),
+        "a QOS name; see `sacctmgr show qos format=name`",
+    ),
+    "constraint": (
+        re.compile(r"[A-Za-z0-9_.:*&|,\[\]()-]+"),
+        "a node-feature expression such as a100 or a100|h100 (letters, digits and "
+        "& | , [ ] ( ) * : only)",
+    ),
 }
 
 
 def options_from_mapping(data: dict[str, Any], source: str) -> SlurmOptions:
     unknown = sorted(set(data) - set(PROFILE_KEYS), key=str)
     if unknown:
-        raise ConfigError(f"{source}: unknown key '{unknown[0]}'; valid keys: "
-                          f"{', '.join(PROFILE_KEYS)}")
-    return SlurmOptions(**{key: _checked(key, value, source)
-                           for key, value in data.items() if value is not None})
+        raise ConfigError(
+            f"{source}: unknown key '{unknown[0]}'; valid keys: {', '.join(PROFILE_KEYS)}"
+        )
+    return SlurmOptions(
+        **{key: _checked(key, value, source) for key, value in data.items() if value is not None}
+    )
 
 
 def load_profile(path: Path | None) -> SlurmOptions:
@@ -130,21 +152,29 @@ def load_profile(path: Path | None) -> SlurmOptions:
 
 
 def _short_time(source: str, value: str | None) -> str:
-    return (f"{source}: {value} is under {MIN_REQUEUEABLE_MINUTES} minutes, so submitit would "
-            "treat every preemption as a timeout and not requeue; ask for at least 00:11:00")
+    return (
+        f"{source}: {value} is under {MIN_REQUEUEABLE_MINUTES} minutes, so submitit would "
+        "treat every preemption as a timeout and not requeue; ask for at least 00:11:00"
+    )
 
 
-def executor_parameters(opts: SlurmOptions, *, device: str, num_processes: int,
-                        job_name: str) -> dict[str, Any]:
+def executor_parameters(
+    opts: SlurmOptions, *, device: str, num_processes: int, job_name: str
+) -> dict[str, Any]:
     """Keyword arguments for submitit's SlurmExecutor.update_parameters for one group."""
     minutes = time_to_minutes(opts.time or DEFAULT_TIME)
     if minutes < MIN_REQUEUEABLE_MINUTES:
         raise ConfigError(_short_time("--time", opts.time))
-    gpus = opts.gpus_per_node if opts.gpus_per_node is not None else (
-        num_processes if device == "cuda" else None)
+    gpus = (
+        opts.gpus_per_node
+        if opts.gpus_per_node is not None
+        else (num_processes if device == "cuda" else None)
+    )
     if device == "cuda" and gpus is not None and gpus < num_processes:
-        raise ConfigError(f"--gpus-per-node {gpus} is fewer than num_processes={num_processes}: "
-                          "one process runs per GPU; raise --gpus-per-node")
+        raise ConfigError(
+            f"--gpus-per-node {gpus} is fewer than num_processes={num_processes}: "
+            "one process runs per GPU; raise --gpus-per-node"
+        )
     params: dict[str, Any] = {
         "job_name": job_name,
         "time": minutes,
@@ -154,7 +184,13 @@ def executor_parameters(opts: SlurmOptions, *, device: str, num_processes: int,
         "signal_delay_s": 120,
         "array_parallelism": opts.array_parallelism or 256,
     }
-    optional = {"partition": opts.partition, "gpus_per_node": gpus, "mem": opts.mem,
-                "account": opts.account, "qos": opts.qos, "constraint": opts.constraint}
+    optional = {
+        "partition": opts.partition,
+        "gpus_per_node": gpus,
+        "mem": opts.mem,
+        "account": opts.account,
+        "qos": opts.qos,
+        "constraint": opts.constraint,
+    }
     params.update({k: v for k, v in optional.items() if v is not None})
     return params

@@ -30,8 +30,9 @@ class SlurmView:
     problem: str | None = None
 
 
-def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.CommandRunner
-               ) -> SlurmView:
+def slurm_view(
+    state: TrackerState, records: list[KeyRecord], runner: slurm.CommandRunner
+) -> SlurmView:
     """sacct for history and causes; squeue (slurmctld) for the jobs sacct cannot place.
 
     sacct lags: slurmctld reports jobs to slurmdbd asynchronously, and not at all while
@@ -54,13 +55,16 @@ def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.Comm
     live = slurm.query_squeue(runner)
     if live.jobs is None:
         if result.jobs is None:
-            return SlurmView(None, frozenset(ids), f"{result.problem}; {live.problem}; "
-                             "showing the tracker alone")
+            return SlurmView(
+                None, frozenset(ids), f"{result.problem}; {live.problem}; showing the tracker alone"
+            )
         if not missing and not ended:  # sacct's (maybe lagging) view of live jobs stands
             return SlurmView(result.jobs)
-        return SlurmView(result.jobs, frozenset(missing + ended),
-                         f"{len(missing) + len(ended)} jobs sacct cannot place for sure "
-                         f"and {live.problem}")
+        return SlurmView(
+            result.jobs,
+            frozenset(missing + ended),
+            f"{len(missing) + len(ended)} jobs sacct cannot place for sure and {live.problem}",
+        )
     jobs = dict(known)
     for i in missing:
         if i in live.jobs:
@@ -72,8 +76,11 @@ def slurm_view(state: TrackerState, records: list[KeyRecord], runner: slurm.Comm
         if i in live.jobs:  # requeued: the ended run becomes history of the live one
             old = known[i]
             jobs[i] = replace(live.jobs[i], history=[*old.history, old.state])
-    note = None if result.jobs is not None else \
-        f"{result.problem}; live jobs from squeue, failure causes from the tracker"
+    note = (
+        None
+        if result.jobs is not None
+        else f"{result.problem}; live jobs from squeue, failure causes from the tracker"
+    )
     return SlurmView(jobs, frozenset(), note)
 
 
@@ -86,8 +93,9 @@ def _live_over_recorded(live: SacctJob, recorded: SacctJob) -> SacctJob:
     return replace(live, history=history)
 
 
-def label_keys(state: TrackerState, suite: str | None, runner: slurm.CommandRunner,
-               use_sacct: bool = True) -> KeyLabels:
+def label_keys(
+    state: TrackerState, suite: str | None, runner: slurm.CommandRunner, use_sacct: bool = True
+) -> KeyLabels:
     """Label every key of ``suite`` (or all) from the tracker and one sacct call."""
     records = [r for r in state.keys.values() if suite is None or r.suite == suite]
     # Without sacct a Slurm job's fate is unknown (None), not "gone" ({}): an empty
@@ -99,14 +107,18 @@ def label_keys(state: TrackerState, suite: str | None, runner: slurm.CommandRunn
     return KeyLabels(labels, view.problem, unknown)
 
 
-def latest_failures(records: list[KeyRecord], labels: KeyLabels,
-                    per_suite: int | None = None) -> list[KeyRecord]:
+def latest_failures(
+    records: list[KeyRecord], labels: KeyLabels, per_suite: int | None = None
+) -> list[KeyRecord]:
     """Failed keys, newest first, each carrying the cause its label shows: the tracker may
     say only ``interrupted`` where Slurm knows ``cancelled``, and the status table and the
     failure lines under it must name one failure with one word. ``per_suite`` keeps that
     many of each suite, so one busy suite cannot hide another's failures."""
-    failed = [replace(r, cause=monitor.resumable(labels.labels[r.key])) for r in records
-              if monitor.is_failed(labels.labels.get(r.key, ""))]
+    failed = [
+        replace(r, cause=monitor.resumable(labels.labels[r.key]))
+        for r in records
+        if monitor.is_failed(labels.labels.get(r.key, ""))
+    ]
     failed.sort(key=lambda r: r.updated_at or "", reverse=True)
     if per_suite is None:
         return failed
@@ -126,4 +138,5 @@ def refuse_unknown(keys: list[str], labels: KeyLabels, action: str) -> None:
         raise SchedulerError(
             f"{plural(len(blocked), 'key')} (first: {blocked[0]}) with Slurm jobs whose state is "
             f"unknown ({labels.sacct_problem}); {action} nothing so none runs twice. "
-            "Retry when sacct or squeue answers")
+            "Retry when sacct or squeue answers"
+        )

@@ -71,12 +71,16 @@ def controlled_variations(source: str, controlled: Mapping[str, Any]) -> dict[st
         elif isinstance(values, list) and values:
             items = [(f"{short}_{_value_label(v)}", {path: v}) for v in values]
         else:
-            raise ConfigError(f"{source}: field 'controlled.{path}': give a non-empty list of "
-                              "values or a mapping of name -> value")
+            raise ConfigError(
+                f"{source}: field 'controlled.{path}': give a non-empty list of "
+                "values or a mapping of name -> value"
+            )
         for name, overrides in items:
             if name in out:  # e.g. batch_size: [1, 1] would silently run one config
-                raise ConfigError(f"{source}: field 'controlled.{path}': config name "
-                                  f"'{name}' appears twice; list each value once")
+                raise ConfigError(
+                    f"{source}: field 'controlled.{path}': config name "
+                    f"'{name}' appears twice; list each value once"
+                )
             out[name] = overrides
     return out
 
@@ -93,16 +97,20 @@ def grid_variations(source: str, grid: Mapping[str, Any]) -> dict[str, dict[str,
         elif isinstance(values, list) and values:
             labelled[path] = [(_value_label(v), v) for v in values]
         else:
-            raise ConfigError(f"{source}: field 'grid.{path}': give a non-empty list of values "
-                              "or a mapping of name -> value")
+            raise ConfigError(
+                f"{source}: field 'grid.{path}': give a non-empty list of values "
+                "or a mapping of name -> value"
+            )
     paths = list(labelled)
     out: dict[str, dict[str, Any]] = {}
     for combo in itertools.product(*(labelled[p] for p in paths)):
-        name = "__".join(f"{p.split('.')[-1]}_{label}"
-                         for p, (label, _) in zip(paths, combo, strict=True))
+        name = "__".join(
+            f"{p.split('.')[-1]}_{label}" for p, (label, _) in zip(paths, combo, strict=True)
+        )
         if name in out:  # e.g. batch_size: [1, 1] would silently run one config
-            raise ConfigError(f"{source}: field 'grid': config name '{name}' appears twice; "
-                              "list each value once")
+            raise ConfigError(
+                f"{source}: field 'grid': config name '{name}' appears twice; list each value once"
+            )
         out[name] = {p: v for p, (_, v) in zip(paths, combo, strict=True)}
     return out
 
@@ -120,11 +128,14 @@ def suite_variations(suite: SuiteDefinition) -> dict[str, dict[str, Any]]:
     for part in parts:
         for name, overrides in part.items():
             if not SAFE_NAME.match(name):
-                raise ConfigError(f"{suite.source}: config name '{name}' may only hold letters, "
-                                  "digits, '.', '_' and '-'; rename it")
+                raise ConfigError(
+                    f"{suite.source}: config name '{name}' may only hold letters, "
+                    "digits, '.', '_' and '-'; rename it"
+                )
             if name in out:
-                raise ConfigError(f"{suite.source}: config name '{name}' appears twice; "
-                                  "rename one of them")
+                raise ConfigError(
+                    f"{suite.source}: config name '{name}' appears twice; rename one of them"
+                )
             out[name] = overrides
     return out
 
@@ -145,21 +156,30 @@ def expand_suite(suite: SuiteDefinition, cycles: int) -> list[ExperimentSpec]:
     resolved: list[tuple[str, str, Any]] = []
     for model_label, model_entry in suite.models.items():
         for config_name, overrides in variations.items():
-            data = deep_merge(deep_merge(deep_merge(suite.base, model_entry),
-                                         suite.overrides), overrides)
+            data = deep_merge(
+                deep_merge(deep_merge(suite.base, model_entry), suite.overrides), overrides
+            )
             source = f"{suite.source}: model '{model_label}', config '{config_name}'"
             resolved.append((model_label, config_name, validate_experiment(data, source)))
     specs = [
-        ExperimentSpec(suite=suite.name, config_name=name, cycle=cycle, config=cfg,
-                       model_label=label, order_seed=suite.order_seed if suite.shuffle else None)
+        ExperimentSpec(
+            suite=suite.name,
+            config_name=name,
+            cycle=cycle,
+            config=cfg,
+            model_label=label,
+            order_seed=suite.order_seed if suite.shuffle else None,
+        )
         for cycle in range(1, cycles + 1)
         for label, name, cfg in cycle_order(resolved, cycle, suite)
     ]
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.key in seen:
-            raise ConfigError(f"{suite.source}: models '{seen[spec.key]}' and "
-                              f"'{spec.model_label}' give the same key {spec.key}; "
-                              "list each model once")
+            raise ConfigError(
+                f"{suite.source}: models '{seen[spec.key]}' and "
+                f"'{spec.model_label}' give the same key {spec.key}; "
+                "list each model once"
+            )
         seen[spec.key] = spec.model_label
     return specs

@@ -40,11 +40,15 @@ def resolve_suite_path(suite: str, configs_dir: Path) -> Path:
             raise ConfigError(f"{path}: suite file not found; check the path")
         return path
     if configs_dir.exists() and not configs_dir.is_dir():
-        raise ConfigError(f"--configs-dir {configs_dir}: is a file, not a folder; pass the "
-                          "folder holding base.yaml, models.yaml and suites/")
+        raise ConfigError(
+            f"--configs-dir {configs_dir}: is a file, not a folder; pass the "
+            "folder holding base.yaml, models.yaml and suites/"
+        )
     if not SAFE_NAME.match(suite):
-        raise ConfigError(f"suite name '{suite}' may only hold letters, digits, '.', '_' and "
-                          "'-'; pass a name from configs/suites/ or a path ending in .yaml")
+        raise ConfigError(
+            f"suite name '{suite}' may only hold letters, digits, '.', '_' and "
+            "'-'; pass a name from configs/suites/ or a path ending in .yaml"
+        )
     path = configs_dir / "suites" / f"{suite}.yaml"
     if not path.is_file():
         available = sorted(p.stem for p in (configs_dir / "suites").glob("*.yaml"))
@@ -63,11 +67,14 @@ def _load_models(path: Path, wanted: list[str], suite_path: Path) -> dict[str, d
         entry = entries.get(name)
         if entry is None:
             known = ", ".join(sorted(map(str, entries))) or "none"
-            raise ConfigError(f"{suite_path}: field 'models': '{name}' is not in {path} "
-                              f"(known: {known}); add it there or fix the name")
+            raise ConfigError(
+                f"{suite_path}: field 'models': '{name}' is not in {path} "
+                f"(known: {known}); add it there or fix the name"
+            )
         if not isinstance(entry, dict) or "model" not in entry:
-            raise ConfigError(f"{path}: model '{name}' needs a mapping with a 'model' key "
-                              "(hub id or local path)")
+            raise ConfigError(
+                f"{path}: model '{name}' needs a mapping with a 'model' key (hub id or local path)"
+            )
         out[name] = entry
     return out
 
@@ -82,18 +89,28 @@ def load_suite(suite: str, configs_dir: Path = Path("configs")) -> SuiteDefiniti
         raise ConfigError(describe_validation_error(exc, SuiteFile, str(path))) from None
     name = parsed.name or path.stem
     if not SAFE_NAME.match(name):
-        raise ConfigError(f"{path}: field 'name': '{name}' may only hold letters, digits, "
-                          "'.', '_' and '-'")
+        raise ConfigError(
+            f"{path}: field 'name': '{name}' may only hold letters, digits, '.', '_' and '-'"
+        )
     base_path = (path.parent / parsed.base).resolve()
     base = load_yaml_mapping(base_path) if parsed.base else {}
     models = _load_models((path.parent / parsed.models_file).resolve(), parsed.models, path)
-    return SuiteDefinition(name=name, source=str(path), base=base, models=models,
-                           overrides=parsed.overrides, controlled=parsed.controlled,
-                           grid=parsed.grid, configs=parsed.configs, shuffle=parsed.shuffle,
-                           order_seed=parsed.order_seed)
+    return SuiteDefinition(
+        name=name,
+        source=str(path),
+        base=base,
+        models=models,
+        overrides=parsed.overrides,
+        controlled=parsed.controlled,
+        grid=parsed.grid,
+        configs=parsed.configs,
+        shuffle=parsed.shuffle,
+        order_seed=parsed.order_seed,
+    )
 
 
-def load_and_expand(suite: str, cycles: int,
-                    configs_dir: Path = Path("configs")) -> list[ExperimentSpec]:
+def load_and_expand(
+    suite: str, cycles: int, configs_dir: Path = Path("configs")
+) -> list[ExperimentSpec]:
     """Convenience for notebooks: suite name -> validated specs."""
     return expand_suite(load_suite(suite, configs_dir), cycles)

@@ -34,8 +34,9 @@ class ExperimentSpec:
     config_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", make_key(self.config.model, self.suite,
-                                                 self.config_name, self.cycle))
+        object.__setattr__(
+            self, "key", make_key(self.config.model, self.suite, self.config_name, self.cycle)
+        )
         object.__setattr__(self, "config_hash", self.config.config_hash())
 
     @property

@@ -35,11 +35,13 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         item = json.loads(raw)
     except json.JSONDecodeError:
-        raise TrackerError(f"{path}: a line is not JSON (damaged file); run `joulebench "
-                           "tracker repair`") from None
+        raise TrackerError(
+            f"{path}: a line is not JSON (damaged file); run `joulebench tracker repair`"
+        ) from None
     if not isinstance(item, dict):
-        raise TrackerError(f"{path}: a line is not a JSON object (damaged file); run "
-                           "`joulebench tracker repair`")
+        raise TrackerError(
+            f"{path}: a line is not a JSON object (damaged file); run `joulebench tracker repair`"
+        )
     return item
 
 
@@ -49,8 +51,12 @@ def parse_events(path: Path, data: bytes) -> tuple[list[dict[str, Any]], int]:
     return [_parse(path, raw) for raw in data[:end].splitlines() if raw.strip()], end
 
 
-def read_journal(path: Path, offset: int = 0, expect_generation: int | None = None,
-                 handle: BinaryIO | None = None) -> JournalChunk:
+def read_journal(
+    path: Path,
+    offset: int = 0,
+    expect_generation: int | None = None,
+    handle: BinaryIO | None = None,
+) -> JournalChunk:
     """The header's generation plus the events after ``offset`` (0 = all of them).
 
     With ``expect_generation``, a journal of another generation yields no events: the
@@ -63,15 +69,15 @@ def read_journal(path: Path, offset: int = 0, expect_generation: int | None = No
         handle.seek(0)
         header_raw = handle.readline()
         if not header_raw.endswith(b"\n"):
-            raise TrackerError(f"{path}: missing its header line; run `joulebench tracker "
-                               "repair`")
+            raise TrackerError(f"{path}: missing its header line; run `joulebench tracker repair`")
         header = _parse(path, header_raw)
         if header.get("format") != JOURNAL_FORMAT:
             raise TrackerError(f"{path}: not a joulebench journal; move it aside")
         generation = int(header["generation"])
         if expect_generation is not None and generation != expect_generation:
-            return JournalChunk(generation=generation, events=[], end_offset=0,
-                                header_end=len(header_raw))
+            return JournalChunk(
+                generation=generation, events=[], end_offset=0, header_end=len(header_raw)
+            )
         start = max(offset, len(header_raw))
         handle.seek(start)
         data = handle.read()
@@ -79,8 +85,9 @@ def read_journal(path: Path, offset: int = 0, expect_generation: int | None = No
         if own:
             handle.close()
     events, used = parse_events(path, data)
-    return JournalChunk(generation=generation, events=events, end_offset=start + used,
-                        header_end=len(header_raw))
+    return JournalChunk(
+        generation=generation, events=events, end_offset=start + used, header_end=len(header_raw)
+    )
 
 
 def encode_events(events: list[dict[str, Any]]) -> bytes:
@@ -105,13 +112,13 @@ def append_at(fd: int, offset: int, data: bytes, path: Path, lock_fix: str) -> N
     if size != offset:
         tail = os.pread(fd, size - offset, offset) if size > offset else b""
         if size < offset or b"\n" in tail:
-            raise TrackerError(f"{path}: changed while this process held the tracker lock, "
-                               f"so the lock does not work here: {lock_fix} (nothing was "
-                               "written)")
+            raise TrackerError(
+                f"{path}: changed while this process held the tracker lock, "
+                f"so the lock does not work here: {lock_fix} (nothing was "
+                "written)"
+            )
         os.ftruncate(fd, offset)
     append_at_end(fd, data, offset, path)
-
-
 
 
 def archive_journal(journal: Path, history: Path, month: str) -> Path | None:
@@ -124,7 +131,7 @@ def archive_journal(journal: Path, history: Path, month: str) -> Path | None:
     under the later header line of one generation is the complete one.
     """
     data = journal.read_bytes()
-    complete = data[:data.rfind(b"\n") + 1]
+    complete = data[: data.rfind(b"\n") + 1]
     if complete.count(b"\n") <= 1:  # the header alone: nothing happened
         return None
     history.mkdir(exist_ok=True)

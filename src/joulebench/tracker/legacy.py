@@ -23,8 +23,10 @@ def _read_int(path: Path) -> int | None:
     try:
         return int(text) if text else 0
     except ValueError:
-        raise TrackerError(f"{path}: expected one integer, found {text[:40]!r}; fix the file "
-                           "or run `joulebench tracker repair`") from None
+        raise TrackerError(
+            f"{path}: expected one integer, found {text[:40]!r}; fix the file "
+            "or run `joulebench tracker repair`"
+        ) from None
 
 
 def _suite_of(key: str) -> str | None:
@@ -46,8 +48,10 @@ def load_legacy(directory: Path) -> TrackerState:
         try:
             progress = json.loads(progress_path.read_text(encoding="utf-8") or "{}")
         except json.JSONDecodeError as exc:
-            raise TrackerError(f"{progress_path}: not valid JSON ({exc.msg} at line {exc.lineno});"
-                               " run `joulebench tracker repair`") from None
+            raise TrackerError(
+                f"{progress_path}: not valid JSON ({exc.msg} at line {exc.lineno});"
+                " run `joulebench tracker repair`"
+            ) from None
         if not isinstance(progress, dict):
             raise TrackerError(f"{progress_path}: expected a JSON object of key -> ID")
         for key, value in progress.items():

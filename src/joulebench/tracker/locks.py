@@ -228,8 +228,15 @@ class SoftLock(_BaseLock):
         self._start_heartbeat()
 
     def _create(self, token: str) -> bool:
-        body = json.dumps({"token": token, "host": self._host, "pid": os.getpid(),
-                           "lease_s": self.lease_s, "since": time.time()}).encode()
+        body = json.dumps(
+            {
+                "token": token,
+                "host": self._host,
+                "pid": os.getpid(),
+                "lease_s": self.lease_s,
+                "since": time.time(),
+            }
+        ).encode()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -250,8 +257,13 @@ class SoftLock(_BaseLock):
             return None
         except (ValueError, OSError):
             holder = {}  # half-written by a holder that died at creation: stale by lease
-        return (st.st_ino, st.st_mtime_ns, holder.get("token"), holder.get("host"),
-                holder.get("pid"))
+        return (
+            st.st_ino,
+            st.st_mtime_ns,
+            holder.get("token"),
+            holder.get("host"),
+            holder.get("pid"),
+        )
 
     def _holder_dead(self, observed: tuple[object, ...]) -> bool:
         _, _, _, host, pid = observed
@@ -273,14 +285,17 @@ class SoftLock(_BaseLock):
             try:
                 os.link(aside, self.path)
             except FileExistsError:
-                log.warning("%s: broke a lock that was just taken; two writers may have "
-                            "overlapped", self.path)
+                log.warning(
+                    "%s: broke a lock that was just taken; two writers may have overlapped",
+                    self.path,
+                )
         aside.unlink(missing_ok=True)
 
     def _start_heartbeat(self) -> None:
         if self._beater is None or not self._beater.is_alive():
-            self._beater = threading.Thread(target=self._heartbeat, daemon=True,
-                                            name="joulebench-softlock-heartbeat")
+            self._beater = threading.Thread(
+                target=self._heartbeat, daemon=True, name="joulebench-softlock-heartbeat"
+            )
             self._beater.start()
 
     def _heartbeat(self) -> None:
@@ -301,9 +316,11 @@ class SoftLock(_BaseLock):
         except (OSError, ValueError):
             holder = {}
         if self._token is None or holder.get("token") != self._token:
-            raise TrackerError(f"{self.path}: this process lost the soft tracker lock (its "
-                               f"lease of {self.lease_s:.0f} s ran out, e.g. the process was "
-                               "paused); nothing was written; rerun the command")
+            raise TrackerError(
+                f"{self.path}: this process lost the soft tracker lock (its "
+                f"lease of {self.lease_s:.0f} s ran out, e.g. the process was "
+                "paused); nothing was written; rerun the command"
+            )
 
     def _release(self) -> None:
         if self._token is None:

@@ -42,11 +42,11 @@ def load_settings(directory: Path) -> TrackerSettings:
         raise TrackerError(f"{path}: unknown field {unknown[0]!r}; allowed: lock, lease_s")
     lock = raw.get("lock", "hard")
     if lock not in LOCK_MODES:
-        raise TrackerError(f"{path}: field 'lock' is {lock!r}; use one of "
-                           f"{', '.join(LOCK_MODES)}")
+        raise TrackerError(f"{path}: field 'lock' is {lock!r}; use one of {', '.join(LOCK_MODES)}")
     lease_s = raw.get("lease_s", 30.0)
-    if isinstance(lease_s, bool) or not isinstance(lease_s, int | float) \
-            or lease_s < MIN_LEASE_S:
-        raise TrackerError(f"{path}: field 'lease_s' is {lease_s!r}; use a number of "
-                           f"seconds >= {MIN_LEASE_S:.0f} (default 30)")
+    if isinstance(lease_s, bool) or not isinstance(lease_s, int | float) or lease_s < MIN_LEASE_S:
+        raise TrackerError(
+            f"{path}: field 'lease_s' is {lease_s!r}; use a number of "
+            f"seconds >= {MIN_LEASE_S:.0f} (default 30)"
+        )
     return TrackerSettings(lock=lock, lease_s=float(lease_s))

@@ -20,8 +20,16 @@ STATES: tuple[KeyState, ...] = get_args(KeyState)
 
 # Why an attempt failed: the README's "Failure causes" table, `--cause`, the status
 # labels and failed_experiments.csv all use exactly these words (a test holds them equal).
-FailureCause = Literal["oom", "preempted", "timeout", "node_fail", "cancelled", "code_error",
-                       "interrupted", "config_error"]
+FailureCause = Literal[
+    "oom",
+    "preempted",
+    "timeout",
+    "node_fail",
+    "cancelled",
+    "code_error",
+    "interrupted",
+    "config_error",
+]
 OOM: FailureCause = "oom"
 PREEMPTED: FailureCause = "preempted"
 TIMEOUT: FailureCause = "timeout"
@@ -99,16 +107,24 @@ class TrackerState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackerState:
         keys = [KeyRecord.from_dict(item) for item in data.get("keys", [])]
-        return cls(generation=int(data["generation"]), last_id=int(data["last_id"]),
-                   current_cycle=int(data.get("current_cycle", 0)),
-                   keys={rec.key: rec for rec in keys}, suites=dict(data.get("suites", {})))
+        return cls(
+            generation=int(data["generation"]),
+            last_id=int(data["last_id"]),
+            current_cycle=int(data.get("current_cycle", 0)),
+            keys={rec.key: rec for rec in keys},
+            suites=dict(data.get("suites", {})),
+        )
 
     def copy(self) -> TrackerState:
         """An independent copy; records hold only immutable values, so a shallow copy of
         each is enough (deepcopy took seconds at 100k keys)."""
-        return TrackerState(self.generation, self.last_id, self.current_cycle,
-                            {k: copy.copy(r) for k, r in self.keys.items()},
-                            {k: dict(v) for k, v in self.suites.items()})
+        return TrackerState(
+            self.generation,
+            self.last_id,
+            self.current_cycle,
+            {k: copy.copy(r) for k, r in self.keys.items()},
+            {k: dict(v) for k, v in self.suites.items()},
+        )
 
     def legacy_progress(self) -> dict[str, str | None]:
         """The seed's configs_run_progress.json view: key -> ID when done, else null."""

@@ -57,8 +57,15 @@ from joulebench.tracker.state import (
     is_slurm_job,
 )
 
-_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                   errno.EIO, errno.EFBIG}
+_STORAGE_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.EFBIG,
+}
 
 
 def utc_now() -> str:
@@ -81,9 +88,15 @@ class Claim:
 class ProgressTracker:
     """Thread- and process-safe progress store rooted at one directory."""
 
-    def __init__(self, directory: Path = DEFAULT_DIR, *, compact_bytes: int = 2 << 20,
-                 lock_timeout_s: float = 600.0, lock: str | None = None,
-                 lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path = DEFAULT_DIR,
+        *,
+        compact_bytes: int = 2 << 20,
+        lock_timeout_s: float = 600.0,
+        lock: str | None = None,
+        lease_s: float | None = None,
+    ) -> None:
         self.dir = Path(directory)
         self.compact_bytes = compact_bytes
         self.lock_timeout_s = lock_timeout_s
@@ -123,9 +136,10 @@ class ProgressTracker:
             try:
                 return TrackerState.from_dict(read_json(snap))
             except (ValueError, KeyError, TypeError) as exc:
-                raise TrackerError(f"{snap}: unreadable snapshot ({type(exc).__name__}); run "
-                                   f"`joulebench tracker repair --tracker-dir {self.dir}`"
-                                   ) from None
+                raise TrackerError(
+                    f"{snap}: unreadable snapshot ({type(exc).__name__}); run "
+                    f"`joulebench tracker repair --tracker-dir {self.dir}`"
+                ) from None
         return legacy.load_legacy(self.dir)
 
     def _reload(self) -> None:
@@ -133,18 +147,22 @@ class ProgressTracker:
         self._journal_generation, self._offset = -1, 0
         self._close_journal()
         if not self.journal_path.exists() and (self.dir / SNAPSHOT).exists():
-            raise TrackerError(f"{self.journal_path} is missing: updates since the last "
-                               "compaction are lost unless you restore the file; run "
-                               f"`joulebench tracker repair --tracker-dir {self.dir}` to go on "
-                               "from the snapshot")
+            raise TrackerError(
+                f"{self.journal_path} is missing: updates since the last "
+                "compaction are lost unless you restore the file; run "
+                f"`joulebench tracker repair --tracker-dir {self.dir}` to go on "
+                "from the snapshot"
+            )
         if self.journal_path.exists():
             handle = self._open_journal()
             chunk = read_journal(self.journal_path, handle=handle)
             if chunk.generation > state.generation:
                 handle.close()
-                raise TrackerError(f"{self.dir / SNAPSHOT} is missing or older than "
-                                   f"{self.journal_path}; run `joulebench tracker repair "
-                                   f"--tracker-dir {self.dir}`")
+                raise TrackerError(
+                    f"{self.dir / SNAPSHOT} is missing or older than "
+                    f"{self.journal_path}; run `joulebench tracker repair "
+                    f"--tracker-dir {self.dir}`"
+                )
             if chunk.generation == state.generation:
                 for event in chunk.events:
                     apply_event(state, event)
@@ -201,16 +219,20 @@ class ProgressTracker:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError):
-                raise TrackerError(f"{self.dir}: is a file, not a folder; pass a tracker "
-                                   "folder (it is created if missing)") from None
+                raise TrackerError(
+                    f"{self.dir}: is a file, not a folder; pass a tracker "
+                    "folder (it is created if missing)"
+                ) from None
             self._dir_ready = True
         try:
             self._lock.acquire(self.lock_timeout_s)
         except LockTimeout:
-            raise TrackerError(f"{self._lock.path}: could not take the tracker lock within "
-                               f"{self.lock_timeout_s:.0f} s; another joulebench process holds "
-                               "it (check `ps`), or the file system lacks working locks (set "
-                               f"`lock: soft` in {self.dir / SETTINGS_FILE})") from None
+            raise TrackerError(
+                f"{self._lock.path}: could not take the tracker lock within "
+                f"{self.lock_timeout_s:.0f} s; another joulebench process holds "
+                "it (check `ps`), or the file system lacks working locks (set "
+                f"`lock: soft` in {self.dir / SETTINGS_FILE})"
+            ) from None
         try:
             yield self._refresh()
         except OSError as exc:
@@ -219,9 +241,10 @@ class ProgressTracker:
                 raise
             # Appends are whole lines and snapshots atomic renames: what failed left no
             # trace a reader would take for a record.
-            raise TrackerError(f"{exc.filename or self.dir}: {exc.strerror}; free space or "
-                               "fix permissions, then rerun (this update was not recorded)"
-                               ) from None
+            raise TrackerError(
+                f"{exc.filename or self.dir}: {exc.strerror}; free space or "
+                "fix permissions, then rerun (this update was not recorded)"
+            ) from None
         except BaseException:
             self._state = None
             raise
@@ -246,8 +269,13 @@ class ProgressTracker:
             self._start_journal(state.generation)
         assert self._journal is not None
         data = encode_events(stamped)
-        append_at(self._journal.fileno(), self._offset, data, self.journal_path,
-                  f"set `lock: soft` in {self.dir / SETTINGS_FILE}")
+        append_at(
+            self._journal.fileno(),
+            self._offset,
+            data,
+            self.journal_path,
+            f"set `lock: soft` in {self.dir / SETTINGS_FILE}",
+        )
         self._offset += len(data)
         for event in stamped:
             apply_event(state, event)
@@ -262,8 +290,9 @@ class ProgressTracker:
             # Once a snapshot exists a journal always does, so a missing one means a
             # deleted one (lost updates), never a crash between the two writes.
             self._start_journal(state.generation)
-        archive_journal(self.journal_path, self.dir / HISTORY_DIR,
-                        datetime.now(timezone.utc).strftime("%Y-%m"))
+        archive_journal(
+            self.journal_path, self.dir / HISTORY_DIR, datetime.now(timezone.utc).strftime("%Y-%m")
+        )
         state.generation += 1
         atomic_write_json(self.dir / SNAPSHOT, state.to_dict(), indent=None)
         legacy.write_legacy(self.dir, state)
@@ -276,8 +305,9 @@ class ProgressTracker:
         self._journal_generation = generation
         self._offset = self._header_end = os.fstat(self._journal.fileno()).st_size
 
-    def sync(self, *, lazy: bool = False, interval_s: float = 60.0,
-             suites: Iterable[str] | None = None) -> None:
+    def sync(
+        self, *, lazy: bool = False, interval_s: float = 60.0, suites: Iterable[str] | None = None
+    ) -> None:
         """Fold the journal and refresh the legacy files (at the end of a job or command).
 
         Folding is O(keys): 1.6 s at 100k keys, under the lock. An array task runs one key,
@@ -291,8 +321,9 @@ class ProgressTracker:
             if not lazy or self._worth_folding(state, interval_s, suites):
                 self._compact(state)
 
-    def _worth_folding(self, state: TrackerState, interval_s: float,
-                       suites: Iterable[str] | None) -> bool:
+    def _worth_folding(
+        self, state: TrackerState, interval_s: float, suites: Iterable[str] | None
+    ) -> bool:
         if self._offset <= self._header_end:
             return False
         try:
@@ -302,8 +333,11 @@ class ProgressTracker:
         if age_s >= interval_s:
             return True
         mine = None if suites is None else set(suites)
-        return not any(r.state in (RUNNING, PENDING) for r in state.keys.values()
-                       if mine is None or r.suite in mine)
+        return not any(
+            r.state in (RUNNING, PENDING)
+            for r in state.keys.values()
+            if mine is None or r.suite in mine
+        )
 
     def register(self, suite: str, keys: Iterable[tuple[str, str]]) -> dict[str, int]:
         """Record (key, config_hash) pairs as pending unless known; returns counts by state."""
@@ -313,15 +347,23 @@ class ProgressTracker:
             for key, config_hash in keys:
                 rec = state.keys.get(key)
                 if rec is None or (rec.state != DONE and rec.config_hash != config_hash):
-                    events.append({"op": "register", "key": key, "suite": suite,
-                                   "config_hash": config_hash})
+                    events.append(
+                        {"op": "register", "key": key, "suite": suite, "config_hash": config_hash}
+                    )
                 counts["new" if rec is None else "done" if rec.state == DONE else "known"] += 1
             self._append(state, *events)
             self._compact_if_large(state)
         return counts
 
-    def claim(self, key: str, config_hash: str, *, suite: str | None = None,
-              cycle: int | None = None, job_id: str | None = None) -> Claim:
+    def claim(
+        self,
+        key: str,
+        config_hash: str,
+        *,
+        suite: str | None = None,
+        cycle: int | None = None,
+        job_id: str | None = None,
+    ) -> Claim:
         """Give this key an experiment ID (reusing the one a requeued run had)."""
         with self.locked() as state:
             rec = state.keys.get(key)
@@ -336,10 +378,21 @@ class ProgressTracker:
             else:
                 experiment_id, status = format_id(state.last_id + 1), "new"
             attempt = (rec.attempts if rec else 0) + 1
-            self._append(state, {"op": "claim", "key": key, "experiment_id": experiment_id,
-                                 "attempt": attempt, "config_hash": config_hash, "suite": suite,
-                                 "cycle": cycle, "job_id": job_id,
-                                 "host": socket.gethostname(), "pid": os.getpid()})
+            self._append(
+                state,
+                {
+                    "op": "claim",
+                    "key": key,
+                    "experiment_id": experiment_id,
+                    "attempt": attempt,
+                    "config_hash": config_hash,
+                    "suite": suite,
+                    "cycle": cycle,
+                    "job_id": job_id,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                },
+            )
             self._compact_if_large(state)
             return Claim(key, experiment_id, attempt, status)
 
@@ -356,8 +409,9 @@ class ProgressTracker:
             return False
         return pid_alive(rec.pid)
 
-    def complete(self, key: str, experiment_id: str,
-                 on_locked: Callable[[int], None] | None = None) -> bool:
+    def complete(
+        self, key: str, experiment_id: str, on_locked: Callable[[int], None] | None = None
+    ) -> bool:
         """Mark done; ``on_locked(attempt)`` (the CSV append) runs under the same lock.
 
         Returns False, and runs nothing, when the key was already done.
@@ -374,15 +428,23 @@ class ProgressTracker:
 
     def fail(self, key: str, cause: str, error: str) -> None:
         with self.locked() as state:
-            self._append(state, {"op": "fail", "key": key, "cause": cause,
-                                 "error": error[:500]})
+            self._append(state, {"op": "fail", "key": key, "cause": cause, "error": error[:500]})
             self._compact_if_large(state)
 
-    def record_submission(self, suite: str, keys: list[str], job_id: str,
-                          job_ids: dict[str, str] | None = None) -> None:
+    def record_submission(
+        self, suite: str, keys: list[str], job_id: str, job_ids: dict[str, str] | None = None
+    ) -> None:
         with self.locked() as state:
-            self._append(state, {"op": "submitted", "suite": suite, "keys": keys,
-                                 "job_id": job_id, "job_ids": job_ids or {}})
+            self._append(
+                state,
+                {
+                    "op": "submitted",
+                    "suite": suite,
+                    "keys": keys,
+                    "job_id": job_id,
+                    "job_ids": job_ids or {},
+                },
+            )
 
     # ---- backups and --fresh -------------------------------------------------------
     def backup(self, keep: int = 50) -> Path | None:
@@ -401,12 +463,10 @@ class ProgressTracker:
             # Copied by atomic write: a backup torn by a crash would be the one that
             # `tracker repair` reaches for first.
             atomic_write_bytes(target, (self.dir / PROGRESS_FILE).read_bytes())
-            atomic_write_bytes(backups / state_name,
-                               (self.dir / SNAPSHOT).read_bytes())
+            atomic_write_bytes(backups / state_name, (self.dir / SNAPSHOT).read_bytes())
             for old in sorted(backups.glob(PROGRESS_BACKUP_GLOB))[:-keep]:
                 old.unlink(missing_ok=True)
-                old.with_name(state_backup_of(old.name)).unlink(
-                    missing_ok=True)
+                old.with_name(state_backup_of(old.name)).unlink(missing_ok=True)
             return target
 
     def archive_suite(self, suite: str) -> Path | None:
@@ -417,8 +477,7 @@ class ProgressTracker:
                 return None
             stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
             target = self.dir / ARCHIVE_DIR / archive_name(suite, stamp)
-            atomic_write_json(target, {"suite": suite, "archived_at": utc_now(),
-                                       "keys": records})
+            atomic_write_json(target, {"suite": suite, "archived_at": utc_now(), "keys": records})
             self._append(state, {"op": "archive", "suite": suite})
             self._compact(state)
             return target
