@@ -16,75 +16,14 @@ from joulebench.cli.base import (
     make_paths,
     path_options,
 )
-from joulebench.schedulers.executors import EXECUTOR_CHOICES, SLURM
+from joulebench.cli.options import EXECUTOR, build_slurm_options, slurm_options
+from joulebench.cli.results_cmd import report, show
+from joulebench.cli.serve_cmd import serve
+from joulebench.schedulers.executors import SLURM
 from joulebench.tracker.state import CONFIG_ERROR, FAILURE_CAUSES
 from joulebench.wording import plural
 
 CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold all three equal
-EXECUTOR = click.option(
-    "--executor",
-    type=click.Choice(EXECUTOR_CHOICES),
-    default="auto",
-    show_default=True,
-    help="auto: Slurm when sbatch is on PATH, else local.",
-)
-
-
-def slurm_options(func: Any) -> Any:
-    """The sbatch resource flags; a --profile YAML gives site defaults, flags win."""
-    flags = [
-        click.option("--partition", help="Slurm partition (sbatch --partition)."),
-        click.option("--time", help="Time limit per task, e.g. 02:00:00 (default 01:00:00)."),
-        click.option(
-            "--gpus-per-node",
-            type=click.IntRange(min=1),
-            help="GPUs per task (default: num_processes on CUDA configs).",
-        ),
-        click.option(
-            "--cpus-per-task",
-            type=click.IntRange(min=1),
-            help="CPUs per task (default: num_processes).",
-        ),
-        click.option("--mem", help="Memory per node, e.g. 32G (sbatch --mem)."),
-        click.option("--account", help="Slurm account to charge (sbatch --account)."),
-        click.option("--qos", help="Quality of service (sbatch --qos)."),
-        click.option("--constraint", help="Node features, e.g. a100 (sbatch --constraint)."),
-        click.option(
-            "--array-parallelism",
-            type=click.IntRange(min=1),
-            help="Max tasks of one array running at once (sbatch --array=...%K).",
-        ),
-        click.option(
-            "--keys-per-task",
-            type=click.IntRange(min=1),
-            help="Keys one array task runs in turn (default 1); consecutive keys of "
-            "one model and precision reuse its loaded workers. Size --time for "
-            "all of them.",
-        ),
-        click.option(
-            "--profile",
-            type=click.Path(path_type=Path),
-            help="Site defaults: a YAML mapping with the keys above.",
-        ),
-    ]
-    for flag in reversed(flags):
-        func = flag(func)
-    return func
-
-
-def build_slurm_options(kwargs: dict[str, Any]) -> Any:
-    from joulebench.schedulers.slurm_options import (
-        CLI_SOURCE,
-        PROFILE_KEYS,
-        load_profile,
-        options_from_mapping,
-    )
-
-    cli_values = {k: kwargs.pop(k) for k in PROFILE_KEYS}
-    profile = load_profile(kwargs.pop("profile"))
-    return options_from_mapping(
-        {k: v for k, v in cli_values.items() if v is not None}, CLI_SOURCE
-    ).merged_over(profile)
 
 
 @click.command("submit-suite", cls=OneLineCommand)
@@ -400,138 +339,6 @@ def make_demo_model(directory: Path, size: str) -> None:
         return
     build_demo_model(directory, **SIZES[size])
     click.echo(f"{size} demo model written to {directory}")
-
-
-@click.command("show", cls=OneLineCommand)
-@click.argument("experiment_id")
-@path_options
-@handle_errors
-def show(experiment_id: str, configs_dir: Path, tracker_dir: Path, results_dir: Path) -> None:
-    """Print one experiment's key figures and provenance.
-
-    \b
-    Example:
-      joulebench show 0042
-    """
-    from joulebench import api
-    from joulebench.cli.progress import render_experiment
-
-    render_experiment(
-        api.show_experiment(experiment_id, make_paths(configs_dir, tracker_dir, results_dir))
-    )
-
-
-@click.command("report", cls=OneLineCommand)
-@click.argument("suite")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    help="Output folder (default: reports/SUITE).",
-)
-@path_options
-@handle_errors
-def report(
-    suite: str, out_dir: Path | None, configs_dir: Path, tracker_dir: Path, results_dir: Path
-) -> None:
-    """Mean, std and 95% CI per config across cycles, plots, and one HTML page.
-
-    Tabulates and plots every field the suite varies. Pools only each key's current run
-    (runs archived by --fresh are listed apart). Results whose quality flags exclude them
-    (the runs `status` counts as flagged) are left out of the statistics and listed apart;
-    configs whose cycles disagree several-fold are flagged unstable_across_cycles.
-
-    \b
-    Example:
-      joulebench report demo
-      joulebench report controlled --out paper/figures
-    """
-    from joulebench import api
-
-    files = api.report_suite(suite, out_dir, make_paths(configs_dir, tracker_dir, results_dir))
-    flagged = sum(len(s.flagged) for s in files.summaries)
-    unstable = sum(bool(s.config_flags) for s in files.summaries)
-    varied = ", ".join(v.path for v in files.variables) or "none"
-    click.echo(
-        f"{plural(len(files.summaries), 'config')} summarised "
-        f"({plural(flagged, 'flagged result')} kept apart, "
-        f"{plural(files.archived_runs, 'archived run')} not pooled, "
-        f"{plural(unstable, 'config')} unstable across cycles); varied: {varied}; "
-        f"{plural(len(files.plots), 'plot')} (PNG + SVG)"
-    )
-    for path in (files.summary_csv, files.runs_csv, files.summary_md, files.html):
-        click.echo(f"  {path}")
-    if files.timelines:
-        click.echo(
-            f"  {files.timelines[0].parent}/ ({plural(len(files.timelines), 'power timeline')})"
-        )
-
-
-@click.command("serve", cls=OneLineCommand)
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; anything but loopback needs the token.",
-)
-@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-@click.option(
-    "--token",
-    envvar="JOULEBENCH_TOKEN",
-    help="Access token: letters, digits, '_' and '-', 8 or more (default: a new "
-    "random one per start). JOULEBENCH_TOKEN=T in the environment keeps it "
-    "out of `ps`.",
-)
-@click.option(
-    "--no-token",
-    is_flag=True,
-    help="No token (loopback only): anyone on this machine can read the results.",
-)
-@click.option("--no-sacct", is_flag=True, help="Use the tracker alone; do not call sacct.")
-@path_options
-@handle_errors
-def serve(
-    host: str,
-    port: int,
-    token: str | None,
-    no_token: bool,
-    no_sacct: bool,
-    configs_dir: Path,
-    tracker_dir: Path,
-    results_dir: Path,
-) -> None:
-    """Live dashboard, JSON API and Prometheus /metrics for the tracker and results.
-
-    Read-only. Prints one URL to open (with its token) and runs until Ctrl-C. From a
-    laptop: ssh -L 8765:127.0.0.1:8765 login-node, then open the URL.
-
-    \b
-    Example:
-      joulebench serve
-      joulebench serve --port 9000 --results-dir /scratch/me/results
-    """
-    from joulebench.errors import ConfigError
-    from joulebench.serve.server import ServeOptions, check_bind, new_token, url
-
-    from_env = click.get_current_context().get_parameter_source("token")
-    if no_token and from_env == click.core.ParameterSource.ENVIRONMENT:
-        token = None  # the flag typed now wins over a token exported for other runs
-    if no_token and token:
-        raise ConfigError("--token and --no-token: give one of them")
-    chosen = None if no_token else (token or new_token())
-    paths = make_paths(configs_dir, tracker_dir, results_dir)
-    paths.check(write=False)
-    check_bind(host, port, chosen)
-    options = ServeOptions(host, port, chosen, use_sacct=not no_sacct)
-    if chosen is None:
-        click.echo(
-            "Warning: --no-token: every user of this machine can read these results", err=True
-        )
-    click.echo(f"joulebench dashboard (read-only), Ctrl-C to stop:\n  {url(options)}")
-    from joulebench.serve.server import serve as run_server
-
-    run_server(paths, options)
-    click.echo("dashboard stopped", err=True)
 
 
 ALL = [submit_suite, status, resume_failed, run, make_demo_model, show, report, serve]
