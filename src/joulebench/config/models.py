@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from joulebench.config.scenario import ScenarioConfig
 from joulebench.measure.names import ExtraMeterName, MeterName
 
 Precision = Literal["float32", "float16", "bfloat16"]
@@ -82,6 +83,10 @@ class ExperimentConfig(_Strict):
     token_timing: Bool = True
     cooldown_temp_c: Float | None = Field(None, gt=0, description="wait until below; None = off")
     cooldown_max_wait_s: Float = Field(300.0, ge=0)
+    scenario: ScenarioConfig = ScenarioConfig()
+    # Offline mode: also run the batches with one output token in a window of their own
+    # (prefill energy); None = on for counter meters (NVML, RAPL), off for estimates.
+    count_prefill_energy: Bool | None = None
 
     @field_validator("model")
     @classmethod
@@ -114,12 +119,35 @@ class ExperimentConfig(_Strict):
                 "energy_meter: nvml needs a GPU but device is cpu; use "
                 "energy_meter: codecarbon or auto on CPU"
             )
+        if self.scenario.serving and self.num_processes != 1:
+            raise ValueError(
+                f"scenario.mode: serving runs one engine in one process but num_processes "
+                f"is {self.num_processes}; set num_processes: 1"
+            )
         return self
 
     def config_hash(self) -> str:
-        """Stable short hash of every setting; a checkpoint only resumes a matching one."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable short hash of every setting; a checkpoint only resumes a matching one.
+
+        Fields added after results existed are hashed only when set away from their
+        default, so configs written before them keep their hash (and their checkpoints).
+        """
+        data = self.model_dump(mode="json")
+        for name in _HASHED_WHEN_SET:
+            if name not in self.model_fields_set or data[name] == _DEFAULTS_JSON[name]:
+                del data[name]
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# Added with issue 16 (serving scenarios); see config_hash.
+_HASHED_WHEN_SET = ("scenario", "count_prefill_energy")
+
+
+_DEFAULTS_JSON = {
+    "scenario": ScenarioConfig().model_dump(mode="json"),
+    "count_prefill_energy": None,
+}
 
 
 def config_fields() -> dict[str, Any]:

@@ -29,14 +29,42 @@ FLAG_TEXT = {
     "dynamic_within_baseline_noise": "the window drew under 5% more than the idle baseline "
     "would have: dynamic energy is noise (workload too "
     "small for the device)",
+    # Serving and phase figures (issue 16): they qualify a split of the energy, never
+    # the total, so they are informational.
+    "per_request_energy_window_share": "per-request energy is the window's energy split by "
+    "token share: the meter could not be read per engine step (an estimate, or a window "
+    "shorter than its counter resolves)",
+    "window_shorter_than_counter_resolution": "the serving window is shorter than the "
+    "energy counter's update period",
+    "no_steady_state": "the serving run never reached ML.ENERGY's steady state (too few "
+    "requests beyond max_concurrency)",
+    "prefill_window_too_short": "the prefill-only window is shorter than ten of the meter's "
+    "updates: the prefill vs decode split is coarse",
+    "decode_energy_negative": "the prefill-only window drew more than the whole run: the "
+    "prefill vs decode split is noise",
 }
+SPLIT_BY_WINDOW_SHARE = "per_request_energy_window_share"
+WINDOW_SHORTER_THAN_COUNTER = "window_shorter_than_counter_resolution"
+NO_STEADY_STATE = "no_steady_state"
+PREFILL_WINDOW_TOO_SHORT = "prefill_window_too_short"
+DECODE_ENERGY_NEGATIVE = "decode_energy_negative"
 
 # What "flagged" means, here and nowhere else (status counts it, report excludes it): a
 # result whose energy carries a flag that keeps it out of the statistics. A model-based
 # estimate is the best a machine without sensors can do, so it is labelled, not excluded,
 # or a CPU-only suite would have no statistics at all; a dynamic energy lost in baseline
 # drift leaves the total energy and throughput sound.
-INFORMATIONAL_FLAGS = frozenset({"estimate_only", "dynamic_within_baseline_noise"})
+INFORMATIONAL_FLAGS = frozenset(
+    {
+        "estimate_only",
+        "dynamic_within_baseline_noise",
+        SPLIT_BY_WINDOW_SHARE,
+        WINDOW_SHORTER_THAN_COUNTER,
+        NO_STEADY_STATE,
+        PREFILL_WINDOW_TOO_SHORT,
+        DECODE_ENERGY_NEGATIVE,
+    }
+)
 
 
 def excluding_flags(text: str | None) -> str:

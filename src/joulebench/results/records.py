@@ -13,9 +13,10 @@ with ``json.dumps`` and read back with ``json.loads`` unchanged, byte for byte.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 Reading = dict[str, Any]  # a measure/ module's reading, stored as that module returns it
+LatencySummary = dict[str, float | None]  # results.stats.latency_summary
 
 
 class _BatchCounts(TypedDict):
@@ -64,7 +65,166 @@ class MeasuredWindow(TypedDict):
     node_cpu: NodeCpu | None
 
 
-class RankRecord(MeasuredWindow):
+StepKind = Literal["prefill", "decode"]
+PREFILL: StepKind = "prefill"
+DECODE: StepKind = "decode"
+
+
+class StepRecord(TypedDict):
+    """One serving engine step (runner.serving), times from the window start."""
+
+    kind: StepKind
+    start_s: float
+    end_s: float
+    tokens: dict[str, int]  # request index (text, for JSON) -> tokens it processed
+    energy_j: float | None  # the meter's cumulative energy after the step, where read
+
+
+class ServedRequest(TypedDict):
+    """One served request's life, in seconds from the window start."""
+
+    index: int
+    arrival_s: float
+    admitted_s: float
+    first_token_s: float
+    finished_s: float
+    input_tokens: int
+    output_tokens: int
+    token_s: list[float]  # when each output token was ready
+    token_ids: list[int]
+
+
+class ArrivalSchedule(TypedDict):
+    """The seeded arrivals a serving run followed (runner.arrivals), as recorded."""
+
+    arrival: str
+    request_rate: float
+    num_requests: int
+    seed: int
+    arrival_s: list[float]  # seconds after the window opens, non-decreasing
+    schedule_hash: str
+
+
+class ServingRecord(TypedDict):
+    """What the serving engine did in the window (scenario.mode: serving)."""
+
+    policy: str
+    max_concurrency: int
+    schedule: ArrivalSchedule
+    requests: list[ServedRequest]
+    steps: list[StepRecord]
+    energy_read_per_step: bool
+    meter_reads_s: float  # time the per-step meter reads took, inside the window
+
+
+class PrefillWindow(TypedDict):
+    """Offline mode's second window: the same batches with one output token."""
+
+    window_s: float
+    energy: Reading | None
+    input_tokens: int
+    num_prompts: int
+
+
+class ServedRequestMetrics(TypedDict):
+    """One request's figures in the result (seconds; joules)."""
+
+    index: int
+    arrival_s: float
+    queue_delay_s: float  # arrival -> admitted into the batch
+    ttft_s: float  # arrival -> first token
+    tpot_s: float | None  # (last token - first token) / (output tokens - 1)
+    itl_mean_s: float | None  # mean gap between consecutive tokens
+    e2e_s: float  # arrival -> last token
+    input_tokens: int
+    output_tokens: int
+    energy_j: float | None
+    dynamic_energy_j: float | None
+
+
+class SteadyState(TypedDict):
+    """ML.ENERGY's steady-state window: from the moment max_concurrency requests have
+    their first token to when num_requests - max_concurrency have finished."""
+
+    start_s: float
+    end_s: float
+    duration_s: float
+    output_tokens: int
+    requests_finished: int
+    throughput_output_tokens_per_s: float | None
+    request_throughput_per_s: float | None
+    energy_j: float | None
+    energy_method: str  # counter reads at the window's ends, or its time share
+    energy_per_output_token_j: float | None
+
+
+class ServingSection(TypedDict):
+    """The inference section's ``serving`` part (scenario.mode: serving)."""
+
+    policy: str
+    arrival: str
+    request_rate: float
+    max_concurrency: int
+    num_requests: int
+    seed: int
+    schedule_hash: str
+    arrival_s: list[float]
+    slo_ttft_ms: float | None
+    slo_tpot_ms: float | None
+    queue_delay: LatencySummary
+    ttft: LatencySummary
+    tpot: LatencySummary
+    itl: LatencySummary
+    e2e: LatencySummary
+    request_throughput_per_s: float | None
+    output_token_throughput_per_s: float | None
+    total_token_throughput_per_s: float | None
+    goodput_requests_per_s: float | None
+    slo_attainment: float | None
+    batch_occupancy_mean: float | None  # requests per decode step
+    batch_occupancy_fraction: float | None  # of max_concurrency
+    engine_steps: int
+    prefill_steps: int
+    meter_reads_s: float
+    steady_state: SteadyState | None
+    steady_state_note: str | None
+    requests: list[ServedRequestMetrics]
+
+
+EnergySummary = dict[str, float | None]  # mean_j, p50_j, p90_j, p99_j
+
+
+class PerRequestEnergy(TypedDict):
+    """The energy section's ``per_request`` part (measure.apportion)."""
+
+    method: str  # per_step_counter | window_share
+    counter_resolution_s: float | None
+    counter_reads_grouped_into: int
+    quality_flags: list[str]
+    energy_per_request: EnergySummary
+    dynamic_energy_per_request: EnergySummary
+    sum_energy_j: float
+    note: str
+
+
+class PhaseEnergy(TypedDict):
+    """Offline mode's prefill vs decode split (count_prefill_energy)."""
+
+    method: str
+    prefill_energy_j: float | None
+    decode_energy_j: float | None
+    prefill_window_s: float
+    prefill_energy_per_input_token_j: float | None
+    decode_energy_per_output_token_j: float | None
+    quality_flags: list[str]
+
+
+class _RankExtras(TypedDict, total=False):
+    serving: ServingRecord  # serving mode only
+    prefill: PrefillWindow  # offline mode with count_prefill_energy on
+
+
+class RankRecord(MeasuredWindow, _RankExtras):
     """One process's whole experiment: what ``runner.worker.run`` returns and writes."""
 
     rank: int
@@ -134,10 +294,13 @@ class SetupSection(TypedDict):
     oom_halved_batch: bool
 
 
-LatencySummary = dict[str, float | None]  # results.stats.latency_summary
 
 
-class InferenceSection(TypedDict):
+class _InferenceExtras(TypedDict, total=False):
+    serving: ServingSection  # scenario.mode: serving
+
+
+class InferenceSection(_InferenceExtras):
     """File 4, ``{id}_4_inference_metrics.json``."""
 
     request_latency: LatencySummary
@@ -146,7 +309,7 @@ class InferenceSection(TypedDict):
     prefill_s: float | None
     decode_s: float | None
     phase_timing_method: str | None
-    energy_by_phase: None
+    energy_by_phase: PhaseEnergy | None
     energy_by_phase_note: str
     num_prompts: int
     num_batches: int
@@ -190,7 +353,11 @@ class ProcessEnergy(TypedDict):
     memory: Reading
 
 
-class EnergySection(TypedDict):
+class _EnergyExtras(TypedDict, total=False):
+    per_request: PerRequestEnergy  # scenario.mode: serving
+
+
+class EnergySection(_EnergyExtras):
     """File 7, ``{id}_7_global_energy_results.json``."""
 
     energy_j: float | None

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from joulebench.config.models import ExperimentConfig
 from joulebench.results import aggregate
 from joulebench.results.provenance import collect
-from joulebench.results.records import Outputs, RankRecord, RunTiming, Sections, SetupSection
+from joulebench.results.records import (
+    EnergySection,
+    InferenceSection,
+    Outputs,
+    RankRecord,
+    RunTiming,
+    Sections,
+    SetupSection,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ def build_sections(
         "batch_size_used": batch_size_used,
         "oom_halved_batch": batch_size_used != config.batch_size,
     }
+    energy = aggregate.energy_metrics(ranks, inference, compute)
+    _add_scenario_figures(rank0, config, inference, energy)
     return {
         "setup": setup,
         "variables": config.model_dump(mode="json"),
@@ -82,9 +92,35 @@ def build_sections(
         "inference": inference,
         "compute": compute,
         "per_process": [aggregate.per_process_energy(r) for r in ranks],
-        "energy": aggregate.energy_metrics(ranks, inference, compute),
+        "energy": energy,
         "outputs": _outputs(ranks) if config.save_outputs else None,
     }
+
+
+def _add_scenario_figures(
+    rank0: RankRecord, config: ExperimentConfig, inference: InferenceSection, energy: EnergySection
+) -> None:
+    """Serving runs' per-request figures; offline runs' prefill vs decode energy."""
+    if "serving" in rank0:
+        from joulebench.measure.quality import NO_STEADY_STATE
+        from joulebench.results.serving_metrics import serving_section
+
+        serving, per_request = serving_section(
+            rank0["serving"], config.scenario, inference["window_s"], energy
+        )
+        inference["serving"] = serving
+        flags = set(energy["quality_flags"])
+        if per_request is not None:
+            energy["per_request"] = per_request
+            flags.update(per_request["quality_flags"])
+        if serving["steady_state"] is None:
+            flags.add(NO_STEADY_STATE)
+        energy["quality_flags"] = sorted(flags)
+    if "prefill" in rank0:
+        from joulebench.results.phase_energy import phase_energy
+
+        inference["energy_by_phase"] = phase_energy(rank0["prefill"], energy, inference)
+        inference["energy_by_phase_note"] = inference["energy_by_phase"]["method"]
 
 
 def _phases_max(ranks: list[RankRecord]) -> dict[str, float]:

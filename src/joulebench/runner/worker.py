@@ -183,6 +183,10 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     from joulebench.measure.memory import peak_memory, reset_peak_memory
 
     cfg = ExperimentConfig.model_validate(task["config"])
+    if cfg.scenario.serving:  # requests arriving over time: runner.serving_run
+        from joulebench.runner.serving_run import run_serving
+
+        return run_serving(task, acc, device, models)
     rank, world, local_rank = acc.process_index, acc.num_processes, acc.local_process_index
     torch.manual_seed(cfg.seed + rank)
     reset_peak_memory(device)  # this experiment's peak, not an earlier one's in this process
