@@ -294,8 +294,6 @@ class SetupSection(TypedDict):
     oom_halved_batch: bool
 
 
-
-
 class _InferenceExtras(TypedDict, total=False):
     serving: ServingSection  # scenario.mode: serving
 

@@ -8,6 +8,7 @@ percentiles, batch occupancy, and the ML.ENERGY-style steady-state window.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from joulebench.config.scenario import ScenarioConfig
@@ -59,14 +60,18 @@ def request_metrics(r: ServedRequest, split: Split | None) -> ServedRequestMetri
     }
 
 
-def within_slos(r: ServedRequestMetrics, slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> bool:
+def within_slos(
+    r: ServedRequestMetrics, slo_ttft_ms: float | None, slo_tpot_ms: float | None
+) -> bool:
     if slo_ttft_ms is not None and r["ttft_s"] * 1000 > slo_ttft_ms:
         return False
     tpot = r["tpot_s"]
     return slo_tpot_ms is None or tpot is None or tpot * 1000 <= slo_tpot_ms
 
 
-def steady_bounds(requests: Sequence[ServedRequest], concurrency: int) -> tuple[float, float] | None:
+def steady_bounds(
+    requests: Sequence[ServedRequest], concurrency: int
+) -> tuple[float, float] | None:
     """(start, end) of the steady state, or None when the run never reached one."""
     n = len(requests)
     if concurrency > n or n - concurrency < 1:
@@ -80,7 +85,7 @@ def energy_at(t_s: float, steps: Sequence[StepRecord], window_s: float, total_j:
     """The cumulative counter at ``t_s``, linear between the reads around it."""
     points = [(0.0, 0.0), *((s["end_s"], float(s["energy_j"] or 0.0)) for s in steps)]
     points.append((window_s, total_j))
-    for (t0, e0), (t1, e1) in zip(points, points[1:], strict=False):
+    for (t0, e0), (t1, e1) in itertools.pairwise(points):
         if t0 <= t_s <= t1:
             return e0 if t1 == t0 else e0 + (e1 - e0) * (t_s - t0) / (t1 - t0)
     return total_j
@@ -103,7 +108,9 @@ def steady_state(
     if energy_j is None:
         joules, method = None, TIME_SHARE
     elif read:
-        joules = energy_at(end, steps, window_s, energy_j) - energy_at(start, steps, window_s, energy_j)
+        joules = energy_at(end, steps, window_s, energy_j) - energy_at(
+            start, steps, window_s, energy_j
+        )
         method = COUNTER_READS
     else:
         joules, method = energy_j * (end - start) / window_s, TIME_SHARE

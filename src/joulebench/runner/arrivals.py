@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+
 from joulebench.config.scenario import BURST, CONSTANT, POISSON, ArrivalProcess
 from joulebench.results.records import ArrivalSchedule
 

@@ -128,7 +128,11 @@ class DynamicBatcher:
         for layer in self._cache.layers:
             layer.keys = layer.keys[index, :, first:]
             layer.values = layer.values[index, :, first:]
-        self._mask, self._lengths, self._last = mask[:, first:], self._lengths[index], self._last[index]
+        self._mask, self._lengths, self._last = (
+            mask[:, first:],
+            self._lengths[index],
+            self._last[index],
+        )
 
     def _merge(self, cache: Any, mask: Any, lengths: Any, last: Any) -> None:
         import torch

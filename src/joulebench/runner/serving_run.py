@@ -17,7 +17,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
@@ -230,5 +229,3 @@ def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache)
         "architecture": architecture(model),
         "serving": serving,
     }
-
-
