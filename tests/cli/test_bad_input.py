@@ -269,6 +269,37 @@ CASES = [
     # --- zero, negative and inconsistent sizes -----------------------------------------
     o("batch-size-zero", "{batch_size: 0}", ("field 'batch_size'",), "greater than 0"),
     o("num-prompts-negative", "{num_prompts: -1}", ("field 'num_prompts'",), "greater than 0"),
+    # --- the serving scenario (issue 16) -------------------------------------------------
+    o(
+        "serving-negative-rate",
+        "{scenario: {mode: serving, request_rate: -2.0}}",
+        ("field 'scenario.request_rate'",),
+        "greater than 0",
+    ),
+    o(
+        "serving-zero-concurrency",
+        "{scenario: {mode: serving, max_concurrency: 0}}",
+        ("field 'scenario.max_concurrency'",),
+        "greater than or equal to 1",
+    ),
+    o(
+        "slos-without-serving",
+        "{scenario: {slo_ttft_ms: 2000}}",
+        ("scenario.slo_ttft_ms", "scenario.mode is offline"),
+        "set scenario.mode: serving or remove the SLOs",
+    ),
+    o(
+        "serving-two-processes",
+        "{num_processes: 2, scenario: {mode: serving}}",
+        ("scenario.mode: serving", "num_processes is 2"),
+        "set num_processes: 1",
+    ),
+    o(
+        "serving-more-requests-than-prompts",
+        "{max_input_tokens: 64, scenario: {mode: serving, num_requests: 300}}",
+        ("scenario.num_requests 300", "max_input_tokens=64", "'bundled'"),
+        "lower scenario.num_requests or raise max_input_tokens",
+    ),
     o("num-processes-zero", "{num_processes: 0}", ("field 'num_processes'",), "greater than 0"),
     o(
         "max-output-zero",

@@ -216,6 +216,16 @@ def _token_counts(model: str, texts: list[str]) -> list[int] | None:
     return prompt_token_counts(tokenizer, texts)
 
 
+def _cannot_feed(source: str, spec: ExperimentSpec, fitting: int) -> str:
+    cfg = spec.config
+    return (
+        f"{source}: config '{spec.config_name}': scenario.num_requests "
+        f"{cfg.scenario.num_requests} but only {fitting} prompts of '{cfg.dataset.name}' fit "
+        f"in max_input_tokens={cfg.max_input_tokens}, and each request of the schedule "
+        "takes its own prompt; lower scenario.num_requests or raise max_input_tokens"
+    )
+
+
 def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
     """Refuse a suite whose num_prompts cannot fit in max_input_tokens, before any claim.
 
@@ -247,7 +257,10 @@ def check_prompts_fit(specs: list[ExperimentSpec], source: str) -> None:
         if lengths is None:
             continue
         fitting = count_fitting(lengths, cfg.max_input_tokens)
-        if fitting < cfg.num_prompts:
+        if cfg.scenario.serving:
+            if fitting < cfg.scenario.num_requests:
+                problems.add(_cannot_feed(source, spec, fitting))
+        elif fitting < cfg.num_prompts:
             problems.add(
                 f"{source}: config '{spec.config_name}': num_prompts {cfg.num_prompts} but "
                 f"only {fitting} prompts of '{cfg.dataset.name}' fit in max_input_tokens="
