@@ -139,10 +139,16 @@ def print_expansion(specs: list[Any]) -> None:
     )
     click.echo(f"{plural(len(specs), 'experiment')}, {order}:")
     for spec in specs:
-        cfg = spec.config
+        cfg, sc = spec.config, spec.config.scenario
+        load = (
+            f"serving {sc.arrival} rate={sc.request_rate}/s concurrency={sc.max_concurrency} "
+            f"requests={sc.num_requests}"
+            if sc.serving
+            else f"batch={cfg.batch_size}"
+        )
         click.echo(
             f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
-            f"processes={cfg.num_processes} batch={cfg.batch_size} "
+            f"processes={cfg.num_processes} {load} "
             f"precision={cfg.precision} decoder={cfg.decoder.mode}"
         )
 

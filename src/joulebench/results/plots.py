@@ -25,7 +25,15 @@ from joulebench.results.variables import Variable
 
 ENERGY = "energy_per_output_token_j"
 THROUGHPUT = "throughput_output_tokens_per_s"
-LABELS = {ENERGY: "energy per output token (J/token)", THROUGHPUT: "throughput (output tokens/s)"}
+# Serving runs (issue 16): a latency-energy frontier against the request rate.
+REQUEST_ENERGY = "energy_per_request_j_mean"
+P95_LATENCY = "request_latency_p95_s"
+LABELS = {
+    ENERGY: "energy per output token (J/token)",
+    THROUGHPUT: "throughput (output tokens/s)",
+    REQUEST_ENERGY: "energy per request (J/request)",
+    P95_LATENCY: "p95 end-to-end latency (s)",
+}
 # Words for config fields on an axis; any other field is spelled out from its name.
 FIELD_LABELS = {
     "batch_size": "batch size (prompts per generate call)",
@@ -45,6 +53,9 @@ FIELD_LABELS = {
     "warmup_iterations": "warm-up iterations",
     "device": "device",
     "request_rate": "request rate (requests/s)",
+    "scenario.request_rate": "request rate (requests/s)",
+    "scenario.max_concurrency": "requests in flight at most",
+    "scenario.arrival": "arrival process",
 }
 UNIT_SUFFIXES = {
     "_s": "s",
@@ -191,10 +202,15 @@ def pareto_data(summaries: Sequence[ConfigSummary], suite: str) -> PlotData | No
 def build_plot_data(
     summaries: Sequence[ConfigSummary], suite: str, variables: Sequence[Variable]
 ) -> list[PlotData]:
-    """Energy/token and throughput vs each varied field, then the Pareto plot."""
+    """Energy/token and throughput vs each varied field, then the Pareto plot; for
+    serving runs also J/request and p95 latency vs the field (a latency-energy frontier
+    against ``scenario.request_rate``), each with its CI across cycles."""
     plots = []
     for var in variables:
-        for metric, stem in ((ENERGY, "energy_per_token"), (THROUGHPUT, "throughput")):
+        metrics = [(ENERGY, "energy_per_token"), (THROUGHPUT, "throughput")]
+        if series_for(summaries, var, REQUEST_ENERGY, variables):  # serving runs
+            metrics += [(REQUEST_ENERGY, "energy_per_request"), (P95_LATENCY, "p95_latency")]
+        for metric, stem in metrics:
             series = series_for(summaries, var, metric, variables)
             if not series:
                 continue

@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from joulebench.results.records import Sections, SetupSection
+from joulebench.results.scenario_row import (
+    SCENARIO_COLUMNS,
+    SCENARIO_STRING_COLUMNS,
+    SCENARIO_VARIABLE_COLUMNS,
+    scenario_cells,
+)
 
 # Config fields copied into the CSV as they are (ExperimentConfig names).
 _CONFIG_COLUMNS = (
@@ -109,6 +115,7 @@ CSV_COLUMNS: list[str] = [
     "git_dirty",
     "peak_memory_source",
     "others_cpu_share",
+    *SCENARIO_COLUMNS,
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -139,6 +146,7 @@ STRING_COLUMNS = frozenset(
         "gpu_names",
         "model_revision",
         "peak_memory_source",
+        *SCENARIO_STRING_COLUMNS,
     }
 )
 INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
@@ -177,6 +185,7 @@ VARIABLE_COLUMNS: dict[str, str] = {
     "top_p": "decoder.top_p",
     "warmup_iterations": "warmup_iterations",
     "dataset": "dataset.name",
+    **SCENARIO_VARIABLE_COLUMNS,
 }
 
 
@@ -259,4 +268,5 @@ def flatten(sections: Sections) -> dict[str, Any]:
         row[name] = inf[name]
     for name in (*_ENERGY_COLUMNS, *_DYNAMIC_COLUMNS, "gpu_energy_wh_per_1000_queries"):
         row[name] = energy[name]
+    row.update(scenario_cells(sections))
     return row

@@ -22,9 +22,15 @@ METRICS: tuple[str, ...] = (
     "request_latency_p95_s",
     "output_tokens_per_j",
     "flops_per_j",
+    # Serving runs only (scenario.mode: serving); empty for offline ones.
+    "energy_per_request_j_mean",
+    "dynamic_energy_per_request_j_mean",
 )
 # Dynamic energy (total - idle baseline x window) is the only one that can be negative.
-NONNEGATIVE = frozenset(METRICS) - {"dynamic_energy_per_output_token_j"}
+NONNEGATIVE = frozenset(METRICS) - {
+    "dynamic_energy_per_output_token_j",
+    "dynamic_energy_per_request_j_mean",
+}
 OUTLIER_METRIC = "energy_per_output_token_j"
 
 
