@@ -99,7 +99,7 @@ def steady_state(
         return None
     start, end = bounds
     steps = record["steps"]
-    inside = [s for s in steps if start <= s["end_s"] <= end]
+    inside = [s for s in steps if start < s["end_s"] <= end]
     out_tokens = sum(
         sum(s["tokens"].values()) if s["kind"] == DECODE else len(s["tokens"]) for s in inside
     )
