@@ -22,25 +22,28 @@ METHOD = (
 
 
 def phase_energy(
-    prefill: PrefillWindow, energy: EnergySection, inference: InferenceSection
+    prefills: list[PrefillWindow], energy: EnergySection, inference: InferenceSection
 ) -> PhaseEnergy:
+    """From every process's prefill window: energies of the nodes (their local rank 0s)
+    summed, tokens of all processes summed, the longest window."""
     flags: list[str] = []
-    reading = prefill["energy"]
-    prefill_j = EnergyMeasurement.from_dict(reading).energy_j if reading else None
-    meter = reading["meter"] if reading else ""
-    resolution = COUNTER_RESOLUTION_S.get(meter, 1.0)
-    if prefill["window_s"] < MIN_COUNTER_UPDATES * resolution:
+    readings = [EnergyMeasurement.from_dict(p["energy"]) for p in prefills if p["energy"]]
+    prefill_j = sum(m.energy_j for m in readings) if readings else None
+    window_s = max(p["window_s"] for p in prefills)
+    meter = readings[0].meter if readings else ""
+    if window_s < MIN_COUNTER_UPDATES * COUNTER_RESOLUTION_S.get(meter, 1.0):
         flags.append(PREFILL_WINDOW_TOO_SHORT)
     total_j = energy["energy_j"]
     decode_j = None if prefill_j is None or total_j is None else total_j - prefill_j
     if decode_j is not None and decode_j < 0:
         flags.append(DECODE_ENERGY_NEGATIVE)
+    input_tokens = sum(p["input_tokens"] for p in prefills)
     return {
         "method": METHOD,
         "prefill_energy_j": prefill_j,
         "decode_energy_j": decode_j,
-        "prefill_window_s": prefill["window_s"],
-        "prefill_energy_per_input_token_j": ratio(prefill_j, prefill["input_tokens"]),
+        "prefill_window_s": window_s,
+        "prefill_energy_per_input_token_j": ratio(prefill_j, input_tokens),
         "decode_energy_per_output_token_j": ratio(decode_j, inference["measured_output_tokens"]),
         "quality_flags": flags,
     }

@@ -84,7 +84,7 @@ def build_sections(
         "oom_halved_batch": batch_size_used != config.batch_size,
     }
     energy = aggregate.energy_metrics(ranks, inference, compute)
-    _add_scenario_figures(rank0, config, inference, energy)
+    _add_scenario_figures(ranks, config, inference, energy)
     return {
         "setup": setup,
         "variables": config.model_dump(mode="json"),
@@ -98,9 +98,13 @@ def build_sections(
 
 
 def _add_scenario_figures(
-    rank0: RankRecord, config: ExperimentConfig, inference: InferenceSection, energy: EnergySection
+    ranks: list[RankRecord],
+    config: ExperimentConfig,
+    inference: InferenceSection,
+    energy: EnergySection,
 ) -> None:
     """Serving runs' per-request figures; offline runs' prefill vs decode energy."""
+    rank0 = ranks[0]
     if "serving" in rank0:
         from joulebench.measure.quality import NO_STEADY_STATE
         from joulebench.results.serving_metrics import serving_section
@@ -116,11 +120,14 @@ def _add_scenario_figures(
         if serving["steady_state"] is None:
             flags.add(NO_STEADY_STATE)
         energy["quality_flags"] = sorted(flags)
-    if "prefill" in rank0:
+    prefills = [r["prefill"] for r in ranks if "prefill" in r]
+    if prefills:
         from joulebench.results.phase_energy import phase_energy
 
-        inference["energy_by_phase"] = phase_energy(rank0["prefill"], energy, inference)
-        inference["energy_by_phase_note"] = inference["energy_by_phase"]["method"]
+        phases = phase_energy(prefills, energy, inference)
+        inference["energy_by_phase"] = phases
+        inference["energy_by_phase_note"] = phases["method"]
+        energy["quality_flags"] = sorted({*energy["quality_flags"], *phases["quality_flags"]})
 
 
 def _phases_max(ranks: list[RankRecord]) -> dict[str, float]:

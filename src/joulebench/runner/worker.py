@@ -34,6 +34,7 @@ from joulebench.runner.node_readings import (
     start_extra_meters,
     stop_extra_meters,
 )
+from joulebench.runner.prefill_window import prefill_window, wants_prefill_split
 from joulebench.runner.prompts import (
     batches,
     load_prompt_texts,
@@ -221,7 +222,12 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
     outside = [i for i, b in enumerate(wl.batches) if cfg.steady_state and len(b) < batch_size]
+    measured = [i for i in range(len(wl.batches)) if i not in outside and not ckpt.done(i)]
     window = _measured_window(wl, ckpt, outside, phases, _timeline_file(task, acc), node_baseline)
+    extras: dict[str, Any] = {}
+    if measured and wants_prefill_split(cfg, device):
+        extras["prefill"] = prefill_window(wl, measured)
+        phases.mark("prefill_window")
     for index in outside:
         if not ckpt.done(index):
             ckpt.add(index, wl.generate(wl.batches[index]))
@@ -256,6 +262,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
             "num_prompts": len(wl.prompts),
         },
         "architecture": architecture(wl.model) if rank == 0 else None,
+        **extras,  # type: ignore[typeddict-item]
     }
 
 
