@@ -123,6 +123,8 @@ def _native(value: Any) -> Any:
 
 def _dotted(obj: Any, name: str) -> Any:
     for part in name.split("."):
+        if obj == "—":  # a block base.yaml does not set (scenario.*)
+            return obj
         obj = obj.get(part, "—") if isinstance(obj, dict) else getattr(obj, part)
     return obj
 
