@@ -77,7 +77,7 @@ def test_two_processes_report_one_node_not_twice_the_energy(checkout: Path) -> N
         ("compute", ComputeSection),
         ("energy", EnergySection),
     ):
-        assert set(sections[name]) == _keys(record), name
+        assert record.__required_keys__ <= set(sections[name]) <= _keys(record), name
     assert all(set(p) == _keys(ProcessEnergy) for p in sections["per_process"])
     for rank in (0, 1):
         raw = json.loads(
@@ -85,7 +85,8 @@ def test_two_processes_report_one_node_not_twice_the_energy(checkout: Path) -> N
                 checkout / "results" / "raw_results" / "0002" / ".work" / f"rank_{rank}.json"
             ).read_text()
         )
-        assert set(raw) == _keys(RankRecord)
+        assert RankRecord.__required_keys__ <= set(raw) <= _keys(RankRecord)
+        assert not {"serving", "prefill"} & set(raw)  # an offline run on an estimate meter
         for batch in raw["batches"].values():
             assert BatchRecord.__required_keys__ <= set(batch) <= _keys(BatchRecord)
 
