@@ -17,11 +17,19 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.measure.apportion import COUNTER_RESOLUTION_S
-from joulebench.results.records import BatchRecord, RankRecord, ServedRequest, ServingRecord
+from joulebench.results.records import (
+    ArrivalSchedule,
+    BatchRecord,
+    MeasuredWindow,
+    RankRecord,
+    ServedRequest,
+    ServingRecord,
+)
 from joulebench.runner.arrivals import arrival_schedule
 from joulebench.runner.model import architecture
 from joulebench.runner.node_readings import (
@@ -110,58 +118,73 @@ def request_batches(requests: list[ServedRequest], texts: list[str] | None) -> d
     return out
 
 
-def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> RankRecord:
-    import torch
+@dataclass
+class _Prepared:
+    """What the window needs, made before it opens."""
 
-    from joulebench.measure.factory import make_meter
-    from joulebench.measure.flops import analytic_flops, linear_params
-    from joulebench.measure.host_load import node_snapshot, own_cpu_s
-    from joulebench.measure.memory import peak_memory, reset_peak_memory
+    model: Any
+    tok: Any
+    prompts: list[str]
+    input_ids: list[list[int]]
+    schedule: ArrivalSchedule
+    reused: bool
+    phases_s: dict[str, float] = field(default_factory=dict)
 
-    cfg = ExperimentConfig.model_validate(task["config"])
+
+def _prepare(cfg: ExperimentConfig, device: str, acc: Any, models: ModelCache) -> _Prepared:
+    """Model, one prompt per request, and the seeded schedule."""
     sc = cfg.scenario
-    torch.manual_seed(cfg.seed)
-    reset_peak_memory(device)
-    phases: dict[str, float] = {}
     mark = time.perf_counter()
     (model, tok), reused = models.get(cfg, device, acc.device)
-    phases["load"] = time.perf_counter() - mark
+    load_s = time.perf_counter() - mark
     texts = load_prompt_texts(cfg.dataset)
-    prompts = select_prompts(
-        texts,
-        prompt_token_counts(tok, texts),
-        sc.num_requests,
-        cfg.max_input_tokens,
-        cfg.dataset.name,
-    )
-    input_ids = [
-        tok(p, truncation=True, max_length=cfg.max_input_tokens)["input_ids"] for p in prompts
-    ]
+    counts = prompt_token_counts(tok, texts)
+    prompts = select_prompts(texts, counts, sc.num_requests, cfg.max_input_tokens, cfg.dataset.name)
+    ids = [tok(p, truncation=True, max_length=cfg.max_input_tokens)["input_ids"] for p in prompts]
     schedule = arrival_schedule(
         sc.arrival, sc.request_rate, sc.num_requests, cfg.seed, prompt_hash(prompts)
     )
-    thermal = cool_down_reading(cfg, device)
-    baseline = idle_baseline_reading(cfg, device, task)
+    return _Prepared(model, tok, prompts, ids, schedule, reused, {"load": load_s})
+
+
+def _engine(cfg: ExperimentConfig, p: _Prepared) -> DynamicBatcher:
+    pad = p.tok.pad_token_id if p.tok.pad_token_id is not None else 0
+    return DynamicBatcher(p.model, pad, sampling(cfg, p.tok.eos_token_id))
+
+
+def _warm_up(cfg: ExperimentConfig, device: str, p: _Prepared) -> None:
+    """A couple of requests through a fresh engine, outside the window."""
     mark = time.perf_counter()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    how = sampling(cfg, tok.eos_token_id)
-    sync: Callable[[], None] = lambda: _sync(device)  # noqa: E731
+    few = p.input_ids[: min(2, len(p.input_ids))]
     for _ in range(cfg.warmup_iterations):
-        few = input_ids[: min(2, len(input_ids))]
-        ServeLoop(DynamicBatcher(model, pad, how), few, [0.0] * len(few), 2, sync=sync).run()
-    phases["warmup"] = time.perf_counter() - mark
+        ServeLoop(_engine(cfg, p), few, [0.0] * len(few), 2, sync=lambda: _sync(device)).run()
+    p.phases_s["warmup"] = time.perf_counter() - mark
+
+
+def _serve_in_window(
+    cfg: ExperimentConfig,
+    device: str,
+    task: dict[str, Any],
+    acc: Any,
+    p: _Prepared,
+    baseline: dict[str, Any] | None,
+) -> tuple[MeasuredWindow, ServingRecord]:
+    """Serve the schedule inside one metered window; counter meters read per step."""
+    from joulebench.measure.factory import make_meter
+    from joulebench.measure.host_load import node_snapshot, own_cpu_s
+
     meter = make_meter(cfg.energy_meter, device=device)
     extras = start_extra_meters(cfg, device)
     meter.start()
     recorder = _start_timeline(meter)
     reader = _TimedReader(step_energy_reader(meter))
     loop = ServeLoop(
-        DynamicBatcher(model, pad, how),
-        input_ids,
-        schedule["arrival_s"],
-        sc.max_concurrency,
+        _engine(cfg, p),
+        p.input_ids,
+        p.schedule["arrival_s"],
+        cfg.scenario.max_concurrency,
         on_step=reader,
-        sync=sync,
+        sync=lambda: _sync(device),
     )
     node_start, own_start = node_snapshot(), own_cpu_s()
     window_start = time.perf_counter()
@@ -176,56 +199,77 @@ def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache)
     if samples is not None and timeline_file is not None:
         from joulebench.measure.timeline import timeline_rows, write_timeline
 
-        write_timeline(
-            timeline_file, timeline_rows(samples, window_start, window_s, energy, baseline)
-        )
-    serving: ServingRecord = {
-        "policy": DynamicBatcher.policy,
-        "max_concurrency": sc.max_concurrency,
-        "schedule": schedule,
-        "requests": served,
-        "steps": loop.steps,
-        "energy_read_per_step": reader.read is not None,
-        "meter_reads_s": reader.seconds,
-    }
-    tokens = sum(r["input_tokens"] + r["output_tokens"] for r in served)
-    return {
-        "rank": 0,
-        "local_rank": 0,
-        "world_size": 1,
-        "batch_size": sc.max_concurrency,
-        "host": socket.gethostname(),
-        "device": device,
-        "pid": os.getpid(),
-        "torch_device": str(acc.device),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "batches": request_batches(served, prompts if cfg.save_outputs else None),
-        "resumed_batches": [],
-        "outside_window_batches": [],
+        rows = timeline_rows(samples, window_start, window_s, energy, baseline)
+        write_timeline(timeline_file, rows)
+    window: MeasuredWindow = {
         "window_s": window_s,
         "energy": energy,
         "extra_energy": extra_energy,
         "own_window_cpu_s": own_window_cpu_s,
         "node_cpu": {"start": node_start, "end": node_end},
-        "load_s": phases["load"],
-        "warmup_s": phases["warmup"],
-        "model_reused": reused,
-        "phases_s": {k: round(v, 4) for k, v in phases.items()},
+    }
+    record: ServingRecord = {
+        "policy": DynamicBatcher.policy,
+        "max_concurrency": cfg.scenario.max_concurrency,
+        "schedule": p.schedule,
+        "requests": served,
+        "steps": loop.steps,
+        "energy_read_per_step": reader.read is not None,
+        "meter_reads_s": reader.seconds,
+    }
+    return window, record
+
+
+def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> RankRecord:
+    """The worker's ``run`` for ``scenario.mode: serving`` (one process)."""
+    import torch
+
+    from joulebench.measure.flops import analytic_flops, linear_params
+    from joulebench.measure.memory import peak_memory, reset_peak_memory
+
+    cfg = ExperimentConfig.model_validate(task["config"])
+    torch.manual_seed(cfg.seed)
+    reset_peak_memory(device)
+    p = _prepare(cfg, device, acc, models)
+    thermal = cool_down_reading(cfg, device)
+    baseline = idle_baseline_reading(cfg, device, task)
+    _warm_up(cfg, device, p)
+    window, serving = _serve_in_window(cfg, device, task, acc, p, baseline)
+    served = serving["requests"]
+    tokens = sum(r["input_tokens"] + r["output_tokens"] for r in served)
+    return {
+        "rank": 0,
+        "local_rank": 0,
+        "world_size": 1,
+        "batch_size": cfg.scenario.max_concurrency,
+        "host": socket.gethostname(),
+        "device": device,
+        "pid": os.getpid(),
+        "torch_device": str(acc.device),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "batches": request_batches(served, p.prompts if cfg.save_outputs else None),
+        "resumed_batches": [],
+        "outside_window_batches": [],
+        **window,
+        "load_s": p.phases_s["load"],
+        "warmup_s": p.phases_s["warmup"],
+        "model_reused": p.reused,
+        "phases_s": {k: round(v, 4) for k, v in p.phases_s.items()},
         "baseline": baseline,
         "thermal": thermal,
         "gpus": gpu_inventory(device),
         "memory": peak_memory(device),
         "flops": {
-            "analytic_total_flops": analytic_flops(model, tokens),
-            "linear_params": linear_params(model),
+            "analytic_total_flops": analytic_flops(p.model, tokens),
+            "linear_params": linear_params(p.model),
             "analytic_method": "2 x linear weights x (input + output tokens)",
         },
         "dataset": {
             "name": cfg.dataset.name,
             "revision": cfg.dataset.revision,
-            "prompt_hash": prompt_hash(prompts),
-            "num_prompts": len(prompts),
+            "prompt_hash": prompt_hash(p.prompts),
+            "num_prompts": len(p.prompts),
         },
-        "architecture": architecture(model),
+        "architecture": architecture(p.model),
         "serving": serving,
     }
