@@ -75,3 +75,26 @@ def test_eos_ends_a_request_only_after_min_new_tokens(loaded: Any) -> None:
     served = ServeLoop(DynamicBatcher(model, 0, how), ids[:1], [0.0], 1).run()
     assert 4 <= served[0]["output_tokens"] <= 10
     assert first not in served[0]["token_ids"][:3]
+
+
+class _CounterMeter:
+    """Stands in for a counter meter's probe() (the reader's logic only)."""
+
+    def __init__(self, name: str, energies: list[float | None]) -> None:
+        self.name, self.energies = name, energies
+
+    def probe(self) -> list[Any]:
+        from joulebench.measure.timeline import Reading
+
+        return [Reading(self.name, f"dev{i}", energy_j=e) for i, e in enumerate(self.energies)]
+
+
+def test_the_step_reader_sums_counter_devices_and_refuses_partial_or_estimates() -> None:
+    from joulebench.runner.serving_run import step_energy_reader
+
+    read = step_energy_reader(_CounterMeter("rapl", [1.5, 2.0]))
+    assert read is not None and read() == 3.5
+    partial = step_energy_reader(_CounterMeter("nvml", [1.0, None]))  # one GPU only polled
+    assert partial is not None and partial() is None
+    assert step_energy_reader(_CounterMeter("codecarbon", [1.0])) is None
+    assert step_energy_reader(None) is None

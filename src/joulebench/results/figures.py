@@ -36,6 +36,7 @@ def experiment_figures(parts: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("energy per output token", _fmt(energy.get("energy_per_output_token_j"), " J")),
         ("dynamic energy per token", _fmt(energy.get("dynamic_energy_per_output_token_j"), " J")),
+        *_scenario_figures(inf, energy),
         ("quality flags", ", ".join(energy.get("quality_flags", [])) or "none"),
         ("batches resumed", _fmt(inf.get("batches_resumed"))),
         ("hosts", ", ".join(setup.get("hosts", []))),
@@ -53,3 +54,44 @@ def experiment_figures(parts: dict[str, Any]) -> list[tuple[str, str]]:
             f"{setup.get('dataset', {}).get('prompt_hash')}",
         ),
     ]
+
+
+def _scenario_figures(inf: dict[str, Any], energy: dict[str, Any]) -> list[tuple[str, str]]:
+    """Serving runs' load, latency and J/request; offline runs' prefill vs decode split."""
+    rows: list[tuple[str, str]] = []
+    serving = inf.get("serving")
+    if serving:
+        e2e, per = serving.get("e2e", {}), energy.get("per_request") or {}
+        j = per.get("energy_per_request") or {}
+        rows += [
+            (
+                "serving",
+                f"{serving['arrival']} {serving['request_rate']}/s, "
+                f"{serving['num_requests']} requests, at most {serving['max_concurrency']} "
+                f"in flight ({serving['policy']})",
+            ),
+            (
+                "requests/s (goodput)",
+                f"{_fmt(serving.get('request_throughput_per_s'))} "
+                f"({_fmt(serving.get('goodput_requests_per_s'))})",
+            ),
+            (
+                "e2e latency p50/p95",
+                f"{_fmt(e2e.get('p50_s'), ' s')} / {_fmt(e2e.get('p95_s'), ' s')}",
+            ),
+            (
+                "energy per request mean/p90",
+                f"{_fmt(j.get('mean_j'), ' J')} / {_fmt(j.get('p90_j'), ' J')} "
+                f"({per.get('method', '-')})",
+            ),
+        ]
+    phases = inf.get("energy_by_phase")
+    if phases:
+        rows.append(
+            (
+                "prefill / decode energy",
+                f"{_fmt(phases.get('prefill_energy_j'), ' J')} / "
+                f"{_fmt(phases.get('decode_energy_j'), ' J')}",
+            )
+        )
+    return rows
