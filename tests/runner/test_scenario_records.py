@@ -99,6 +99,9 @@ def test_a_serving_run_writes_its_engine_record_and_section(checkout: Path) -> N
     assert set(serving) == _keys(ServingSection)
     assert serving["slo_attainment"] == 1.0 and serving["num_requests"] == 6
     assert inference["num_prompts"] == 6 and inference["total_output_tokens"] == 6 * 24
+    assert inference["phase_timing_method"].startswith("serving engine steps")
+    assert 0 < inference["prefill_s"] and 0 < inference["decode_s"]
+    assert inference["prefill_s"] + inference["decode_s"] <= inference["window_s"]
     raw = _raw(checkout, "0001")
     assert set(raw["serving"]) == _keys(ServingRecord)
     steps = raw["serving"]["steps"]

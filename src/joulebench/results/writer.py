@@ -113,6 +113,14 @@ def _add_scenario_figures(
             rank0["serving"], config.scenario, inference["window_s"], energy
         )
         inference["serving"] = serving
+        steps = rank0["serving"]["steps"]
+        for phase in ("prefill", "decode"):  # engine time per kind, not summed TTFTs
+            seconds = sum(x["end_s"] - x["start_s"] for x in steps if x["kind"] == phase)
+            inference[f"{phase}_s"] = seconds  # type: ignore[literal-required]
+        inference["phase_timing_method"] = (
+            "serving engine steps (host clock): prefill_s sums the prefill steps, decode_s "
+            "the decode steps"
+        )
         flags = set(energy["quality_flags"])
         if per_request is not None:
             energy["per_request"] = per_request
