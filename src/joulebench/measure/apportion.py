@@ -76,21 +76,16 @@ def window_share(
     }
 
 
-def per_step(
-    steps: Sequence[StepEnergy],
-    energy_j: float,
-    window_s: float,
-    baseline_w: float | None,
-    resolution_s: float,
-) -> tuple[dict[str, RequestEnergy], int]:
-    """Split by counter reads grouped to span >= resolution_s; (by request, groups).
+def counter_groups(
+    steps: Sequence[StepEnergy], energy_j: float, window_s: float, resolution_s: float
+) -> list[tuple[float, float, dict[str, int]]]:
+    """(joules, seconds, tokens by request) per run of steps spanning >= resolution_s.
 
-    Intervals run from one read to the next (the first from the window start); the
-    last group runs to the window's end and takes the meter's final figure, so the
-    shares sum to ``energy_j`` exactly.
+    Intervals run from one read to the next (the first from the window start); the last
+    runs to the window's end and takes the meter's final figure, so the groups' joules
+    sum to ``energy_j`` exactly.
     """
-    out: dict[str, RequestEnergy] = defaultdict(lambda: {"energy_j": 0.0, "dynamic_energy_j": 0.0})
-    groups: list[tuple[float, float, dict[str, int]]] = []  # (joules, seconds, tokens)
+    groups: list[tuple[float, float, dict[str, int]]] = []
     last_j, last_s = 0.0, 0.0
     pending: dict[str, int] = defaultdict(int)
     for i, step in enumerate(steps):
@@ -102,15 +97,31 @@ def per_step(
             end_s = window_s if final else step["end_s"]
             groups.append((read_j - last_j, end_s - last_s, dict(pending)))
             last_j, last_s, pending = read_j, end_s, defaultdict(int)
+    return groups
+
+
+def per_step(
+    steps: Sequence[StepEnergy],
+    energy_j: float,
+    window_s: float,
+    baseline_w: float | None,
+    resolution_s: float,
+) -> tuple[dict[str, RequestEnergy], int]:
+    """Each group's energy (and its energy above baseline power x its seconds) split by
+    tokens among its requests; (by request, number of groups)."""
+    groups = counter_groups(steps, energy_j, window_s, resolution_s)
+    total: dict[str, float] = defaultdict(float)
+    dynamic: dict[str, float] = defaultdict(float)
     for joules, seconds, tokens in groups:
-        dynamic = None if baseline_w is None else joules - baseline_w * seconds
+        above = joules - (baseline_w or 0.0) * seconds
         for request, share in _shares(tokens).items():
-            out[request]["energy_j"] += joules * share
-            if dynamic is None:
-                out[request]["dynamic_energy_j"] = None
-            elif out[request]["dynamic_energy_j"] is not None:
-                out[request]["dynamic_energy_j"] += dynamic * share  # type: ignore[operator]
-    return dict(out), len(groups)
+            total[request] += joules * share
+            dynamic[request] += above * share
+    split: dict[str, RequestEnergy] = {
+        r: {"energy_j": j, "dynamic_energy_j": None if baseline_w is None else dynamic[r]}
+        for r, j in total.items()
+    }
+    return split, len(groups)
 
 
 def split_energy(
