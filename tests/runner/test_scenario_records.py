@@ -100,6 +100,12 @@ def test_a_serving_run_writes_its_engine_record_and_section(checkout: Path) -> N
     assert serving["slo_attainment"] == 1.0 and serving["num_requests"] == 6
     assert inference["num_prompts"] == 6 and inference["total_output_tokens"] == 6 * 24
     assert inference["phase_timing_method"].startswith("serving engine steps")
+    from transformers import AutoTokenizer
+
+    outputs = sections["outputs"]
+    assert outputs is not None and [len(t) for t in outputs["token_ids"]] == [24] * 6
+    tok = AutoTokenizer.from_pretrained(checkout / "models" / "tiny-llama")
+    assert outputs["texts"] == tok.batch_decode(outputs["token_ids"], skip_special_tokens=True)
     assert 0 < inference["prefill_s"] and 0 < inference["decode_s"]
     assert inference["prefill_s"] + inference["decode_s"] <= inference["window_s"]
     raw = _raw(checkout, "0001")

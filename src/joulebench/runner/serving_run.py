@@ -95,7 +95,7 @@ class _TimedReader:
         return value
 
 
-def request_batches(requests: list[ServedRequest], texts: list[str] | None) -> dict[str, Any]:
+def request_batches(requests: list[ServedRequest], outputs: list[str] | None) -> dict[str, Any]:
     """Each request as a one-prompt batch record, so the offline aggregation (token
     totals, throughput, latency percentiles) reads serving runs too. Latency counts
     from arrival: queueing is part of what a user waits."""
@@ -111,8 +111,8 @@ def request_batches(requests: list[ServedRequest], texts: list[str] | None) -> d
             "decode_steps": r["output_tokens"] - 1,
             "step_clock": "host",
         }
-        if texts is not None:
-            record["texts"] = [texts[r["index"]]]
+        if outputs is not None:  # the generated text, as offline batches record it
+            record["texts"] = [outputs[r["index"]]]
             record["token_ids"] = [r["token_ids"]]
         out[str(r["index"])] = record
     return out
@@ -220,6 +220,11 @@ def _serve_in_window(
     return window, record
 
 
+def _decoded(tok: Any, served: list[ServedRequest]) -> list[str]:
+    ordered = sorted(served, key=lambda r: r["index"])
+    return list(tok.batch_decode([r["token_ids"] for r in ordered], skip_special_tokens=True))
+
+
 def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> RankRecord:
     """The worker's ``run`` for ``scenario.mode: serving`` (one process)."""
     import torch
@@ -247,7 +252,7 @@ def run_serving(task: dict[str, Any], acc: Any, device: str, models: ModelCache)
         "pid": os.getpid(),
         "torch_device": str(acc.device),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "batches": request_batches(served, p.prompts if cfg.save_outputs else None),
+        "batches": request_batches(served, _decoded(p.tok, served) if cfg.save_outputs else None),
         "resumed_batches": [],
         "outside_window_batches": [],
         **window,
