@@ -87,6 +87,7 @@ def test_a_rate_sweep_serves_the_same_schedule_each_cycle_and_latency_grows(
     plots = checkout / "reports" / "rates" / "plots"
     for stem in ("energy_per_request", "p95_latency"):
         assert (plots / f"rates_{stem}_vs_scenario_request_rate.png").stat().st_size > 0
+    assert (plots / "rates_latency_energy_frontier.png").stat().st_size > 0
 
 
 SLOW_SERVING = """

@@ -226,8 +226,12 @@ def build_plot_data(
                     numeric=var.numeric,
                 )
             )
-    pareto = pareto_data(summaries, suite)
-    return [*plots, pareto] if pareto else plots
+    from joulebench.results.frontier import latency_energy_frontier
+
+    extra = [
+        p for p in (pareto_data(summaries, suite), latency_energy_frontier(summaries, suite)) if p
+    ]
+    return [*plots, *extra]
 
 
 def error_bars(
