@@ -130,3 +130,10 @@ def test_section_of_an_estimate_meter_shares_the_window() -> None:
     assert steady["energy_j"] == pytest.approx(6.0 * 0.2 / 0.6)
     assert per_request is not None and per_request["method"] == "window_share"
     assert per_request["energy_per_request"]["mean_j"] == pytest.approx(3.0)
+
+
+def test_the_latency_energy_front_keeps_configs_no_other_beats_on_both() -> None:
+    from joulebench.results.frontier import lower_left_front
+
+    points = [(0.5, 2.0), (0.2, 3.0), (0.6, 2.5), (0.2, 3.5), (1.0, 1.0)]
+    assert lower_left_front(points) == [1, 0, 4]  # by latency

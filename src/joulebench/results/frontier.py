@@ -9,8 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from joulebench.results.plots import LABELS, P95_LATENCY, REQUEST_ENERGY, pareto_front
 from joulebench.results.summary import ConfigSummary, PlotData, Series
+
+# Serving runs' metrics (summary.METRICS) and their axis words; plots.py uses them too.
+REQUEST_ENERGY = "energy_per_request_j_mean"
+P95_LATENCY = "request_latency_p95_s"
+FRONTIER_LABELS = {
+    REQUEST_ENERGY: "energy per request (J/request)",
+    P95_LATENCY: "p95 end-to-end latency (s)",
+}
+
+
+def lower_left_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (latency, energy) points no other point beats on both (at least as
+    low in each, lower in one), by latency."""
+
+    def dominated(i: int) -> bool:
+        x, y = points[i]
+        return any(a <= x and b <= y and (a, b) != (x, y) for a, b in points)
+
+    return sorted((i for i in range(len(points)) if not dominated(i)), key=lambda i: points[i])
 
 
 def latency_energy_frontier(summaries: Sequence[ConfigSummary], suite: str) -> PlotData | None:
@@ -33,14 +51,10 @@ def latency_energy_frontier(summaries: Sequence[ConfigSummary], suite: str) -> P
         series.x_ci_high.append(t.ci_high)
         series.configs.append(s.config_name)
         series.n.append(min(e.n, t.n))
-    # pareto_front keeps the highest x: negate latency, where lower is better.
     points = [
-        (-(s.metrics[P95_LATENCY].mean or 0.0), s.metrics[REQUEST_ENERGY].mean or 0.0)
-        for s in usable
+        (s.metrics[P95_LATENCY].mean or 0.0, s.metrics[REQUEST_ENERGY].mean or 0.0) for s in usable
     ]
-    chosen = sorted(
-        (usable[i] for i in pareto_front(points)), key=lambda s: s.metrics[P95_LATENCY].mean or 0.0
-    )
+    chosen = [usable[i] for i in lower_left_front(points)]
     front = Series(
         "latency-energy front",
         "",
@@ -53,8 +67,8 @@ def latency_energy_frontier(summaries: Sequence[ConfigSummary], suite: str) -> P
     return PlotData(
         name=f"{suite}_latency_energy_frontier",
         title=f"{suite}: energy per request vs p95 latency",
-        x_label=LABELS[P95_LATENCY],
-        y_label=LABELS[REQUEST_ENERGY],
+        x_label=FRONTIER_LABELS[P95_LATENCY],
+        y_label=FRONTIER_LABELS[REQUEST_ENERGY],
         series=list(by_model.values()),
         numeric=True,
         front=front,

@@ -19,20 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.errors import JoulebenchError
+from joulebench.results.frontier import (
+    FRONTIER_LABELS,
+    P95_LATENCY,
+    REQUEST_ENERGY,
+    latency_energy_frontier,
+)
 from joulebench.results.stats import MetricStats
 from joulebench.results.summary import ConfigSummary, PlotData, Series
 from joulebench.results.variables import Variable
 
 ENERGY = "energy_per_output_token_j"
 THROUGHPUT = "throughput_output_tokens_per_s"
-# Serving runs (issue 16): a latency-energy frontier against the request rate.
-REQUEST_ENERGY = "energy_per_request_j_mean"
-P95_LATENCY = "request_latency_p95_s"
 LABELS = {
     ENERGY: "energy per output token (J/token)",
     THROUGHPUT: "throughput (output tokens/s)",
-    REQUEST_ENERGY: "energy per request (J/request)",
-    P95_LATENCY: "p95 end-to-end latency (s)",
+    **FRONTIER_LABELS,  # serving runs (issue 16): J/request and p95 latency
 }
 # Words for config fields on an axis; any other field is spelled out from its name.
 FIELD_LABELS = {
@@ -226,8 +228,6 @@ def build_plot_data(
                     numeric=var.numeric,
                 )
             )
-    from joulebench.results.frontier import latency_energy_frontier
-
     extra = [
         p for p in (pareto_data(summaries, suite), latency_energy_frontier(summaries, suite)) if p
     ]
