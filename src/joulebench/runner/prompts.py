@@ -64,14 +64,20 @@ def count_fitting(token_counts: list[int], max_input_tokens: int) -> int:
 
 
 def select_prompts(
-    texts: list[str], token_counts: list[int], num_prompts: int, max_input_tokens: int, source: str
+    texts: list[str],
+    token_counts: list[int],
+    num_prompts: int,
+    max_input_tokens: int,
+    source: str,
+    field: str = "num_prompts",
 ) -> list[str]:
-    """The first ``num_prompts`` prompts that fit, in dataset order (deterministic)."""
+    """The first ``num_prompts`` prompts that fit, in dataset order (deterministic);
+    ``field`` is the config field that asked for them (named in the refusal)."""
     fitting = [t for t, n in zip(texts, token_counts, strict=False) if fits(n, max_input_tokens)]
     if len(fitting) < num_prompts:
         raise RunnerError(
-            f"num_prompts: only {len(fitting)} prompts of '{source}' fit in "
-            f"max_input_tokens={max_input_tokens}; lower num_prompts or raise "
+            f"{field}: only {len(fitting)} prompts of '{source}' fit in "
+            f"max_input_tokens={max_input_tokens}; lower {field} or raise "
             "max_input_tokens"
         )
     return fitting[:num_prompts]

@@ -139,7 +139,14 @@ def _prepare(cfg: ExperimentConfig, device: str, acc: Any, models: ModelCache) -
     load_s = time.perf_counter() - mark
     texts = load_prompt_texts(cfg.dataset)
     counts = prompt_token_counts(tok, texts)
-    prompts = select_prompts(texts, counts, sc.num_requests, cfg.max_input_tokens, cfg.dataset.name)
+    prompts = select_prompts(
+        texts,
+        counts,
+        sc.num_requests,
+        cfg.max_input_tokens,
+        cfg.dataset.name,
+        field="scenario.num_requests",
+    )
     ids = [tok(p, truncation=True, max_length=cfg.max_input_tokens)["input_ids"] for p in prompts]
     schedule = arrival_schedule(
         sc.arrival, sc.request_rate, sc.num_requests, cfg.seed, prompt_hash(prompts)
