@@ -116,7 +116,8 @@ class DynamicBatcher:
 
         if not rows:
             return
-        keep = [r for r in range(len(self.rows)) if r not in set(rows)]
+        gone = set(rows)
+        keep = [r for r in range(len(self.rows)) if r not in gone]
         self.rows = [self.rows[r] for r in keep]
         self.produced = [self.produced[r] for r in keep]
         if not keep:
