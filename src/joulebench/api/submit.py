@@ -103,6 +103,7 @@ def check_suite(
     paths: Paths = Paths(),
     slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
     preflight: bool = True,
+    max_parallel: int = 1,
 ) -> CheckedSuite:
     """Every check ``submit_suite`` makes before it writes, and nothing else: a dry run is
     exactly this, so it refuses what the real submission would, with the same line.
@@ -114,12 +115,14 @@ def check_suite(
         paths: where configs, the tracker, results and logs live.
         slurm_options: sbatch resources (validated even for a dry run).
         preflight: check models, datasets, prompt fit and device counts on this machine.
+        max_parallel: experiments run at once by the local executor (disjoint devices).
     """
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
     check_submission(specs, name, paths, slurm_options)
+    check_max_parallel(specs, name, max_parallel, str(resolve_suite_path(suite, paths.configs_dir)))
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(
             specs,
@@ -128,6 +131,23 @@ def check_suite(
         )
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
     return CheckedSuite(specs, name, notes)
+
+
+def check_max_parallel(
+    specs: list[ExperimentSpec], executor: str, max_parallel: int, where: str
+) -> None:
+    """--max-parallel runs local experiments side by side; refuse what cannot work."""
+    if max_parallel == 1:
+        return
+    if executor != LOCAL:
+        raise ConfigError(
+            f"--max-parallel {max_parallel}: runs experiments side by side on this node "
+            "with --executor local; Slurm runs array tasks at once already "
+            "(limit them with --array-parallelism)"
+        )
+    from joulebench.schedulers.parallel import check_parallel
+
+    check_parallel(specs, max_parallel, where)
 
 
 # Tracker backups kept in persistent_progress_trackers/backups/ (a pair of files each).
@@ -152,9 +172,16 @@ def _prepare(
     preflight: bool,
     opts: SlurmOptions,
     runner: slurm.CommandRunner,
+    max_parallel: int = 1,
 ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
     checked = check_suite(
-        suite, cycles, executor=executor, paths=paths, slurm_options=opts, preflight=preflight
+        suite,
+        cycles,
+        executor=executor,
+        paths=paths,
+        slurm_options=opts,
+        preflight=preflight,
+        max_parallel=max_parallel,
     )
     specs, name, notes = checked.specs, checked.executor, list(checked.notes)
     tracker = ProgressTracker(paths.tracker_dir)
@@ -197,6 +224,7 @@ def submit_suite(
     on_plan: Callable[[SubmitSummary], None] | None = None,
     on_start: Callable[[ExperimentSpec], None] | None = None,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
+    max_parallel: int = 1,
 ) -> SubmitSummary:
     """Validate, register, then run (local) or submit (Slurm) every key not done.
 
@@ -223,13 +251,15 @@ def submit_suite(
         on_plan: called once with the summary before anything runs or is submitted.
         on_start: called before each local key runs.
         on_outcome: called with each local key's outcome.
+        max_parallel: local executor only: up to this many experiments at once, each on
+            its own devices (``schedulers.parallel``); 1 runs them one after another.
 
     Returns:
         What was planned and what happened: ``to_run``, ``outcomes`` (local),
         ``submitted`` (key -> Slurm job ID) and one-line ``notes`` for the user.
     """
     summary, tracker, live = _prepare(
-        suite, cycles, executor, fresh, paths, preflight, slurm_options, runner
+        suite, cycles, executor, fresh, paths, preflight, slurm_options, runner, max_parallel
     )
     try:
         if summary.executor == SLURM:
@@ -245,10 +275,30 @@ def submit_suite(
         else:
             if on_plan is not None:
                 on_plan(summary)
-            summary.outcomes = run_local(summary.to_run, paths, on_start, on_outcome)
+            summary.outcomes = _run_here(
+                summary.to_run, paths, max_parallel, suite, on_start, on_outcome
+            )
     finally:
         tracker.sync()
     return summary
+
+
+def _run_here(
+    specs: list[ExperimentSpec],
+    paths: Paths,
+    max_parallel: int,
+    suite: str,
+    on_start: Callable[[ExperimentSpec], None] | None,
+    on_outcome: Callable[[TaskOutcome], None] | None,
+) -> list[TaskOutcome]:
+    """The local executor: one key after another, or up to ``max_parallel`` at once."""
+    if max_parallel == 1 or len(specs) < 2:
+        return run_local(specs, paths, on_start, on_outcome)
+    from joulebench.schedulers.parallel import check_parallel, run_parallel
+
+    where = str(resolve_suite_path(suite, paths.configs_dir))
+    plan = check_parallel(specs, max_parallel, where)
+    return run_parallel(specs, paths, max_parallel, plan, on_start, on_outcome)
 
 
 def submit_to_slurm(

@@ -20,6 +20,10 @@ MIN_WINDOW_S = {
     ("rapl", "counter"): 0.01,
 }
 
+# Host-level energy (RAPL, codecarbon CPU/RAM) read on a node other work shared during
+# the window (measure.host_share): the result's energy_j adds an apportioned host figure.
+HOST_ENERGY_SHARED = "host_energy_shared"
+
 FLAG_TEXT = {
     "window_too_short": "the measured window is shorter than the sensor resolves well",
     "nonpositive_energy": "the meter reported zero or negative energy",
@@ -29,6 +33,9 @@ FLAG_TEXT = {
     "dynamic_within_baseline_noise": "the window drew under 5% more than the idle baseline "
     "would have: dynamic energy is noise (workload too "
     "small for the device)",
+    HOST_ENERGY_SHARED: "host-level energy was read on a node other work shared during the "
+    "window: energy_j adds this experiment's apportioned share of it (host_share_method), "
+    "the whole node's reading is host_energy_j",
 }
 
 # What "flagged" means, here and nowhere else (status counts it, report excludes it): a
@@ -36,7 +43,11 @@ FLAG_TEXT = {
 # estimate is the best a machine without sensors can do, so it is labelled, not excluded,
 # or a CPU-only suite would have no statistics at all; a dynamic energy lost in baseline
 # drift leaves the total energy and throughput sound.
-INFORMATIONAL_FLAGS = frozenset({"estimate_only", "dynamic_within_baseline_noise"})
+# A shared node's host energy is apportioned, not dropped: the GPU part stays exact and the
+# apportioned host part is labelled with its method, so such results stay in the statistics.
+INFORMATIONAL_FLAGS = frozenset(
+    {"estimate_only", "dynamic_within_baseline_noise", HOST_ENERGY_SHARED}
+)
 
 
 def excluding_flags(text: str | None) -> str:

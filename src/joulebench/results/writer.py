@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.measure.host_share import HostSharing
 from joulebench.results import aggregate
+from joulebench.results.host_energy import with_host_energy
 from joulebench.results.provenance import collect
 from joulebench.results.records import Outputs, RankRecord, RunTiming, Sections, SetupSection
 
@@ -35,6 +37,7 @@ def build_sections(
     timing: RunTiming,
     *,
     batch_size_used: int,
+    sharing: HostSharing | None = None,
 ) -> Sections:
     """Everything the files and the CSV row are made from, keyed by file section.
 
@@ -82,7 +85,9 @@ def build_sections(
         "inference": inference,
         "compute": compute,
         "per_process": [aggregate.per_process_energy(r) for r in ranks],
-        "energy": aggregate.energy_metrics(ranks, inference, compute),
+        "energy": with_host_energy(
+            aggregate.energy_metrics(ranks, inference, compute), inference, sharing
+        ),
         "outputs": _outputs(ranks) if config.save_outputs else None,
     }
 
