@@ -178,7 +178,9 @@ def test_exclusive_adds_one_sbatch_line_to_the_recorded_script(
     script = sbatch_script(plan, Path("logs/submitit"))
     assert script == expected
     without = sbatch_script(
-        plan_arrays(expand_suite(suite, 1), SlurmOptions(partition="cpu", time="02:00:00"), 1001, "jb-s")[0],
+        plan_arrays(
+            expand_suite(suite, 1), SlurmOptions(partition="cpu", time="02:00:00"), 1001, "jb-s"
+        )[0],
         Path("logs/submitit"),
     )
     assert [line for line in script.splitlines() if line not in without.splitlines()] == [

@@ -119,13 +119,16 @@ class Overlaps:
 
     def end(self, key: str) -> None:
         with self._guard:
-            self._spans[key][1] = time.monotonic()
+            if self._spans[key][1] is None:
+                self._spans[key][1] = time.monotonic()
 
     def concurrent_ids(self, key: str, experiment_id: str) -> list[str]:
-        """IDs of the other experiments whose runs overlapped ``key``'s up to now."""
+        """IDs of the other experiments whose runs overlapped ``key``'s, which ends now
+        (its workers are done: writing its files draws no energy it reports)."""
         now = time.monotonic()
         with self._guard:
             self._ids[key] = experiment_id
+            self._spans[key][1] = now
             start = self._spans[key][0] or now
             others = [
                 k
