@@ -190,5 +190,5 @@ def test_exclusive_adds_one_sbatch_line_to_the_recorded_script(
 
 def test_exclusive_from_a_profile_must_be_a_boolean(tmp_path: Path) -> None:
     assert options_from_mapping({"exclusive": True}, "p.yaml").exclusive is True
-    with pytest.raises(ConfigError, match="p.yaml: field 'exclusive' must be true or false"):
+    with pytest.raises(ConfigError, match=r"p\.yaml: field 'exclusive' must be true or false"):
         options_from_mapping({"exclusive": "yes please"}, "p.yaml")
