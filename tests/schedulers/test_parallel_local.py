@@ -141,3 +141,48 @@ def test_kill_9_of_the_parent_mid_run_then_rerun_keeps_ids_and_adds_no_rows(
         texts = _result(checkout, row["experiment_id"], "8_text_output")
         assert len(texts) == 40  # every prompt answered exactly once
     assert tracker.read().last_id == 2
+
+
+def test_status_and_show_name_device_sets_then_ctrl_c_stops_all_and_rerun_resumes(
+    checkout: Path,
+) -> None:
+    write_suite(checkout, "slowpar", SLOW_PARALLEL_SUITE)
+    proc = subprocess.Popen(
+        cli("submit-suite", "slowpar", "--executor", "local", "--max-parallel", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    raw = checkout / "results" / "raw_results"
+    works = [(raw / i / ".work").resolve() for i in ("0001", "0002")]
+    wait_for(
+        lambda: all(finished_batches(w) >= 1 for w in works) or proc.poll() is not None,
+        300,
+        "both experiments to checkpoint a batch",
+    )
+    assert proc.poll() is None, "finished before it could be interrupted"
+    status = run_cli("status", "slowpar", "--no-sacct")
+    assert "running side by side:" in status.stdout
+    assert "0001 on cpu:" in status.stdout and "0002 on cpu:" in status.stdout
+    show = run_cli("show", "0002")
+    assert show.returncode == 0, show.stdout + show.stderr
+    assert "device set" in show.stdout and "cpu:" in show.stdout
+
+    workers = _descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert not _alive(workers), "Ctrl-C left workers running"
+    state = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    assert {r.state for r in state.keys.values()} == {"failed"}
+    assert {r.cause for r in state.keys.values()} == {"interrupted"}
+    failed = (checkout / "results" / "failed_experiments.csv").read_text()
+    assert failed.count("interrupted") == 2
+
+    again = run_cli("resume-failed", "slowpar", "--executor", "local", "--max-parallel", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = csv_rows(checkout)
+    assert sorted((r["experiment_id"], r["attempt"]) for r in rows) == [
+        ("0001", "2"),
+        ("0002", "2"),
+    ]
+    assert all(int(r["batches_resumed"]) >= 1 for r in rows)

@@ -371,6 +371,7 @@ def resume_failed(
     on_start: Callable[[ExperimentSpec], None] | None = None,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
     on_keys: Callable[[list[str]], None] | None = None,
+    max_parallel: int = 1,
 ) -> SubmitSummary:
     """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs.
 
@@ -385,6 +386,7 @@ def resume_failed(
             when a Slurm job ran it, else local); ``local`` or ``slurm`` force one.
         paths, slurm_options, runner: as for ``submit_suite``.
         preflight: check models, datasets, prompt fit and device counts here first.
+        max_parallel: as for ``submit_suite`` (local executor only).
     """
     from joulebench.runner.preflight import check_specs
 
@@ -406,6 +408,7 @@ def resume_failed(
     specs = [specs_by_key[k] for k in keys]
     if specs:
         check_submission(specs, name, paths, slurm_options)
+        check_max_parallel(specs, name, max_parallel, str(source))
         if preflight:
             check_specs(specs, str(source), local_cuda_gpus=_cuda_gpus() if name == LOCAL else None)
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
@@ -420,7 +423,7 @@ def resume_failed(
         if name == SLURM:
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
-            summary.outcomes = run_local(specs, paths, on_start, on_outcome)
+            summary.outcomes = _run_here(specs, paths, max_parallel, suite, on_start, on_outcome)
     finally:
         tracker.sync()
     return summary

@@ -237,6 +237,7 @@ def status(
 )
 @click.option("--dry-run", is_flag=True, help="List the keys; run nothing.")
 @EXECUTOR
+@MAX_PARALLEL
 @slurm_options
 @path_options
 @handle_errors
@@ -245,6 +246,7 @@ def resume_failed(
     causes: tuple[str, ...],
     dry_run: bool,
     executor: str,
+    max_parallel: int,
     configs_dir: Path,
     tracker_dir: Path,
     results_dir: Path,
@@ -268,7 +270,13 @@ def resume_failed(
     wanted = set(causes) or None
     if dry_run:
         summary = api.resume_failed(
-            suite, causes=wanted, dry_run=True, executor=executor, paths=paths, slurm_options=opts
+            suite,
+            causes=wanted,
+            dry_run=True,
+            executor=executor,
+            paths=paths,
+            slurm_options=opts,
+            max_parallel=max_parallel,
         )
         print_notes(summary.notes)
         click.echo(
@@ -287,6 +295,7 @@ def resume_failed(
             on_start=progress.start,
             on_outcome=progress.outcome,
             on_keys=progress.plan_keys,
+            max_parallel=max_parallel,
         )
     print_notes(summary.notes)
     if not summary.to_run:

@@ -165,6 +165,10 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
                 "quality_flags column of the CSV)"
             )
         )
+    if any(rec.device_set for rec in getattr(report, "running", [])):
+        parts.append(Text("running side by side:"))
+        for rec in report.running:
+            parts.append(Text(f"  {rec.experiment_id} on {rec.device_set or '-'}: {rec.key}"))
     if report.failures:
         parts.append(Text("latest failures:"))
         for rec in report.failures:
