@@ -23,7 +23,7 @@ from joulebench.schedulers.executors import (
     resume_executor,
 )
 from joulebench.schedulers.job import TaskOutcome, run_tasks
-from joulebench.schedulers.local import run_local
+from joulebench.schedulers.local import check_max_parallel, run_local
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.suite import ExperimentSpec, resolve_suite_path
@@ -122,7 +122,7 @@ def check_suite(
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
     check_submission(specs, name, paths, slurm_options)
-    check_max_parallel(specs, name, max_parallel, str(resolve_suite_path(suite, paths.configs_dir)))
+    check_max_parallel(specs, name, max_parallel, _where(suite, paths))
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(
             specs,
@@ -133,21 +133,8 @@ def check_suite(
     return CheckedSuite(specs, name, notes)
 
 
-def check_max_parallel(
-    specs: list[ExperimentSpec], executor: str, max_parallel: int, where: str
-) -> None:
-    """--max-parallel runs local experiments side by side; refuse what cannot work."""
-    if max_parallel == 1:
-        return
-    if executor != LOCAL:
-        raise ConfigError(
-            f"--max-parallel {max_parallel}: runs experiments side by side on this node "
-            "with --executor local; Slurm runs array tasks at once already "
-            "(limit them with --array-parallelism)"
-        )
-    from joulebench.schedulers.parallel import check_parallel
-
-    check_parallel(specs, max_parallel, where)
+def _where(suite: str, paths: Paths) -> str:
+    return str(resolve_suite_path(suite, paths.configs_dir))
 
 
 # Tracker backups kept in persistent_progress_trackers/backups/ (a pair of files each).
@@ -275,30 +262,12 @@ def submit_suite(
         else:
             if on_plan is not None:
                 on_plan(summary)
-            summary.outcomes = _run_here(
-                summary.to_run, paths, max_parallel, suite, on_start, on_outcome
+            summary.outcomes = run_local(
+                summary.to_run, paths, on_start, on_outcome, max_parallel, _where(suite, paths)
             )
     finally:
         tracker.sync()
     return summary
-
-
-def _run_here(
-    specs: list[ExperimentSpec],
-    paths: Paths,
-    max_parallel: int,
-    suite: str,
-    on_start: Callable[[ExperimentSpec], None] | None,
-    on_outcome: Callable[[TaskOutcome], None] | None,
-) -> list[TaskOutcome]:
-    """The local executor: one key after another, or up to ``max_parallel`` at once."""
-    if max_parallel == 1 or len(specs) < 2:
-        return run_local(specs, paths, on_start, on_outcome)
-    from joulebench.schedulers.parallel import check_parallel, run_parallel
-
-    where = str(resolve_suite_path(suite, paths.configs_dir))
-    plan = check_parallel(specs, max_parallel, where)
-    return run_parallel(specs, paths, max_parallel, plan, on_start, on_outcome)
 
 
 def submit_to_slurm(
@@ -423,7 +392,9 @@ def resume_failed(
         if name == SLURM:
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
-            summary.outcomes = _run_here(specs, paths, max_parallel, suite, on_start, on_outcome)
+            summary.outcomes = run_local(
+                specs, paths, on_start, on_outcome, max_parallel, str(source)
+            )
     finally:
         tracker.sync()
     return summary
