@@ -50,6 +50,18 @@ controlled:
 """
 
 
+def _cpus_allowed(pid: int) -> str | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None  # exited since it was listed
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in status.splitlines()
+        if line.startswith("Cpus_allowed_list")
+    )
+
+
 def _result(checkout: Path, experiment_id: str, section: str) -> dict:
     folder = checkout / "results" / "raw_results" / experiment_id
     return json.loads((folder / f"{experiment_id}_{section}.json").read_text())
@@ -124,6 +136,9 @@ def test_kill_9_of_the_parent_mid_run_then_rerun_keeps_ids_and_adds_no_rows(
     assert {r.device_set for r in running.values()} == {"cpu:0", "cpu:1"}
     ids_before = {k: r.experiment_id for k, r in running.items()}
     workers = _descendants(proc.pid)
+    # Every launcher and worker is pinned to its device set's core, and together they
+    # use both: the two experiments never share a core.
+    assert {_cpus_allowed(pid) for pid in workers} - {None} == {"0", "1"}
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not _alive(workers), 60, "workers to exit with their parent")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
-from joulebench.runner.device_sets import DeviceSet
+from joulebench.runner.device_sets import CPU, DeviceSet
 from joulebench.runner.launch import (
     accelerate_command,
     forwarding_stop_signals,
@@ -142,7 +142,7 @@ class WorkerPool:
         cores = None
         if device_set is not None:  # one of several experiments running at once
             env.update(device_set.env(shape.num_processes))
-            cores = device_set.cores() if device_set.kind == "cpu" else None
+            cores = device_set.cores() if device_set.kind == CPU else None
         self._proc = start_workers(cmd, env, log_path, cores)
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._conns: dict[int, socket.socket] = {}

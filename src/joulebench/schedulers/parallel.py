@@ -31,6 +31,7 @@ from joulebench.errors import ConfigError
 from joulebench.measure.host_share import HostSharing, node_sharing
 from joulebench.paths import Paths
 from joulebench.runner.device_sets import (
+    CPU,
     CUDA,
     DeviceKind,
     DevicePool,
@@ -89,9 +90,7 @@ def plan_devices(
     needs: dict[str, tuple[DeviceKind, int]] = {}
     for spec in specs:
         if spec.config.device not in kinds:
-            kinds[spec.config.device] = (
-                CUDA if resolve_device(spec.config.device) == CUDA else "cpu"
-            )
+            kinds[spec.config.device] = CUDA if resolve_device(spec.config.device) == CUDA else CPU
         kind = kinds[spec.config.device]
         if kind not in node:
             node[kind] = node_devices(kind, env, gpu_count() if kind == CUDA else 0, cores)
