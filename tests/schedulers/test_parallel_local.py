@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -201,3 +202,43 @@ def test_status_and_show_name_device_sets_then_ctrl_c_stops_all_and_rerun_resume
         ("0002", "2"),
     ]
     assert all(int(r["batches_resumed"]) >= 1 for r in rows)
+
+
+MIXED_SUITE = """
+models: [broken-demo, tiny-demo]
+shuffle: false
+overrides:
+  num_processes: 1
+  num_prompts: 4
+  batch_size: 4
+  max_input_tokens: 32
+  max_output_tokens: 8
+  min_output_tokens: 8
+  warmup_iterations: 0
+  energy_meter: codecarbon
+  max_retries: 0
+"""
+
+
+def test_a_failing_key_ends_only_itself(checkout: Path) -> None:
+    model = checkout / "models" / "broken-llama"
+    shutil.copytree(checkout / "models" / "tiny-llama", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:64])  # a download cut short
+    with (checkout / "configs" / "models.yaml").open("a") as handle:
+        handle.write(
+            "  broken-demo:\n    model: models/broken-llama\n    device: cpu\n"
+            "    precision: float32\n"
+        )
+    write_suite(checkout, "mixed", MIXED_SUITE)
+    run = run_cli(
+        "submit-suite", "mixed", "--cycles", "2", "--executor", "local", "--max-parallel", "2"
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 run, 2 failed" in run.stdout
+    state = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    by_model = {k: r.state for k, r in state.keys.items()}
+    assert sorted(by_model.values()) == ["done", "done", "failed", "failed"]
+    assert all(state == "failed" for k, state in by_model.items() if "broken" in k)
+    rows = csv_rows(checkout)
+    assert sorted(r["key"] for r in rows) == sorted(k for k in by_model if "tiny" in k)
