@@ -161,8 +161,9 @@ class _Slots:
             self.by_set[device_set] = WorkerPools(device_set=device_set)
         return self.by_set[device_set]
 
-    def preferred(self) -> list[tuple[str, ...]]:
-        return [s.ids for s in self.by_set]
+    def preferred(self, kind: DeviceKind) -> list[tuple[str, ...]]:
+        """Device sets of this kind whose workers are alive (a key there skips a launch)."""
+        return [s.ids for s in self.by_set if s.kind == kind]
 
     def stop_all(self) -> None:
         for pools in self.by_set.values():
@@ -232,7 +233,7 @@ def run_parallel(
                 if len(running) >= max_parallel:
                     break
                 kind, needed = plan.needs[spec.key]
-                device_set = devices[kind].take(needed, slots.preferred())
+                device_set = devices[kind].take(needed, slots.preferred(kind))
                 if device_set is None:
                     continue  # waits for devices; a later, smaller key may fit now
                 pending.remove(spec)
