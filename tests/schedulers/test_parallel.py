@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from joulebench.errors import ConfigError
 from joulebench.runner.device_sets import CPU, CUDA, DeviceSet
-from joulebench.schedulers.parallel import Overlaps, _Slots
+from joulebench.schedulers.parallel import Overlaps, _Slots, plan_devices
+from joulebench.suite import ExperimentSpec, SuiteDefinition, expand_suite
 from joulebench.tracker import ProgressTracker
 
 
@@ -45,3 +49,33 @@ def test_a_device_set_keeps_its_workers_and_an_overlapping_one_replaces_them() -
     assert slots.preferred(CPU) == [("0", "1")] and slots.preferred(CUDA) == [("0",)]
     slots.close_all()
     assert slots.by_set == {}
+
+
+def _specs(device: str, processes: list[int]) -> list[ExperimentSpec]:
+    suite = SuiteDefinition(
+        name="s",
+        source="s.yaml",
+        base={"model": "m", "device": device},
+        models={"m": {"model": "org/m"}},
+        controlled={"num_processes": processes},
+    )
+    return expand_suite(suite, 1)
+
+
+def test_gpu_plan_sizes_each_key_from_the_visible_gpus_only() -> None:
+    specs = _specs("cuda", [1, 2])
+    plan = plan_devices(
+        specs, 4, "s.yaml", env={"CUDA_VISIBLE_DEVICES": "3,5"}, cores={0}, gpu_count=lambda: 8
+    )
+    assert plan.node == {CUDA: ["3", "5"]}
+    assert sorted(plan.needs.values()) == [(CUDA, 1), (CUDA, 2)]
+    with pytest.raises(ConfigError, match=r"s\.yaml: .*needs 2 cuda device\(s\) .*\(3\)"):
+        plan_devices(
+            specs, 4, "s.yaml", env={"CUDA_VISIBLE_DEVICES": "3"}, cores={0}, gpu_count=lambda: 8
+        )
+
+
+def test_cpu_plan_gives_each_key_an_equal_share_of_the_cores() -> None:
+    plan = plan_devices(_specs("cpu", [1, 2]), 2, "s.yaml", env={}, cores={0, 1, 2, 3, 4, 5})
+    assert plan.node == {CPU: ["0", "1", "2", "3", "4", "5"]}
+    assert sorted(plan.needs.values()) == [(CPU, 3), (CPU, 3)]
