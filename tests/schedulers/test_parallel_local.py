@@ -10,6 +10,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from joulebench.tracker import DONE, RUNNING, ProgressTracker
 from tests.conftest import finished_batches, wait_for, write_suite
 from tests.schedulers.test_e2e_local import _alive, _descendants, cli, csv_rows, run_cli
@@ -159,8 +161,11 @@ def test_kill_9_of_the_parent_mid_run_then_rerun_keeps_ids_and_adds_no_rows(
     assert tracker.read().last_id == 2
 
 
+@pytest.mark.parametrize(
+    ("stop", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
 def test_status_and_show_name_device_sets_then_ctrl_c_stops_all_and_rerun_resumes(
-    checkout: Path,
+    checkout: Path, stop: signal.Signals, exit_code: int
 ) -> None:
     write_suite(checkout, "slowpar", SLOW_PARALLEL_SUITE)
     proc = subprocess.Popen(
@@ -184,9 +189,9 @@ def test_status_and_show_name_device_sets_then_ctrl_c_stops_all_and_rerun_resume
     assert "device set" in show.stdout and "cpu:" in show.stdout
 
     workers = _descendants(proc.pid)
-    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
+    os.kill(proc.pid, stop)  # Ctrl-C, or a TERM (the same clean stop)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    assert proc.returncode == exit_code, out
     assert not _alive(workers), "Ctrl-C left workers running"
     state = ProgressTracker(checkout / "persistent_progress_trackers").read()
     assert {r.state for r in state.keys.values()} == {"failed"}
