@@ -25,7 +25,6 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 from joulebench.errors import ConfigError
 from joulebench.measure.host_share import HostSharing, node_sharing
@@ -187,6 +186,89 @@ def _stop_signals() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+class _SideBySide:
+    """One --max-parallel run: the main thread dispatches, N slot threads run keys."""
+
+    def __init__(self, paths: Paths, max_parallel: int, plan: DevicePlan) -> None:
+        self.paths, self.max_parallel, self.plan = paths, max_parallel, plan
+        self.tracker = ProgressTracker(paths.tracker_dir)
+        self.job_id = job_id_from_env()
+        self.overlaps = Overlaps(self.tracker)
+        self.devices = {kind: DevicePool(kind, ids) for kind, ids in plan.node.items()}
+        self.slots = _Slots()
+        self.stopping = threading.Event()
+        self.running: dict[Future[TaskOutcome], DeviceSet] = {}
+
+    def back_off(self, seconds: float) -> None:
+        """A retry's wait; once a stop began the slot ends instead of retrying."""
+        if self.stopping.wait(seconds):
+            raise Stopped
+
+    def run_one(
+        self, spec: ExperimentSpec, device_set: DeviceSet, pools: WorkerPools
+    ) -> TaskOutcome:
+        """In a slot thread: the key's claim, run and record, as a Slurm task does them."""
+        self.overlaps.begin(spec.key)
+        try:
+            return run_task(
+                spec,
+                self.paths,
+                self.tracker,
+                self.job_id,
+                sleep=self.back_off,
+                pools=pools,
+                sharing=lambda eid: _sharing(self.overlaps, spec.key, eid, device_set),
+            )
+        finally:
+            self.overlaps.end(spec.key)
+
+    def start_what_fits(
+        self,
+        pending: list[ExperimentSpec],
+        executor: ThreadPoolExecutor,
+        on_start: Callable[[ExperimentSpec], None] | None,
+    ) -> None:
+        """Start pending keys in order while slots and devices last; a key that does not
+        fit waits, and a later, smaller one may go ahead."""
+        for spec in list(pending):
+            if len(self.running) >= self.max_parallel:
+                return
+            kind, needed = self.plan.needs[spec.key]
+            device_set = self.devices[kind].take(needed, self.slots.preferred(kind))
+            if device_set is None:
+                continue
+            pending.remove(spec)
+            log.info("%s on %s", spec.key, device_set.label)
+            if on_start is not None:
+                on_start(spec)
+            pools = self.slots.for_set(device_set)
+            self.running[executor.submit(self.run_one, spec, device_set, pools)] = device_set
+
+    def collect(self) -> list[TaskOutcome]:
+        """Wait for at least one running key to end; free its devices."""
+        finished, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+        outcomes = []
+        for future in finished:
+            device_set = self.running.pop(future)
+            self.devices[device_set.kind].give_back(device_set)
+            outcomes.append(future.result())
+        return outcomes
+
+    def stop(self, exc: BaseException) -> None:
+        """Stop every running experiment's workers, then wait while each records its key
+        (as interrupted: the workers exit under it, and it does not retry)."""
+        if isinstance(exc, KeyboardInterrupt):
+            note_stop_signal(signal.SIGINT)
+        elif isinstance(exc, SystemExit):
+            note_stop_signal(signal.SIGTERM)
+        self.stopping.set()
+        self.slots.stop_all()
+        wait(list(self.running))
+        for future in self.running:
+            if not future.cancelled() and isinstance(future.exception(), Exception):
+                log.warning("while stopping: %s", future.exception())
+
+
 def run_parallel(
     specs: list[ExperimentSpec],
     paths: Paths,
@@ -196,88 +278,26 @@ def run_parallel(
     on_outcome: Callable[[TaskOutcome], None] | None = None,
 ) -> list[TaskOutcome]:
     """Run ``specs`` with up to ``max_parallel`` at once on disjoint device sets."""
-    tracker = ProgressTracker(paths.tracker_dir)
-    job_id = job_id_from_env()
-    overlaps = Overlaps(tracker)
-    devices = {kind: DevicePool(kind, ids) for kind, ids in plan.node.items()}
-    slots = _Slots()
-    stopping = threading.Event()
-    pending = list(specs)
-    running: dict[Future[TaskOutcome], tuple[ExperimentSpec, DeviceSet]] = {}
-    outcomes: list[TaskOutcome] = []
+    run = _SideBySide(paths, max_parallel, plan)
+    pending, outcomes = list(specs), []
     restore = _stop_signals()
-
-    def back_off(seconds: float) -> None:
-        if stopping.wait(seconds):
-            raise Stopped
-
-    def run_one(spec: ExperimentSpec, device_set: DeviceSet, pools: WorkerPools) -> TaskOutcome:
-        overlaps.begin(spec.key)
-        try:
-            return run_task(
-                spec,
-                paths,
-                tracker,
-                job_id,
-                sleep=back_off,
-                pools=pools,
-                sharing=lambda eid: _sharing(overlaps, spec.key, eid, device_set),
-            )
-        finally:
-            overlaps.end(spec.key)
-
     executor = ThreadPoolExecutor(max_parallel, thread_name_prefix="jb-slot")
     try:
-        while pending or running:
-            for spec in list(pending):
-                if len(running) >= max_parallel:
-                    break
-                kind, needed = plan.needs[spec.key]
-                device_set = devices[kind].take(needed, slots.preferred(kind))
-                if device_set is None:
-                    continue  # waits for devices; a later, smaller key may fit now
-                pending.remove(spec)
-                log.info("%s on %s", spec.key, device_set.label)
-                if on_start is not None:
-                    on_start(spec)
-                pools = slots.for_set(device_set)
-                running[executor.submit(run_one, spec, device_set, pools)] = (spec, device_set)
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                spec, device_set = running.pop(future)
-                devices[device_set.kind].give_back(device_set)
-                outcome = future.result()
+        while pending or run.running:
+            run.start_what_fits(pending, executor, on_start)
+            for outcome in run.collect():
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
     except BaseException as exc:
-        _stop_everything(exc, stopping, slots, running)
+        run.stop(exc)
         raise
     finally:
         restore()
         executor.shutdown(wait=True)
-        slots.close_all()
-        tracker.sync(suites={spec.suite for spec in specs})
+        run.slots.close_all()
+        run.tracker.sync(suites={spec.suite for spec in specs})
     return outcomes
-
-
-def _stop_everything(
-    exc: BaseException,
-    stopping: threading.Event,
-    slots: _Slots,
-    running: dict[Future[TaskOutcome], Any],
-) -> None:
-    """Stop every running experiment's workers, then wait while each records its key."""
-    if isinstance(exc, KeyboardInterrupt):
-        note_stop_signal(signal.SIGINT)
-    elif isinstance(exc, SystemExit):
-        note_stop_signal(signal.SIGTERM)
-    stopping.set()
-    slots.stop_all()
-    wait(list(running))
-    for future in running:
-        if not future.cancelled() and isinstance(future.exception(), Exception):
-            log.warning("while stopping: %s", future.exception())
 
 
 def _sharing(
