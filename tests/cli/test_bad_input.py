@@ -633,6 +633,28 @@ CASES = [
         fake_sbatch=True,
     ),
     c(
+        "max-parallel-with-slurm",
+        ("--max-parallel 2", "--executor local"),
+        "--array-parallelism",
+        ["submit-suite", "demo", "--executor", "slurm", "--max-parallel", "2"],
+        fake_sbatch=True,
+    ),
+    s(
+        "max-parallel-experiment-bigger-than-node",
+        TINY + "overrides: {device: cpu, num_processes: 64}\n",
+        ("bad.yaml", "num_processes needs 64 cpu device(s)"),
+        "lower num_processes",
+        "--max-parallel",
+        "2",
+    ),
+    c(
+        "profile-exclusive-word",
+        ("p.yaml", "field 'exclusive'", "must be true or false"),
+        "true or false",
+        [*DEMO, "--profile", "p.yaml"],
+        {"p.yaml": "exclusive: always\n"},
+    ),
+    c(
         "slurm-without-sbatch",
         ("--executor slurm", "sbatch is not on PATH"),
         "use --executor local",

@@ -31,11 +31,11 @@ def one_spec(checkout: Path, extra: str):
 def oom_once(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     real, seen = job.run_experiment, []
 
-    def fake(config, ident, results_dir, batch_size=None, pools=None):
+    def fake(config, ident, results_dir, batch_size=None, pools=None, sharing=None):
         seen.append(batch_size)
         if len(seen) == 1:
             raise ExperimentFailed("CUDA out of memory (injected)", "oom")
-        return real(config, ident, results_dir, batch_size, pools)
+        return real(config, ident, results_dir, batch_size, pools, sharing)
 
     monkeypatch.setattr(job, "run_experiment", fake)
     return seen
@@ -65,7 +65,7 @@ def test_oom_without_permission_retries_the_same_batch_then_fails(
     spec = one_spec(checkout, "")
     seen: list[int | None] = []
 
-    def always_oom(config, ident, results_dir, batch_size=None, pools=None):
+    def always_oom(config, ident, results_dir, batch_size=None, pools=None, sharing=None):
         seen.append(batch_size)
         raise ExperimentFailed("CUDA out of memory (injected)", "oom")
 

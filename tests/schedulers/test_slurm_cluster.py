@@ -417,3 +417,60 @@ def test_a_cancelled_task_never_reads_queued_and_ends_failed_cancelled(checkout:
     assert set(seen) <= {"running", "stopping", "failed:cancelled"}, seen
     status = cli("status", "cut")
     assert "[cancelled]" in status.stdout and "[interrupted]" not in status.stdout
+
+
+ONE_CPU_SUITE = """
+models: [tiny-demo]
+overrides:
+  num_processes: 1
+  num_prompts: 8
+  batch_size: 4
+  max_output_tokens: 16
+  min_output_tokens: 16
+  warmup_iterations: 0
+  energy_meter: codecarbon
+configs:
+  small: {max_input_tokens: 32}
+"""
+
+
+def _energy_file(checkout: Path, experiment_id: str) -> dict:
+    folder = checkout / "results" / "raw_results" / experiment_id
+    return json.loads((folder / f"{experiment_id}_7_global_energy_results.json").read_text())
+
+
+def test_a_task_on_part_of_the_node_is_flagged_host_energy_shared_and_exclusive_is_not(
+    checkout: Path,
+) -> None:
+    """The dev node has 2 CPUs: a 1-CPU task shares it (its environment says so), a task
+    submitted with --exclusive holds all of it."""
+    write_suite(checkout, "onecpu", ONE_CPU_SUITE)
+    flags = ["--partition", "gpu", "--cpus-per-task", "1"]
+    dry = cli("submit-suite", "onecpu", *flags, "--exclusive", "--dry-run")
+    assert dry.returncode == 0 and "#SBATCH --exclusive" in dry.stdout, dry.stdout + dry.stderr
+
+    sub = cli("submit-suite", "onecpu", *flags)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    wait_for(all_done("onecpu", 1), 300, "the 1-CPU task to finish", poll_s=2)
+    (row,) = rows(checkout)
+    sharing = _energy_file(checkout, row["experiment_id"])["host_sharing"]
+    assert (sharing["job_cpus"], sharing["node_cpus"]) == (1, 2), sharing
+    assert sharing["reasons"] == ["slurm_partial_node"]
+    assert "host_energy_shared" in row["quality_flags"].split(";")
+    assert row["energy_scope"] == "host_apportioned"
+    assert float(row["energy_j"]) <= float(row["host_energy_j"])
+
+    again = cli("submit-suite", "onecpu", *flags, "--exclusive", "--fresh")
+    assert again.returncode == 0, again.stdout + again.stderr
+    scripts = (checkout / "logs" / "submitit").glob("*_submission.sh")
+    submitted = max(scripts, key=lambda p: p.stat().st_mtime_ns)
+    assert "#SBATCH --exclusive" in submitted.read_text()
+    wait_for(all_done("onecpu", 1), 300, "the exclusive task to finish", poll_s=2)
+    current = ProgressTracker(checkout / "persistent_progress_trackers").read()
+    (rec,) = [r for r in current.keys.values() if r.suite == "onecpu"]
+    sharing = _energy_file(checkout, rec.experiment_id)["host_sharing"]
+    assert sharing["job_cpus"] == sharing["node_cpus"] == 2, sharing
+    assert not sharing["shared"]
+    (new_row,) = [r for r in rows(checkout) if r["experiment_id"] == rec.experiment_id]
+    assert "host_energy_shared" not in new_row["quality_flags"].split(";")
+    assert new_row["energy_scope"] == "host"

@@ -154,3 +154,41 @@ def test_the_sbatch_script_matches_the_recorded_one(
     recorded = (Path(__file__).parent / "data" / "sbatch_cuda_array.txt").read_text()
     expected = recorded.replace("{python}", sys.executable).replace("{cwd}", str(tmp_path))
     assert sbatch_script(plan, Path("logs/submitit")) == expected
+
+
+def test_exclusive_adds_one_sbatch_line_to_the_recorded_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--exclusive (whole nodes, so host energy is the task's alone) is sbatch's own flag;
+    the golden file is the CPU script with that one line more."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    suite = SuiteDefinition(
+        name="s",
+        source="s.yaml",
+        base={"model": "m", "device": "cpu", "num_processes": 1},
+        models={"m": {"model": "org/m"}},
+        controlled={"batch_size": [1, 2]},
+    )
+    opts = SlurmOptions(partition="cpu", time="02:00:00", exclusive=True)
+    (plan,) = plan_arrays(expand_suite(suite, 1), opts, max_size=1001, job_name="jb-s")
+    recorded = (Path(__file__).parent / "data" / "sbatch_cpu_exclusive.txt").read_text()
+    expected = recorded.replace("{python}", sys.executable).replace("{cwd}", str(tmp_path))
+    script = sbatch_script(plan, Path("logs/submitit"))
+    assert script == expected
+    without = sbatch_script(
+        plan_arrays(
+            expand_suite(suite, 1), SlurmOptions(partition="cpu", time="02:00:00"), 1001, "jb-s"
+        )[0],
+        Path("logs/submitit"),
+    )
+    assert [line for line in script.splitlines() if line not in without.splitlines()] == [
+        "#SBATCH --exclusive"
+    ]
+
+
+def test_exclusive_from_a_profile_must_be_a_boolean(tmp_path: Path) -> None:
+    assert options_from_mapping({"exclusive": True}, "p.yaml").exclusive is True
+    with pytest.raises(ConfigError, match=r"p\.yaml: field 'exclusive' must be true or false"):
+        options_from_mapping({"exclusive": "yes please"}, "p.yaml")

@@ -13,6 +13,7 @@ from joulebench.results.layout import raw_dir, read_experiment, result_csvs
 from joulebench.suite import resolve_suite_path
 from joulebench.suite.spec import split_key
 from joulebench.tracker import (
+    RUNNING,
     ProgressTracker,
     TrackerState,
     format_id,
@@ -28,7 +29,33 @@ log = logging.getLogger(__name__)
 def show_experiment(experiment_id: str, paths: Paths = Paths()) -> dict[str, Any]:
     """One experiment's setup, metrics and energy, read from its result files."""
     experiment_id = _result_id(experiment_id, paths.results_dir)
-    return read_experiment(paths.results_dir, experiment_id)
+    try:
+        return read_experiment(paths.results_dir, experiment_id)
+    except ConfigError:
+        running = _running(experiment_id, paths.tracker_dir)
+        if running is None:
+            raise
+        return {"running": running}
+
+
+def _running(experiment_id: str, tracker_dir: Path) -> dict[str, Any] | None:
+    """What the tracker knows of an experiment that has no result files yet because it is
+    running (its key, attempt and, with --max-parallel, its device set)."""
+    if not tracker_dir.is_dir():
+        return None
+    for rec in ProgressTracker(tracker_dir).read().keys.values():
+        if rec.experiment_id == experiment_id and rec.state == RUNNING:
+            return {
+                "experiment_id": experiment_id,
+                "key": rec.key,
+                "state": rec.state,
+                "attempt": rec.attempts,
+                "device_set": rec.device_set,
+                "host": rec.host,
+                "pid": rec.pid,
+                "since": rec.updated_at,
+            }
+    return None
 
 
 def _result_id(given: str, results_dir: Path) -> str:

@@ -22,6 +22,7 @@ from joulebench.suite import resolve_suite_path
 from joulebench.suite.spec import split_key
 from joulebench.tracker import (
     DONE,
+    RUNNING,
     KeyRecord,
     ProgressTracker,
     TrackerState,
@@ -79,6 +80,8 @@ class StatusReport:
     failures: list[KeyRecord]  # most recent failed keys, newest first
     # key -> the experiment ID the tracker holds for it now (every suite), from the same read
     current_ids: dict[str, str] = field(default_factory=dict)
+    # keys running now, with the devices each runs on when several run at once
+    running: list[KeyRecord] = field(default_factory=list)
 
 
 def status_report(
@@ -106,6 +109,7 @@ def status_report(
         eta,
         latest_failures(records, labels, per_suite=FAILURES_SHOWN),
         current,
+        [r for r in records if labels.labels.get(r.key) == RUNNING],
     )
 
 

@@ -23,7 +23,7 @@ from joulebench.schedulers.executors import (
     resume_executor,
 )
 from joulebench.schedulers.job import TaskOutcome, run_tasks
-from joulebench.schedulers.local import run_local
+from joulebench.schedulers.local import check_max_parallel, run_local
 from joulebench.schedulers.slurm_options import SlurmOptions
 from joulebench.schedulers.slurm_task import SuiteTask
 from joulebench.suite import ExperimentSpec, resolve_suite_path
@@ -103,6 +103,7 @@ def check_suite(
     paths: Paths = Paths(),
     slurm_options: SlurmOptions = NO_SLURM_OPTIONS,
     preflight: bool = True,
+    max_parallel: int = 1,
 ) -> CheckedSuite:
     """Every check ``submit_suite`` makes before it writes, and nothing else: a dry run is
     exactly this, so it refuses what the real submission would, with the same line.
@@ -114,12 +115,14 @@ def check_suite(
         paths: where configs, the tracker, results and logs live.
         slurm_options: sbatch resources (validated even for a dry run).
         preflight: check models, datasets, prompt fit and device counts on this machine.
+        max_parallel: experiments run at once by the local executor (disjoint devices).
     """
     from joulebench.runner.preflight import check_specs
 
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
     check_submission(specs, name, paths, slurm_options)
+    check_max_parallel(specs, name, max_parallel, _where(suite, paths))
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(
             specs,
@@ -128,6 +131,10 @@ def check_suite(
         )
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
     return CheckedSuite(specs, name, notes)
+
+
+def _where(suite: str, paths: Paths) -> str:
+    return str(resolve_suite_path(suite, paths.configs_dir))
 
 
 # Tracker backups kept in persistent_progress_trackers/backups/ (a pair of files each).
@@ -152,9 +159,16 @@ def _prepare(
     preflight: bool,
     opts: SlurmOptions,
     runner: slurm.CommandRunner,
+    max_parallel: int = 1,
 ) -> tuple[SubmitSummary, ProgressTracker, set[str]]:
     checked = check_suite(
-        suite, cycles, executor=executor, paths=paths, slurm_options=opts, preflight=preflight
+        suite,
+        cycles,
+        executor=executor,
+        paths=paths,
+        slurm_options=opts,
+        preflight=preflight,
+        max_parallel=max_parallel,
     )
     specs, name, notes = checked.specs, checked.executor, list(checked.notes)
     tracker = ProgressTracker(paths.tracker_dir)
@@ -197,6 +211,7 @@ def submit_suite(
     on_plan: Callable[[SubmitSummary], None] | None = None,
     on_start: Callable[[ExperimentSpec], None] | None = None,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
+    max_parallel: int = 1,
 ) -> SubmitSummary:
     """Validate, register, then run (local) or submit (Slurm) every key not done.
 
@@ -223,13 +238,15 @@ def submit_suite(
         on_plan: called once with the summary before anything runs or is submitted.
         on_start: called before each local key runs.
         on_outcome: called with each local key's outcome.
+        max_parallel: local executor only: up to this many experiments at once, each on
+            its own devices (``schedulers.parallel``); 1 runs them one after another.
 
     Returns:
         What was planned and what happened: ``to_run``, ``outcomes`` (local),
         ``submitted`` (key -> Slurm job ID) and one-line ``notes`` for the user.
     """
     summary, tracker, live = _prepare(
-        suite, cycles, executor, fresh, paths, preflight, slurm_options, runner
+        suite, cycles, executor, fresh, paths, preflight, slurm_options, runner, max_parallel
     )
     try:
         if summary.executor == SLURM:
@@ -245,7 +262,9 @@ def submit_suite(
         else:
             if on_plan is not None:
                 on_plan(summary)
-            summary.outcomes = run_local(summary.to_run, paths, on_start, on_outcome)
+            summary.outcomes = run_local(
+                summary.to_run, paths, on_start, on_outcome, max_parallel, _where(suite, paths)
+            )
     finally:
         tracker.sync()
     return summary
@@ -321,6 +340,7 @@ def resume_failed(
     on_start: Callable[[ExperimentSpec], None] | None = None,
     on_outcome: Callable[[TaskOutcome], None] | None = None,
     on_keys: Callable[[list[str]], None] | None = None,
+    max_parallel: int = 1,
 ) -> SubmitSummary:
     """Rerun exactly the failed/stale keys of a suite, keeping their experiment IDs.
 
@@ -335,6 +355,7 @@ def resume_failed(
             when a Slurm job ran it, else local); ``local`` or ``slurm`` force one.
         paths, slurm_options, runner: as for ``submit_suite``.
         preflight: check models, datasets, prompt fit and device counts here first.
+        max_parallel: as for ``submit_suite`` (local executor only).
     """
     from joulebench.runner.preflight import check_specs
 
@@ -356,6 +377,7 @@ def resume_failed(
     specs = [specs_by_key[k] for k in keys]
     if specs:
         check_submission(specs, name, paths, slurm_options)
+        check_max_parallel(specs, name, max_parallel, str(source))
         if preflight:
             check_specs(specs, str(source), local_cuda_gpus=_cuda_gpus() if name == LOCAL else None)
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
@@ -370,7 +392,9 @@ def resume_failed(
         if name == SLURM:
             summary.submitted = submit_to_slurm(specs, slurm_options, paths, runner)
         else:
-            summary.outcomes = run_local(specs, paths, on_start, on_outcome)
+            summary.outcomes = run_local(
+                specs, paths, on_start, on_outcome, max_parallel, str(source)
+            )
     finally:
         tracker.sync()
     return summary

@@ -16,7 +16,7 @@ from joulebench.cli.base import (
     make_paths,
     path_options,
 )
-from joulebench.cli.options import EXECUTOR, build_slurm_options, slurm_options
+from joulebench.cli.options import EXECUTOR, MAX_PARALLEL, build_slurm_options, slurm_options
 from joulebench.cli.results_cmd import report, show
 from joulebench.cli.serve_cmd import serve
 from joulebench.schedulers.executors import SLURM
@@ -36,6 +36,7 @@ CAUSES = list(FAILURE_CAUSES)  # the README's failure-cause table; tests hold al
     help="Repeat every config this many times (for confidence intervals).",
 )
 @EXECUTOR
+@MAX_PARALLEL
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -53,6 +54,7 @@ def submit_suite(
     suite: str,
     cycles: int,
     executor: str,
+    max_parallel: int,
     dry_run: bool,
     fresh: bool,
     configs_dir: Path,
@@ -65,6 +67,7 @@ def submit_suite(
     \b
     Example:
       submit-suite demo --cycles 2 --executor local
+      submit-suite demo --executor local --max-parallel 2
       submit-suite controlled --cycles 5 --partition gpu --dry-run
       submit-suite controlled --cycles 5 --partition gpu --time 04:00:00
     """
@@ -75,7 +78,14 @@ def submit_suite(
     opts = build_slurm_options(slurm)
     if dry_run:
         # Every check of the real submission, so a dry run that passes is one that would.
-        checked = api.check_suite(suite, cycles, executor=executor, paths=paths, slurm_options=opts)
+        checked = api.check_suite(
+            suite,
+            cycles,
+            executor=executor,
+            paths=paths,
+            slurm_options=opts,
+            max_parallel=max_parallel,
+        )
         print_notes(checked.notes)
         print_expansion(checked.specs)
         if checked.executor == SLURM:
@@ -93,6 +103,7 @@ def submit_suite(
             on_plan=progress.plan,
             on_start=progress.start,
             on_outcome=progress.outcome,
+            max_parallel=max_parallel,
         )
     if summary.executor == SLURM:
         report_submission(summary)
@@ -232,6 +243,7 @@ def status(
 )
 @click.option("--dry-run", is_flag=True, help="List the keys; run nothing.")
 @EXECUTOR
+@MAX_PARALLEL
 @slurm_options
 @path_options
 @handle_errors
@@ -240,6 +252,7 @@ def resume_failed(
     causes: tuple[str, ...],
     dry_run: bool,
     executor: str,
+    max_parallel: int,
     configs_dir: Path,
     tracker_dir: Path,
     results_dir: Path,
@@ -263,7 +276,13 @@ def resume_failed(
     wanted = set(causes) or None
     if dry_run:
         summary = api.resume_failed(
-            suite, causes=wanted, dry_run=True, executor=executor, paths=paths, slurm_options=opts
+            suite,
+            causes=wanted,
+            dry_run=True,
+            executor=executor,
+            paths=paths,
+            slurm_options=opts,
+            max_parallel=max_parallel,
         )
         print_notes(summary.notes)
         click.echo(
@@ -282,6 +301,7 @@ def resume_failed(
             on_start=progress.start,
             on_outcome=progress.outcome,
             on_keys=progress.plan_keys,
+            max_parallel=max_parallel,
         )
     print_notes(summary.notes)
     if not summary.to_run:

@@ -19,6 +19,16 @@ EXECUTOR = click.option(
 )
 
 
+MAX_PARALLEL = click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local executor: run up to N experiments at once, each on its own devices "
+    "(GPUs sized by num_processes, or an equal share of the CPU cores).",
+)
+
+
 def slurm_options(func: Any) -> Any:
     """The sbatch resource flags; a --profile YAML gives site defaults, flags win."""
     flags = [
@@ -49,6 +59,13 @@ def slurm_options(func: Any) -> Any:
             help="Keys one array task runs in turn (default 1); consecutive keys of "
             "one model and precision reuse its loaded workers. Size --time for "
             "all of them.",
+        ),
+        click.option(
+            "--exclusive",
+            is_flag=True,
+            default=None,
+            help="Whole nodes per task (sbatch --exclusive): host energy (RAPL, "
+            "codecarbon CPU/RAM) is then yours alone; costs the node's idle cores.",
         ),
         click.option(
             "--profile",

@@ -51,6 +51,7 @@ class SuiteProgress:
         self.task_id: Any = None
         self.started = time.monotonic()
         self.current_start = self.started
+        self.started_at: dict[str, float] = {}
 
     def __enter__(self) -> SuiteProgress:
         self.progress.start()
@@ -85,13 +86,15 @@ class SuiteProgress:
         self.started = time.monotonic()
 
     def start(self, spec: Any) -> None:
+        # by key: with --max-parallel several run at once and finish in any order
         self.current_start = time.monotonic()
+        self.started_at[spec.key] = self.current_start
         self.progress.update(
             self.task_id, description=f"running {spec.config_name} (cycle {spec.cycle})"
         )
 
     def outcome(self, outcome: Any) -> None:
-        took = time.monotonic() - self.current_start
+        took = time.monotonic() - self.started_at.pop(outcome.key, self.current_start)
         if outcome.status == "done":
             fig = outcome.figures or {}
             jpt = fig.get("energy_per_output_token_j")
@@ -165,6 +168,10 @@ def status_view(report: Any, tracker_dir: Path) -> Group:
                 "quality_flags column of the CSV)"
             )
         )
+    if any(rec.device_set for rec in getattr(report, "running", [])):
+        parts.append(Text("running side by side:"))
+        for rec in report.running:
+            parts.append(Text(f"  {rec.experiment_id} on {rec.device_set or '-'}: {rec.key}"))
     if report.failures:
         parts.append(Text("latest failures:"))
         for rec in report.failures:

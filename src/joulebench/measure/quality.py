@@ -20,6 +20,10 @@ MIN_WINDOW_S = {
     ("rapl", "counter"): 0.01,
 }
 
+# Host-level energy (RAPL, codecarbon CPU/RAM) read on a node other work shared during
+# the window (measure.host_share): the result's energy_j adds an apportioned host figure.
+HOST_ENERGY_SHARED = "host_energy_shared"
+
 FLAG_TEXT = {
     "window_too_short": "the measured window is shorter than the sensor resolves well",
     "nonpositive_energy": "the meter reported zero or negative energy",
@@ -42,6 +46,9 @@ FLAG_TEXT = {
     "updates: the prefill vs decode split is coarse",
     "decode_energy_negative": "the prefill-only window drew more than the whole run: the "
     "prefill vs decode split is noise",
+    HOST_ENERGY_SHARED: "host-level energy was read on a node other work shared during the "
+    "window: energy_j adds this experiment's apportioned share of it (host_share_method), "
+    "the whole node's reading is host_energy_j",
 }
 SPLIT_BY_WINDOW_SHARE = "per_request_energy_window_share"
 WINDOW_SHORTER_THAN_COUNTER = "window_shorter_than_counter_resolution"
@@ -54,6 +61,8 @@ DECODE_ENERGY_NEGATIVE = "decode_energy_negative"
 # estimate is the best a machine without sensors can do, so it is labelled, not excluded,
 # or a CPU-only suite would have no statistics at all; a dynamic energy lost in baseline
 # drift leaves the total energy and throughput sound.
+# A shared node's host energy is apportioned, not dropped: the GPU part stays exact and the
+# apportioned host part is labelled with its method, so such results stay in the statistics.
 INFORMATIONAL_FLAGS = frozenset(
     {
         "estimate_only",
@@ -63,6 +72,7 @@ INFORMATIONAL_FLAGS = frozenset(
         NO_STEADY_STATE,
         PREFILL_WINDOW_TOO_SHORT,
         DECODE_ENERGY_NEGATIVE,
+        HOST_ENERGY_SHARED,
     }
 )
 

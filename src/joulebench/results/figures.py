@@ -16,7 +16,16 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 def experiment_figures(parts: dict[str, Any]) -> list[tuple[str, str]]:
     """The rows of `show ID`, in its order."""
+    if "running" in parts:  # no result files yet: what the tracker says
+        run = parts["running"]
+        return [
+            ("experiment", f"{run['experiment_id']}  {run['key']}"),
+            ("state", f"{run['state']} (attempt {run['attempt']}) since {run['since']}"),
+            ("device set", run.get("device_set") or "-"),
+            ("host / pid", f"{run.get('host')} / {run.get('pid')}"),
+        ]
     setup, inf, energy = parts["setup"], parts["inference"], parts["energy"]
+    sharing = energy.get("host_sharing") or {}
     prov = setup.get("provenance", {})
     lat, ttft = inf.get("request_latency", {}), inf.get("time_to_first_token", {})
     return [
@@ -33,6 +42,21 @@ def experiment_figures(parts: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "energy",
             f"{_fmt(energy.get('energy_j'), ' J')} ({energy.get('meter')}, {energy.get('method')})",
+        ),
+        (
+            "host / GPU energy",
+            f"{_fmt(energy.get('host_energy_j'), ' J')} / {_fmt(energy.get('gpu_energy_j'), ' J')}"
+            f" (energy adds: {energy.get('energy_scope') or '-'})",
+        ),
+        (
+            "host energy apportioned",
+            f"{_fmt(energy.get('host_energy_apportioned_j'), ' J')} "
+            f"(share {_fmt(energy.get('host_share'))}, {energy.get('host_share_method') or '-'})",
+        ),
+        (
+            "device set / ran beside",
+            f"{sharing.get('device_set') or '-'} / "
+            f"{', '.join(sharing.get('concurrent_experiment_ids') or []) or '-'}",
         ),
         ("energy per output token", _fmt(energy.get("energy_per_output_token_j"), " J")),
         ("dynamic energy per token", _fmt(energy.get("dynamic_energy_per_output_token_j"), " J")),

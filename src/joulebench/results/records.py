@@ -381,6 +381,14 @@ class EnergySection(_EnergyExtras):
     other_meters: dict[str, Reading]
     host_load_by_node: dict[str, Reading | None]
     others_cpu_share: float | None
+    # results.host_energy: the host part apart from the GPU part, apportioned when shared
+    host_energy_j: float | None  # what the host meters read for the whole node
+    gpu_energy_j: float | None
+    host_energy_apportioned_j: float | None  # this experiment's share (shared node only)
+    host_share: float | None
+    host_share_method: str | None  # measure.host_share.ShareMethod
+    energy_scope: str | None  # results.host_energy.EnergyScope: what energy_j adds up
+    host_sharing: Reading | None  # measure.host_share.HostSharing
 
 
 class Outputs(TypedDict):

@@ -116,6 +116,14 @@ CSV_COLUMNS: list[str] = [
     "peak_memory_source",
     "others_cpu_share",
     *SCENARIO_COLUMNS,
+    "host_energy_j",
+    "gpu_energy_j",
+    "host_energy_apportioned_j",
+    "host_share",
+    "host_share_method",
+    "energy_scope",
+    "device_set",
+    "concurrent_experiment_ids",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -147,6 +155,10 @@ STRING_COLUMNS = frozenset(
         "model_revision",
         "peak_memory_source",
         *SCENARIO_STRING_COLUMNS,
+        "host_share_method",
+        "energy_scope",
+        "device_set",
+        "concurrent_experiment_ids",
     }
 )
 INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
@@ -203,6 +215,7 @@ def flatten(sections: Sections) -> dict[str, Any]:
     inf, comp, energy = sections["inference"], sections["compute"], sections["energy"]
     prov = setup["provenance"]
     slurm = prov.get("slurm", {})
+    sharing = energy.get("host_sharing") or {}
     row = {
         "experiment_id": setup["experiment_id"],
         "key": setup["key"],
@@ -261,6 +274,20 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "git_dirty": prov.get("git_dirty"),
         "peak_memory_source": comp.get("peak_memory_source"),
         "others_cpu_share": energy.get("others_cpu_share"),
+        **{
+            name: energy.get(name)
+            for name in (
+                "host_energy_j",
+                "gpu_energy_j",
+                "host_energy_apportioned_j",
+                "host_share",
+                "host_share_method",
+                "energy_scope",
+            )
+        },
+        "device_set": sharing.get("device_set"),
+        # space-separated like "hosts": a ";" or "," would read as a list separator
+        "concurrent_experiment_ids": " ".join(sharing.get("concurrent_experiment_ids", [])),
     }
     for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]

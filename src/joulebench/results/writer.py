@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.measure.host_share import HostSharing
 from joulebench.results import aggregate
+from joulebench.results.host_energy import with_host_energy
 from joulebench.results.provenance import collect
 from joulebench.results.records import (
     EnergySection,
@@ -43,6 +45,7 @@ def build_sections(
     timing: RunTiming,
     *,
     batch_size_used: int,
+    sharing: HostSharing | None = None,
 ) -> Sections:
     """Everything the files and the CSV row are made from, keyed by file section.
 
@@ -83,7 +86,10 @@ def build_sections(
         "batch_size_used": batch_size_used,
         "oom_halved_batch": batch_size_used != config.batch_size,
     }
-    energy = aggregate.energy_metrics(ranks, inference, compute)
+    # Apportioned first, so per-request and per-phase figures split this experiment's share.
+    energy = with_host_energy(
+        aggregate.energy_metrics(ranks, inference, compute), inference, sharing
+    )
     _add_scenario_figures(ranks, config, inference, energy)
     return {
         "setup": setup,

@@ -117,9 +117,18 @@ def stop_cause() -> str:
     return PREEMPTED if signal.SIGUSR2 in _received else INTERRUPTED
 
 
-def start_workers(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the launcher in its own process group, dying with this process."""
+def start_workers(
+    cmd: list[str], env: dict[str, str], log_path: Path, cores: set[int] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the launcher in its own process group, dying with this process; ``cores``
+    pins it (and so every worker it starts) to those CPUs."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def prepare() -> None:
+        die_with_parent()
+        if cores:
+            os.sched_setaffinity(0, cores)
+
     with log_path.open("ab") as log:
         return subprocess.Popen(
             cmd,
@@ -128,7 +137,7 @@ def start_workers(cmd: list[str], env: dict[str, str], log_path: Path) -> subpro
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=prepare,
         )
 
 

@@ -15,15 +15,18 @@ import json
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.runner.device_sets import CPU, DeviceSet
 from joulebench.runner.launch import (
     accelerate_command,
     forwarding_stop_signals,
@@ -119,7 +122,9 @@ def process_cpu_s(pid: int) -> float:
 class WorkerPool:
     """``num_processes`` workers of one shape, started once, given tasks one at a time."""
 
-    def __init__(self, shape: PoolShape, log_path: Path) -> None:
+    def __init__(
+        self, shape: PoolShape, log_path: Path, device_set: DeviceSet | None = None
+    ) -> None:
         self.shape, self.log_path = shape, log_path
         self.experiments_run = 0
         # CPU of the launcher process itself: its start-up, and what watching costs after.
@@ -133,7 +138,12 @@ class WorkerPool:
             shape.device,
             ["--serve", self._listener.getsockname(), shape.device],
         )
-        self._proc = start_workers(cmd, worker_env(shape.num_processes, shape.device), log_path)
+        env = worker_env(shape.num_processes, shape.device)
+        cores = None
+        if device_set is not None:  # one of several experiments running at once
+            env.update(device_set.env(shape.num_processes))
+            cores = device_set.cores() if device_set.kind == CPU else None
+        self._proc = start_workers(cmd, env, log_path, cores)
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._conns: dict[int, socket.socket] = {}
         self._buffers: dict[int, bytes] = {}
@@ -212,6 +222,10 @@ class WorkerPool:
             stop_group(self._proc)
             return self._proc.wait()
 
+    def kill(self) -> None:
+        """TERM the whole worker group at once (then KILL what lingers)."""
+        stop_group(self._proc)
+
     def close(self) -> None:
         """Ask the workers to exit, then make sure the whole group is gone."""
         self.launcher_cpu_s = process_cpu_s(self._proc.pid)
@@ -241,11 +255,15 @@ class WorkerPools:
     pools, kept for measuring the fixed cost and for runs that want a cold start).
     """
 
-    def __init__(self, reuse: bool = True) -> None:
+    def __init__(self, reuse: bool = True, device_set: DeviceSet | None = None) -> None:
         self.reuse = reuse
+        self.device_set = device_set  # the devices its workers are given (--max-parallel)
         self.launches = 0
         self.launcher_cpu_s = self.launcher_watch_cpu_s = 0.0
         self._pool: WorkerPool | None = None
+        self._launching: WorkerPool | None = None
+        self._guard = threading.Lock()
+        self.stopped = False
 
     def get(self, shape: PoolShape, log_path: Path) -> tuple[WorkerPool, float]:
         """A live pool of this shape, and the seconds spent launching it (0 if reused)."""
@@ -259,15 +277,29 @@ class WorkerPools:
             return pool, 0.0
         self.close()
         start = time.perf_counter()
-        pool = WorkerPool(shape, log_path)
+        with self._guard:
+            if self.stopped:  # stop() came first: launch nothing
+                raise WorkersExited(-signal.SIGINT)
+            pool = self._launching = WorkerPool(shape, log_path, self.device_set)
         self.launches += 1
         try:
             pool.wait_ready()
         except BaseException:
             pool.close()
             raise
+        finally:
+            self._launching = None
         self._pool = pool
         return pool, time.perf_counter() - start
+
+    def stop(self) -> None:
+        """From another thread: stop the workers now (the one running an experiment
+        then sees them exit, as after a kill) and launch no more."""
+        with self._guard:
+            self.stopped = True
+            pools = [p for p in (self._pool, self._launching) if p is not None]
+        for pool in pools:
+            pool.kill()
 
     def discard(self) -> None:
         """Drop the current pool (after a failure its workers are gone or suspect)."""

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import JoulebenchError
+from joulebench.measure.host_share import HostSharing, node_sharing
 from joulebench.paths import Paths
 from joulebench.results import (
     CSV_COLUMNS,
@@ -81,8 +82,13 @@ def run_experiment(
     results_dir: Path,
     batch_size: int | None = None,
     pools: WorkerPools | None = None,
+    sharing: SharingFn | None = None,
 ) -> Sections:
-    """Run the workload and write files 1-8; returns the sections for the CSV row."""
+    """Run the workload and write files 1-8; returns the sections for the CSV row.
+
+    ``sharing`` says who else used the node while it ran (asked once the workers are
+    done); by default what the Slurm environment shows (``node_sharing``).
+    """
     started = _now()
     folder = raw_dir(results_dir, ident.experiment_id)
     raw = run_workers(
@@ -109,6 +115,7 @@ def run_experiment(
         raw.ranks,
         timing,
         batch_size_used=batch_size or config.batch_size,
+        sharing=(sharing or environment_sharing)(ident.experiment_id),
     )
     window_s = sections["inference"]["window_s"]
     if window_s < config.min_window_s:
@@ -121,6 +128,15 @@ def run_experiment(
         )
     write_json_files(results_dir, ident.experiment_id, sections)
     return sections
+
+
+# Who shared the node during one experiment (its ID -> the record for its results).
+SharingFn = Callable[[str], HostSharing]
+
+
+def environment_sharing(experiment_id: str) -> HostSharing:
+    """A one-at-a-time run: shared only when Slurm gave the job part of the node."""
+    return node_sharing(os.environ, os.cpu_count())
 
 
 def _backoff_s(base_s: float, attempt: int) -> float:
@@ -217,12 +233,23 @@ def run_task(
     job_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     pools: WorkerPools | None = None,
+    sharing: SharingFn | None = None,
 ) -> TaskOutcome:
-    """Claim, run (retrying transient failures with backoff) and record one key."""
+    """Claim, run (retrying transient failures with backoff) and record one key.
+
+    With ``pools`` bound to a device set (``--max-parallel``), the claim records that set
+    so `status` can show it.
+    """
     tries, batch_size = 0, spec.config.batch_size
+    device_set = pools.device_set.label if pools and pools.device_set else None
     while True:
         claim = tracker.claim(
-            spec.key, spec.config_hash, suite=spec.suite, cycle=spec.cycle, job_id=job_id
+            spec.key,
+            spec.config_hash,
+            suite=spec.suite,
+            cycle=spec.cycle,
+            job_id=job_id,
+            device_set=device_set,
         )
         if claim.status in ("done", "busy"):
             return TaskOutcome(
@@ -240,7 +267,7 @@ def run_task(
         )
         try:
             sections = run_experiment(
-                spec.config, ident, paths.results_dir, batch_size, pools=pools
+                spec.config, ident, paths.results_dir, batch_size, pools=pools, sharing=sharing
             )
         except JoulebenchError as exc:
             failure = (

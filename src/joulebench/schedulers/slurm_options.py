@@ -28,6 +28,7 @@ PROFILE_KEYS = (
     "constraint",
     "array_parallelism",
     "keys_per_task",
+    "exclusive",
 )
 
 
@@ -43,6 +44,7 @@ class SlurmOptions:
     constraint: str | None = None
     array_parallelism: int | None = None
     keys_per_task: int | None = None  # keys one array task runs in turn (not an sbatch flag)
+    exclusive: bool | None = None  # sbatch --exclusive: whole nodes, host energy ours alone
 
     def merged_over(self, base: SlurmOptions) -> SlurmOptions:
         """These options win where set; the rest come from ``base`` (a site profile)."""
@@ -84,6 +86,10 @@ def _where(source: str, key: str) -> str:
 
 def _checked(key: str, value: Any, source: str) -> Any:
     where = _where(source, key)
+    if key == "exclusive":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false (got {value!r})")
+        return value
     if key in ("gpus_per_node", "cpus_per_task", "array_parallelism", "keys_per_task"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where} must be a positive whole number (got {value!r})")
@@ -193,4 +199,6 @@ def executor_parameters(
         "constraint": opts.constraint,
     }
     params.update({k: v for k, v in optional.items() if v is not None})
+    if opts.exclusive:
+        params["exclusive"] = True
     return params

@@ -71,6 +71,7 @@ class KeyRecord:
     job_id: str | None = None
     host: str | None = None
     pid: int | None = None
+    device_set: str | None = None  # e.g. "cpu:0" when run with --max-parallel
     cause: str | None = None
     error: str | None = None
     created_at: str | None = None
@@ -158,6 +159,7 @@ def apply_event(state: TrackerState, event: dict[str, Any]) -> None:
         rec.attempts = int(event.get("attempt", rec.attempts + 1))
         rec.config_hash = event.get("config_hash", rec.config_hash)
         rec.job_id, rec.host, rec.pid = event.get("job_id"), event.get("host"), event.get("pid")
+        rec.device_set = event.get("device_set")
         rec.cause = rec.error = None
         state.last_id = max(state.last_id, int(event["experiment_id"]))
         if event.get("cycle") is not None:

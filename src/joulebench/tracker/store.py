@@ -363,8 +363,10 @@ class ProgressTracker:
         suite: str | None = None,
         cycle: int | None = None,
         job_id: str | None = None,
+        device_set: str | None = None,
     ) -> Claim:
-        """Give this key an experiment ID (reusing the one a requeued run had)."""
+        """Give this key an experiment ID (reusing the one a requeued run had);
+        ``device_set`` names the devices it runs on when several run at once."""
         with self.locked() as state:
             rec = state.keys.get(key)
             if rec is not None and rec.state == DONE:
@@ -391,6 +393,7 @@ class ProgressTracker:
                     "job_id": job_id,
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
+                    **({"device_set": device_set} if device_set else {}),
                 },
             )
             self._compact_if_large(state)
