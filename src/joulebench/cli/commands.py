@@ -142,7 +142,8 @@ def print_expansion(specs: list[Any]) -> None:
         cfg = spec.config
         click.echo(
             f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
-            f"processes={cfg.num_processes} batch={cfg.batch_size} "
+            f"processes={cfg.num_processes} parallelism={cfg.parallelism} "
+            f"world_size={cfg.world_size} batch={cfg.batch_size} "
             f"precision={cfg.precision} decoder={cfg.decoder.mode}"
         )
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from joulebench.config.parallelism import DATA, PIPELINE, TENSOR, Parallelism, world_size
 from joulebench.measure.names import ExtraMeterName, MeterName
 
 Precision = Literal["float32", "float16", "bfloat16"]
@@ -23,6 +24,11 @@ Device = Literal["auto", "cpu", "cuda"]
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # strict floats still take whole numbers
 Bool = Annotated[bool, Strict()]
+
+# Fields added after suites were already tracked, with the value that means "as before":
+# at that value they stay out of the config hash, so the hash (and with it the tracker's
+# record of every existing suite's keys and their checkpoints) does not change.
+HASH_OMITTED_AT: dict[str, object] = {"parallelism": DATA}
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -64,6 +70,7 @@ class ExperimentConfig(_Strict):
     min_output_tokens: Int = Field(0, ge=0)
     decoder: DecoderConfig = DecoderConfig()
     num_processes: Int = Field(1, gt=0)
+    parallelism: Parallelism = DATA
     warmup_iterations: Int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
@@ -114,11 +121,31 @@ class ExperimentConfig(_Strict):
                 "energy_meter: nvml needs a GPU but device is cpu; use "
                 "energy_meter: codecarbon or auto on CPU"
             )
+        if self.device == "cpu" and self.parallelism == PIPELINE:
+            raise ValueError(
+                "parallelism: pipeline splits the model over several GPUs but device is "
+                "cpu; use parallelism: tensor or data on CPU, or device: cuda on a GPU node"
+            )
+        if self.quantization != "none" and self.parallelism == TENSOR:
+            raise ValueError(
+                f"parallelism: tensor cannot shard quantization: {self.quantization} "
+                "weights (bitsandbytes layers have no tensor-parallel plan); set "
+                "quantization: none, or use parallelism: pipeline"
+            )
         return self
+
+    @property
+    def world_size(self) -> int:
+        """Processes of this experiment across all its nodes."""
+        return world_size(self.parallelism, self.num_processes, getattr(self, "nodes", 1))
 
     def config_hash(self) -> str:
         """Stable short hash of every setting; a checkpoint only resumes a matching one."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        fields = self.model_dump(mode="json")
+        for name, value in HASH_OMITTED_AT.items():
+            if fields.get(name) == value:
+                del fields[name]
+        canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

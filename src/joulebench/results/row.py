@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulebench.config.parallelism import DATA
 from joulebench.results.records import Sections, SetupSection
 
 # Config fields copied into the CSV as they are (ExperimentConfig names).
@@ -109,6 +110,9 @@ CSV_COLUMNS: list[str] = [
     "git_dirty",
     "peak_memory_source",
     "others_cpu_share",
+    "parallelism",
+    "world_size",
+    "peak_memory_bytes_sum",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -139,6 +143,7 @@ STRING_COLUMNS = frozenset(
         "gpu_names",
         "model_revision",
         "peak_memory_source",
+        "parallelism",
     }
 )
 INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
@@ -164,6 +169,7 @@ def column_kind(name: str) -> str:
 VARIABLE_COLUMNS: dict[str, str] = {
     "device": "device",
     "num_processes": "num_processes",
+    "parallelism": "parallelism",
     "precision": "precision",
     "quantization": "quantization",
     "batch_size": "batch_size",
@@ -252,6 +258,9 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "git_dirty": prov.get("git_dirty"),
         "peak_memory_source": comp.get("peak_memory_source"),
         "others_cpu_share": energy.get("others_cpu_share"),
+        "parallelism": setup.get("parallelism", DATA),
+        "world_size": setup.get("world_size", setup["num_processes"]),
+        "peak_memory_bytes_sum": comp.get("peak_memory_bytes_sum"),
     }
     for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]

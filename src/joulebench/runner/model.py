@@ -57,12 +57,13 @@ def load_model_and_tokenizer(
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
         cfg.precision
     ]
+    from joulebench.runner.parallel_load import load_kwargs, places_itself
+
     quant = _quantization_kwargs(cfg, device)
+    placement = load_kwargs(cfg, device) or ({"device_map": {"": torch_device}} if quant else {})
     try:
         tokenizer = load_tokenizer(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(
-            cfg.model, dtype=dtype, **quant, **({"device_map": {"": torch_device}} if quant else {})
-        )
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype, **quant, **placement)
     except OSError as exc:
         where = "local folder" if Path(cfg.model).exists() else "local folder or cached hub model"
         raise RunnerError(
@@ -70,7 +71,7 @@ def load_model_and_tokenizer(
             "for the demo run `joulebench make-demo-model models/tiny-llama`, otherwise "
             "download the model into the Hugging Face cache first"
         ) from None
-    if not quant:
+    if not quant and not places_itself(cfg):
         model.to(torch_device)
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from joulebench.config.models import DatasetConfig
+from joulebench.config.parallelism import PIPELINE, TENSOR
 from joulebench.errors import ConfigError
 from joulebench.runner.prompts import bundled_prompts, count_fitting, prompt_token_counts
 from joulebench.suite.spec import ExperimentSpec
@@ -110,8 +111,25 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: in
     for spec in specs:
         for message in _spec_problems(spec, local_cuda_gpus):
             problems.add(f"{source}: config '{spec.config_name}': {message}")
-    problems.raise_any()  # counting prompts needs the models and datasets to be there
+    problems.raise_any()  # the checks below read the models, which must be there
+    check_tensor_plans(specs, source)
     check_prompts_fit(specs, source)
+
+
+def check_tensor_plans(specs: list[ExperimentSpec], source: str) -> None:
+    """Refuse tensor parallelism a model cannot do: no plan, or heads that do not divide."""
+    from joulebench.runner.parallel_load import model_plan_problems
+
+    problems = Problems()
+    seen: set[tuple[str, int]] = set()
+    for spec in specs:
+        cfg = spec.config
+        if cfg.parallelism != TENSOR or (cfg.model, cfg.world_size) in seen:
+            continue
+        seen.add((cfg.model, cfg.world_size))
+        for message in model_plan_problems(cfg):
+            problems.add(f"{source}: config '{spec.config_name}': {message}")
+    problems.raise_any()
 
 
 def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[str]:
@@ -121,6 +139,11 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
     if name.endswith((".jsonl", ".json")) and not Path(name).is_file():
         out.append(f"dataset.name file {name} not found (paths are relative to where you run)")
     cpu_run = cfg.device == "cpu" or (cfg.device == "auto" and local_cuda_gpus == 0)
+    if cpu_run and cfg.parallelism == PIPELINE:
+        out.append(
+            "parallelism: pipeline splits the model over several GPUs and this run is on "
+            "CPU; use parallelism: tensor or data on CPU, or run on a GPU node"
+        )
     if cpu_run and cfg.quantization != "none":
         out.append(
             f"quantization {cfg.quantization} needs a CUDA GPU and this run is on CPU; "
@@ -141,6 +164,8 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
             "run on a GPU node"
         )
     if local_cuda_gpus is not None:  # a local run: this machine is where it runs
+        # CPU: processes compete for cores (pipeline never runs there); GPU: each of the
+        # num_processes GPUs is needed, one per process or all by pipeline's one process.
         out.extend(_device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus))
     return out
 
