@@ -98,3 +98,33 @@ def architecture(model: Any) -> dict[str, Any]:
     out["architectures"] = getattr(config, "architectures", None)
     out["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     return out
+
+
+class ModelCache:
+    """The loaded model of this worker, kept for the next task of the same model.
+
+    A task of another model, precision, quantisation or parallelism replaces it (a
+    tensor-parallel load is sharded over the process group): the old one is freed
+    and its memory handed back first, so two never sit in memory together and the next
+    experiment's peak-memory figures start from a clean slate.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str, str, str, int] | None = None
+        self._value: tuple[Any, Any] | None = None
+
+    def get(
+        self, cfg: ExperimentConfig, device: str, torch_device: Any
+    ) -> tuple[tuple[Any, Any], bool]:
+        """(model, tokenizer) and whether they were already loaded."""
+        key = (cfg.model, cfg.precision, cfg.quantization, cfg.parallelism, cfg.num_processes)
+        if self._key == key and self._value is not None:
+            return self._value, True
+        if self._value is not None:
+            from joulebench.measure.memory import release_memory
+
+            self._key, self._value = None, None
+            release_memory(device)
+        self._value = load_model_and_tokenizer(cfg, device, torch_device)
+        self._key = key
+        return self._value, False

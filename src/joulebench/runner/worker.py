@@ -27,7 +27,7 @@ from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
-from joulebench.runner.model import architecture, load_model_and_tokenizer
+from joulebench.runner.model import ModelCache, architecture
 from joulebench.runner.node_readings import (
     cool_down_reading,
     gpu_inventory,
@@ -140,35 +140,6 @@ class Workload:
             record["texts"] = self.tok.batch_decode(new, skip_special_tokens=True)
             record["token_ids"] = new.tolist()
         return record
-
-
-class ModelCache:
-    """The loaded model of this worker, kept for the next task of the same model.
-
-    A task of another model, precision or quantisation replaces it: the old one is freed
-    and its memory handed back first, so two never sit in memory together and the next
-    experiment's peak-memory figures start from a clean slate.
-    """
-
-    def __init__(self) -> None:
-        self._key: tuple[str, str, str, str, int] | None = None
-        self._value: tuple[Any, Any] | None = None
-
-    def get(
-        self, cfg: ExperimentConfig, device: str, torch_device: Any
-    ) -> tuple[tuple[Any, Any], bool]:
-        """(model, tokenizer) and whether they were already loaded."""
-        key = (cfg.model, cfg.precision, cfg.quantization, cfg.parallelism, cfg.num_processes)
-        if self._key == key and self._value is not None:
-            return self._value, True
-        if self._value is not None:
-            from joulebench.measure.memory import release_memory
-
-            self._key, self._value = None, None
-            release_memory(device)
-        self._value = load_model_and_tokenizer(cfg, device, torch_device)
-        self._key = key
-        return self._value, False
 
 
 class _Phases:
