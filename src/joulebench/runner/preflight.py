@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from joulebench.config.models import DatasetConfig
-from joulebench.config.parallelism import PIPELINE, TENSOR
+from joulebench.config.parallelism import DATA, PIPELINE, TENSOR
 from joulebench.errors import ConfigError
 from joulebench.runner.prompts import bundled_prompts, count_fitting, prompt_token_counts
 from joulebench.suite.spec import ExperimentSpec
@@ -166,7 +166,9 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
     if local_cuda_gpus is not None:  # a local run: this machine is where it runs
         # CPU: processes compete for cores (pipeline never runs there); GPU: each of the
         # num_processes GPUs is needed, one per process or all by pipeline's one process.
-        out.extend(_device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus))
+        out.extend(
+            _device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus, cfg.parallelism)
+        )
     return out
 
 
@@ -178,7 +180,9 @@ def usable_cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> list[str]:
+def _device_count_problems(
+    wanted: int, cpu_run: bool, local_cuda_gpus: int, parallelism: str = DATA
+) -> list[str]:
     if cpu_run:
         # Each CPU process runs its own generate loop: more processes than cores leave
         # ranks idle half the time and the experiment measures the scheduler, not the model.
@@ -194,10 +198,14 @@ def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> 
     # "invalid device ordinal" after loading the model; refuse it before anything runs.
     if local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
         return []
+    needs = (
+        "the pipeline process spreads the model over that many"
+        if parallelism == PIPELINE
+        else "each process needs its own"
+    )
     return [
         f"num_processes: {wanted} but {local_cuda_gpus} CUDA GPU(s) are visible here and "
-        f"each process needs its own; set num_processes <= {local_cuda_gpus} or run on a "
-        "node with more GPUs"
+        f"{needs}; set num_processes <= {local_cuda_gpus} or run on a node with more GPUs"
     ]
 
 
