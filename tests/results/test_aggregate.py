@@ -232,3 +232,11 @@ def test_tensor_flops_are_the_whole_models_and_memory_is_per_process_max_and_sum
     ranks[0]["flops"]["counted_prefill_flops"] = 500
     counted = aggregate.compute_metrics(ranks, inf)["flops"]
     assert "global rank 0 only" in counted["counted_method"]
+
+
+def test_a_tensor_ranks_process_file_says_its_tokens_are_not_added() -> None:
+    zero, one = (aggregate.per_process_energy(r) for r in tensor_ranks())
+    assert zero["note"] is None and zero["energy"] is not None
+    assert one["note"] is not None and "not added again" in one["note"]
+    data_one = aggregate.per_process_energy(rank(1, 1, "n1", None))
+    assert data_one["note"] is not None and "contributes tokens" in data_one["note"]

@@ -287,6 +287,21 @@ def _gpu_j(nodes: dict[str, EnergyMeasurement]) -> float | None:
     return sum(gpu) if gpu else None
 
 
+def _process_note(rank: RankRecord) -> str | None:
+    if not counts_tokens(rank.get("parallelism", DATA), rank["rank"]):
+        return (
+            "tensor parallelism: this process ran the same batches as global rank 0 on its "
+            "shard of the model; its tokens are rank 0's and are not added again"
+            + ("" if rank.get("energy") else "; energy is measured once per node by local rank 0")
+        )
+    if rank.get("energy"):
+        return None
+    return (
+        "energy is measured once per node by local "
+        "rank 0; this process contributes tokens, timings and memory only"
+    )
+
+
 def per_process_energy(rank: RankRecord) -> ProcessEnergy:
     """The seed's per-process file; only local rank 0 carries the node's energy."""
     return {
@@ -294,10 +309,7 @@ def per_process_energy(rank: RankRecord) -> ProcessEnergy:
         "local_rank": rank["local_rank"],
         "host": rank["host"],
         "energy": rank.get("energy"),
-        "note": None
-        if rank.get("energy")
-        else "energy is measured once per node by local "
-        "rank 0; this process contributes tokens, timings and memory only",
+        "note": _process_note(rank),
         "window_s": rank["window_s"],
         "input_tokens": sum(b["input_tokens"] for b in rank["batches"].values()),
         "output_tokens": sum(b["output_tokens"] for b in rank["batches"].values()),
