@@ -17,6 +17,7 @@ from joulebench.config.parallelism import (
     TENSOR,
     Parallelism,
     counts_tokens,
+    gpus_per_process,
     head_count_problem,
     launched_processes,
     splits_prompts,
@@ -55,6 +56,8 @@ def test_processes_and_prompts_per_mode(
     mode: Parallelism, per_node: int, launched: int, world: int, split: bool
 ) -> None:
     assert launched_processes(mode, per_node) == launched
+    # Every mode uses per_node GPUs on a node: one per process, or all in pipeline's one.
+    assert launched * gpus_per_process(mode, per_node) == per_node
     assert world_size(mode, per_node) == world
     assert world_size(mode, per_node, nodes=2) == 2 * world  # composes with nodes
     assert splits_prompts(mode) is split

@@ -49,6 +49,10 @@ def test_pipeline_over_every_gpu_is_one_process_with_the_data_tokens(
     assert (pipe["setup"]["parallelism"], pipe["setup"]["world_size"]) == ("pipeline", 1)
     assert pipe["setup"]["num_processes"] == gpus
     assert list(pipe["compute"]["memory_by_process"]) == ["0"]
+    memory = pipe["compute"]["memory_by_process"]["0"]
+    if gpus > 1:  # the one process's peak covers every GPU it spread the model over
+        assert len(memory["cuda_max_allocated_bytes_by_gpu"]) == gpus
+        assert memory["cuda_max_allocated_bytes"] == sum(memory["cuda_max_allocated_bytes_by_gpu"])
     assert pipe["inference"]["total_output_tokens"] == one["inference"]["total_output_tokens"]
     assert pipe["outputs"] is not None and one["outputs"] is not None
     assert pipe["outputs"]["token_ids"] == one["outputs"]["token_ids"]

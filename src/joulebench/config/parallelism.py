@@ -26,6 +26,11 @@ def launched_processes(parallelism: Parallelism, num_processes: int) -> int:
     return 1 if parallelism == PIPELINE else num_processes
 
 
+def gpus_per_process(parallelism: Parallelism, num_processes: int) -> int:
+    """GPUs one process uses: all ``num_processes`` of them for pipeline, else one."""
+    return num_processes if parallelism == PIPELINE else 1
+
+
 def world_size(parallelism: Parallelism, num_processes: int, nodes: int = 1) -> int:
     """Processes of one experiment across all its nodes (the torch.distributed world)."""
     return launched_processes(parallelism, num_processes) * nodes

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
-from joulebench.config.parallelism import TENSOR, counts_tokens, splits_prompts
+from joulebench.config.parallelism import TENSOR, counts_tokens, gpus_per_process, splits_prompts
 from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
 from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
@@ -165,7 +165,8 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     rank, world, local_rank = acc.process_index, acc.num_processes, acc.local_process_index
     # Tensor ranks must draw the same samples: they decode one sequence together.
     torch.manual_seed(cfg.seed + (rank if splits_prompts(cfg.parallelism) else 0))
-    reset_peak_memory(device)  # this experiment's peak, not an earlier one's in this process
+    gpus = gpus_per_process(cfg.parallelism, cfg.num_processes)  # pipeline: all of them
+    reset_peak_memory(device, gpus)  # this experiment's peak, not an earlier one's here
     work = Path(task["work_dir"])
     phases = _Phases()
     batch_size = int(task.get("batch_size") or cfg.batch_size)
@@ -227,7 +228,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         "baseline": node_baseline,
         "thermal": thermal,
         "gpus": gpu_inventory(device) if local_rank == 0 else None,
-        "memory": peak_memory(device),
+        "memory": peak_memory(device, gpus),
         "flops": _flops(wl, ckpt, flops),
         "dataset": {
             "name": cfg.dataset.name,
