@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from bare_generate import bare_window
 
 from joulebench.config.models import ExperimentConfig
-from joulebench.runner.worker import ModelCache, run
+from joulebench.runner.model import ModelCache
+from joulebench.runner.worker import run
 
 
 def main() -> None:

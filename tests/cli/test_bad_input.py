@@ -352,6 +352,56 @@ CASES = [
         ("config 'base'", "quantization int4", "on CPU"),
         "set quantization: none",
     ),
+    # --- parallelism the machine or the model cannot do ---------------------------------
+    o(
+        "pipeline-on-cpu",
+        "{parallelism: pipeline}",
+        ("parallelism: pipeline", "device is cpu"),
+        "use parallelism: tensor or data on CPU",
+    ),
+    o(
+        "pipeline-on-auto-without-gpu",
+        "{parallelism: pipeline, device: auto}",
+        ("config 'base'", "parallelism: pipeline", "on CPU"),
+        "run on a GPU node",
+    ),
+    o(
+        "tensor-with-int8",
+        "{parallelism: tensor, quantization: int8, device: cuda}",
+        ("parallelism: tensor", "quantization: int8"),
+        "set quantization: none, or use parallelism: pipeline",
+    ),
+    c(
+        "tensor-without-a-tp-plan",
+        ("bad.yaml", "model 'models/gpt2ish'", "gpt2 architecture", "no tensor-parallel plan"),
+        "use parallelism: pipeline",
+        ["submit-suite", "bad", *LOCAL],
+        {
+            **model("models/gpt2ish"),
+            SUITE: MODELS_FILE + "overrides: {parallelism: tensor, num_processes: 2}\n",
+            "models/gpt2ish/config.json": '{"model_type": "gpt2", "n_head": 4}',
+        },
+    ),
+    c(
+        "tensor-heads-not-divisible",
+        ("bad.yaml", "tensor over 2 processes", "model 'models/odd'", "3 key/value heads"),
+        "set num_processes so that the world size divides both head counts",
+        ["submit-suite", "bad", *LOCAL],
+        {
+            **model("models/odd"),
+            SUITE: MODELS_FILE + "overrides: {parallelism: tensor, num_processes: 2}\n",
+            "models/odd/config.json": '{"model_type": "llama", "hidden_size": 48, '
+            '"num_attention_heads": 6, "num_key_value_heads": 3}',
+        },
+    ),
+    c(
+        "slurm-tensor-heads-not-divisible",
+        ("bad.yaml", "tensor over 4 processes", "2 key/value heads"),
+        "set num_processes so that the world size divides both head counts",
+        ["submit-suite", "bad", "--executor", "slurm"],
+        {SUITE: TINY + "overrides: {parallelism: tensor, num_processes: 4}\n"},
+        fake_sbatch=True,
+    ),
     o(
         "cuda-without-gpu",
         "{device: cuda}",

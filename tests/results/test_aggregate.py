@@ -162,6 +162,7 @@ def test_peak_memory_is_the_gpus_on_a_gpu_run_and_host_rss_on_a_cpu_run() -> Non
     )
     assert gpu == {
         "peak_memory_bytes_max": 2_400_000_000,
+        "peak_memory_bytes_sum": 4_700_000_000,
         "peak_memory_source": "cuda_max_allocated",
         "peak_host_rss_bytes_max": 6_734_000_000,
     }
@@ -170,6 +171,7 @@ def test_peak_memory_is_the_gpus_on_a_gpu_run_and_host_rss_on_a_cpu_run() -> Non
     )
     assert cpu == {
         "peak_memory_bytes_max": 500,
+        "peak_memory_bytes_sum": 800,
         "peak_memory_source": "host_rss",
         "peak_host_rss_bytes_max": 500,
     }
@@ -194,3 +196,47 @@ def test_host_load_sums_every_process_of_a_node_as_ours() -> None:
     inf = aggregate.inference_metrics(ranks)
     out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
     assert out["others_cpu_share"] == pytest.approx(0.5)
+
+
+def tensor_ranks(window_s: tuple[float, float] = (2.0, 2.5)) -> list[dict[str, Any]]:
+    """Two tensor ranks of one node: the same three batches, energy on local rank 0."""
+    return [
+        {**rank(0, 0, "n1", 100.0, window_s=window_s[0]), "parallelism": "tensor"},
+        {**rank(1, 1, "n1", None, window_s=window_s[1]), "parallelism": "tensor"},
+    ]
+
+
+def test_tensor_ranks_count_their_shared_batches_once() -> None:
+    ranks = tensor_ranks()
+    inf = aggregate.inference_metrics(ranks)
+    assert inf["total_output_tokens"] == 24  # 3 batches x 8, not x 2 ranks
+    assert inf["measured_prompts"] == 6
+    assert inf["num_batches"] == 3
+    assert inf["window_s"] == 2.5  # the slowest rank closes the window
+    assert inf["throughput_output_tokens_per_s"] == pytest.approx(24 / 2.5)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert out["energy_per_output_token_j"] == pytest.approx(100.0 / 24)
+    data = [{**r, "parallelism": "data"} for r in ranks]
+    assert aggregate.inference_metrics(data)["total_output_tokens"] == 48
+
+
+def test_tensor_flops_are_the_whole_models_and_memory_is_per_process_max_and_sum() -> None:
+    ranks = tensor_ranks()
+    inf = aggregate.inference_metrics(ranks)
+    comp = aggregate.compute_metrics(ranks, inf)
+    # linear_params is the global (DTensor) count: 2 x params x tokens counted once
+    assert comp["flops"]["analytic_total_flops"] == 2 * 1000 * (30 + 24)
+    assert set(comp["memory_by_process"]) == {"0", "1"}
+    assert comp["peak_memory_bytes_max"] == 101
+    assert comp["peak_memory_bytes_sum"] == 201
+    ranks[0]["flops"]["counted_prefill_flops"] = 500
+    counted = aggregate.compute_metrics(ranks, inf)["flops"]
+    assert "global rank 0 only" in counted["counted_method"]
+
+
+def test_a_tensor_ranks_process_file_says_its_tokens_are_not_added() -> None:
+    zero, one = (aggregate.per_process_energy(r) for r in tensor_ranks())
+    assert zero["note"] is None and zero["energy"] is not None
+    assert one["note"] is not None and "not added again" in one["note"]
+    data_one = aggregate.per_process_energy(rank(1, 1, "n1", None))
+    assert data_one["note"] is not None and "contributes tokens" in data_one["note"]

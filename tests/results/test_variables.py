@@ -108,3 +108,27 @@ def test_csv_fallback_reads_every_config_column_and_picks_configs_by_name() -> N
         ("m", "temperature_1.5"): 1.5,
     }
     assert found["decoder.temperature"].stem == "decoder_temperature"  # file-name safe
+
+
+def test_parallelism_and_num_processes_are_controlled_variables() -> None:
+    found = variables_of(
+        suite(controlled={"parallelism": ["data", "tensor"], "num_processes": [1, 2]})
+    )
+    assert found == {
+        "parallelism": {"parallelism_data": "data", "parallelism_tensor": "tensor"},
+        "num_processes": {"num_processes_1": 1, "num_processes_2": 2},
+    }
+
+
+def test_csv_fallback_finds_parallelism_by_its_column() -> None:
+    rows = [
+        row("1", "m", "parallelism_data", 1, 1.0, parallelism="data"),
+        row("2", "m", "parallelism_tensor", 1, 1.0, parallelism="tensor"),
+    ]
+    found = {v.path: v for v in row_variables(rows)}
+    assert set(found) == {"parallelism"}
+    assert found["parallelism"].values == {
+        ("m", "parallelism_data"): "data",
+        ("m", "parallelism_tensor"): "tensor",
+    }
+    assert not found["parallelism"].numeric

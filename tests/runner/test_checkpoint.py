@@ -68,3 +68,53 @@ def test_a_failing_background_write_reaches_the_worker(tmp_path: Path) -> None:
             for index in range(5):
                 ckpt.add(index, {"tokens": index})
                 time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "written, resumed",
+    [("data", "tensor"), ("tensor", "data"), ("tensor", "pipeline")],
+)
+def test_a_checkpoint_of_another_parallelism_is_refused_with_the_fix(
+    tmp_path: Path, written: str, resumed: str
+) -> None:
+    path = tmp_path / "ckpt.json"
+    open_ckpt(path, parallelism=written).add(0, {})
+    with pytest.raises(RunnerError) as caught:
+        open_ckpt(path, parallelism=resumed)
+    message = str(caught.value)
+    assert f"parallelism={written}" in message and f"parallelism={resumed}" in message
+    assert "revert parallelism, or rerun the suite with --fresh" in message
+
+
+def test_a_checkpoint_from_before_parallelism_existed_resumes_as_data(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "ckpt.json"
+    open_ckpt(path).add(3, {"latency_s": 0.1})
+    data = json.loads(path.read_text())
+    del data["parallelism"]  # the format as older versions wrote it
+    path.write_text(json.dumps(data))
+    assert open_ckpt(path).done(3)
+    with pytest.raises(RunnerError, match="parallelism=data but this run has parallelism=tensor"):
+        open_ckpt(path, parallelism="tensor")
+
+
+def test_a_tensor_world_size_change_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt_rank0.json"
+    open_ckpt(path, parallelism="tensor", world_size=2).add(0, {})
+    with pytest.raises(RunnerError, match=r"world_size=2.*--fresh"):
+        open_ckpt(path, parallelism="tensor", world_size=4)
+
+
+def test_a_reading_tensor_rank_skips_rank_0s_batches_and_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt_rank0.json"
+    writer = open_ckpt(path, parallelism="tensor")
+    writer.add(0, {"latency_s": 0.1})
+    before = path.read_bytes()
+    reader = open_ckpt(path, parallelism="tensor", rank=0, writes=False)
+    assert reader.done(0) and reader.resumed_indices == {0}
+    with reader.behind():
+        reader.add(1, {"latency_s": 0.2})
+    reader.add(2, {"latency_s": 0.3})
+    assert reader.done(1) and reader.done(2)  # known in memory, for its own record
+    assert path.read_bytes() == before  # only rank 0 writes the shared file

@@ -145,3 +145,18 @@ def test_only_refusals_of_the_config_are_config_errors() -> None:
     assert cause_of(MeasureError("nvml")) == cause_of(TrackerError("lock")) == "code_error"
     assert cause_of(ValueError("bug")) == "code_error"
     assert cause_of(ExperimentFailed("oom", "oom")) == "oom"
+
+
+def test_gpu_counts_hold_for_every_parallelism(tiny_model: Path) -> None:
+    """Every mode uses num_processes GPUs per node: one each, or all in pipeline's one."""
+    for mode, needs in (
+        ("data", "each process needs its own"),
+        ("tensor", "each process needs its own"),
+        ("pipeline", "the pipeline process spreads the model over that many"),
+    ):
+        cfg = ExperimentConfig(
+            model=str(tiny_model), device="cuda", num_processes=2, parallelism=mode
+        )
+        with pytest.raises(ConfigError, match=rf"num_processes: 2 but 1 CUDA GPU\(s\).*{needs}"):
+            check_specs([ExperimentSpec("s", "c", 1, cfg)], "s.yaml", local_cuda_gpus=1)
+        check_specs([ExperimentSpec("s", "c", 1, cfg)], "s.yaml", local_cuda_gpus=2)

@@ -179,18 +179,18 @@ def test_model_cache_frees_the_previous_model_before_loading_another(
 
     import torch
 
-    from joulebench.runner import worker
+    from joulebench.runner import model as loading
 
-    cache = worker.ModelCache()
+    cache = loading.ModelCache()
     fp32 = ExperimentConfig(model=str(tiny_model), device="cpu")
     (model, _), reused = cache.get(fp32, "cpu", torch.device("cpu"))
     assert reused is False
     old = weakref.ref(model)
     del model
     alive_at_load: list[bool] = []
-    real_load = worker.load_model_and_tokenizer
+    real_load = loading.load_model_and_tokenizer
     monkeypatch.setattr(
-        worker,
+        loading,
         "load_model_and_tokenizer",
         lambda *a: (alive_at_load.append(old() is not None), real_load(*a))[1],
     )

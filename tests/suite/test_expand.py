@@ -135,6 +135,7 @@ def test_zero_cycles_is_refused() -> None:
         ("aienergyscore", 1),
         ("mlenergy", 3),
         ("gpu-precision", 3),
+        ("tp-sweep", 4),
     ],
 )
 def test_shipped_suites_expand(name: str, count: int) -> None:
@@ -160,4 +161,15 @@ def test_a_yaml_grid_over_dataset_paths_names_them(checkout: Path) -> None:
         ("batch_size_1__name_b", "prompts/b.jsonl"),
         ("batch_size_2__name_a", "prompts/a.jsonl"),
         ("batch_size_2__name_b", "prompts/b.jsonl"),
+    }
+
+
+def test_the_shipped_tp_sweep_compares_tensor_data_and_one_process() -> None:
+    specs = {s.config_name: s.config for s in load_and_expand("tp-sweep", 1, REPO_CONFIGS)}
+    shapes = {n: (c.parallelism, c.num_processes, c.world_size) for n, c in specs.items()}
+    assert shapes == {
+        "parallelism_data": ("data", 2, 2),
+        "parallelism_tensor": ("tensor", 2, 2),
+        "num_processes_1": ("tensor", 1, 1),
+        "num_processes_2": ("tensor", 2, 2),
     }

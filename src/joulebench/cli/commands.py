@@ -159,7 +159,8 @@ def print_expansion(specs: list[Any]) -> None:
         )
         click.echo(
             f"  {spec.key}  hash={spec.config_hash}  device={cfg.device} "
-            f"processes={cfg.num_processes} {load} "
+            f"processes={cfg.num_processes} parallelism={cfg.parallelism} "
+            f"world_size={cfg.world_size} {load} "
             f"precision={cfg.precision} decoder={cfg.decoder.mode}"
         )
 

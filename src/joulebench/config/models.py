@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from joulebench.config.parallelism import DATA, PIPELINE, TENSOR, Parallelism, world_size
 from joulebench.config.scenario import ScenarioConfig
 from joulebench.measure.names import ExtraMeterName, MeterName
 
@@ -24,6 +25,15 @@ Device = Literal["auto", "cpu", "cuda"]
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # strict floats still take whole numbers
 Bool = Annotated[bool, Strict()]
+
+# Fields added after suites were already tracked, with the value that means "as before":
+# at that value they stay out of the config hash, so the hash (and with it the tracker's
+# record of every existing suite's keys and their checkpoints) does not change.
+HASH_OMITTED_AT: dict[str, object] = {
+    "parallelism": DATA,
+    "scenario": ScenarioConfig().model_dump(mode="json"),
+    "count_prefill_energy": None,
+}
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -65,6 +75,7 @@ class ExperimentConfig(_Strict):
     min_output_tokens: Int = Field(0, ge=0)
     decoder: DecoderConfig = DecoderConfig()
     num_processes: Int = Field(1, gt=0)
+    parallelism: Parallelism = DATA
     warmup_iterations: Int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
@@ -124,30 +135,32 @@ class ExperimentConfig(_Strict):
                 f"scenario.mode: serving runs one engine in one process but num_processes "
                 f"is {self.num_processes}; set num_processes: 1"
             )
+        if self.device == "cpu" and self.parallelism == PIPELINE:
+            raise ValueError(
+                "parallelism: pipeline splits the model over several GPUs but device is "
+                "cpu; use parallelism: tensor or data on CPU, or device: cuda on a GPU node"
+            )
+        if self.quantization != "none" and self.parallelism == TENSOR:
+            raise ValueError(
+                f"parallelism: tensor cannot shard quantization: {self.quantization} "
+                "weights (bitsandbytes layers have no tensor-parallel plan); set "
+                "quantization: none, or use parallelism: pipeline"
+            )
         return self
 
+    @property
+    def world_size(self) -> int:
+        """Processes of this experiment across all its nodes."""
+        return world_size(self.parallelism, self.num_processes, getattr(self, "nodes", 1))
+
     def config_hash(self) -> str:
-        """Stable short hash of every setting; a checkpoint only resumes a matching one.
-
-        Fields added after results existed are hashed only when set away from their
-        default, so configs written before them keep their hash (and their checkpoints).
-        """
-        data = self.model_dump(mode="json")
-        for name in _HASHED_WHEN_SET:
-            if name not in self.model_fields_set or data[name] == _DEFAULTS_JSON[name]:
-                del data[name]
-        canonical = json.dumps(data, sort_keys=True)
+        """Stable short hash of every setting; a checkpoint only resumes a matching one."""
+        fields = self.model_dump(mode="json")
+        for name, value in HASH_OMITTED_AT.items():
+            if fields.get(name) == value:
+                del fields[name]
+        canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-# Added with issue 16 (serving scenarios); see config_hash.
-_HASHED_WHEN_SET = ("scenario", "count_prefill_energy")
-
-
-_DEFAULTS_JSON = {
-    "scenario": ScenarioConfig().model_dump(mode="json"),
-    "count_prefill_energy": None,
-}
 
 
 def config_fields() -> dict[str, Any]:

@@ -20,17 +20,27 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def peak_memory(device: str) -> dict[str, Any]:
+def peak_memory(device: str, gpus: int = 1) -> dict[str, Any]:
+    """This process's peaks; ``gpus`` > 1 for a process that spreads its model over the
+    first ``gpus`` visible GPUs (pipeline): their peaks are added, and kept apart too."""
     out: dict[str, Any] = {"peak_rss_bytes": peak_rss_bytes()}
     if device == "cuda":
         import torch
 
-        out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
-        out["cuda_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+        if gpus == 1:
+            out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
+            out["cuda_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+            return out
+        by_gpu = [int(torch.cuda.max_memory_allocated(i)) for i in range(gpus)]
+        out["cuda_max_allocated_bytes"] = sum(by_gpu)
+        out["cuda_max_reserved_bytes"] = sum(
+            int(torch.cuda.max_memory_reserved(i)) for i in range(gpus)
+        )
+        out["cuda_max_allocated_bytes_by_gpu"] = by_gpu
     return out
 
 
-def reset_peak_memory(device: str) -> None:
+def reset_peak_memory(device: str, gpus: int = 1) -> None:
     """Start a new high-water mark, so a reused process reports this experiment's peak.
 
     On Linux, writing "5" to clear_refs resets VmHWM to the current RSS; where that is
@@ -44,7 +54,10 @@ def reset_peak_memory(device: str) -> None:
     if device == "cuda":
         import torch
 
-        torch.cuda.reset_peak_memory_stats()
+        if gpus == 1:
+            torch.cuda.reset_peak_memory_stats()
+        for i in range(gpus if gpus > 1 else 0):
+            torch.cuda.reset_peak_memory_stats(i)
 
 
 def release_memory(device: str) -> None:

@@ -4,6 +4,9 @@ Energy rule: each node is measured once, by its local rank 0, over a window that
 spans all of that node's processes. Nodes are summed; processes of one node never are.
 Throughput and energy cover the batches run in the measured window; batches restored
 from a checkpoint count for latency and token totals but were not inside the window.
+Tokens, latencies and outputs come from the ranks that own their batches: all of them in
+data parallelism, global rank 0 alone in tensor parallelism (every rank runs the same
+batches there, so counting each would count every token world-size times).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from joulebench.config.parallelism import DATA, TENSOR, counts_tokens
 from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.baseline import dynamic_energy_j
 from joulebench.measure.host_load import window_load
@@ -39,10 +43,22 @@ def node_energies(ranks: list[RankRecord]) -> dict[str, EnergyMeasurement]:
     return out
 
 
+def parallelism_of(ranks: list[RankRecord]) -> str:
+    """The experiment's parallelism (records of versions before it are data parallel)."""
+    return str(ranks[0].get("parallelism", DATA)) if ranks else DATA
+
+
+def token_ranks(ranks: list[RankRecord]) -> list[RankRecord]:
+    """The ranks whose batches count: every one, or global rank 0 alone in tensor mode."""
+    return [r for r in ranks if counts_tokens(r.get("parallelism", DATA), r["rank"])]
+
+
 def inference_metrics(ranks: list[RankRecord]) -> InferenceSection:
+    """Tokens and latencies of the counting ranks; the window is the slowest rank's."""
     all_batches: list[BatchRecord] = []
     measured: list[BatchRecord] = []
-    for rank in ranks:
+    counting = token_ranks(ranks)
+    for rank in counting:
         unmeasured = set(rank.get("resumed_batches", [])) | set(
             rank.get("outside_window_batches", [])
         )
@@ -58,8 +74,8 @@ def inference_metrics(ranks: list[RankRecord]) -> InferenceSection:
         **latency_phases(all_batches, measured),
         "num_prompts": sum(b["num_prompts"] for b in all_batches),
         "num_batches": len(all_batches),
-        "batches_resumed": sum(len(r.get("resumed_batches", [])) for r in ranks),
-        "batches_outside_window": sum(len(r.get("outside_window_batches", [])) for r in ranks),
+        "batches_resumed": sum(len(r.get("resumed_batches", [])) for r in counting),
+        "batches_outside_window": sum(len(r.get("outside_window_batches", [])) for r in counting),
         "batches_measured": len(measured),
         "total_input_tokens": sum(b["input_tokens"] for b in all_batches),
         "total_output_tokens": sum(b["output_tokens"] for b in all_batches),
@@ -106,12 +122,16 @@ def peak_memory_summary(peaks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     host RSS (the cast copy plus the mapped file) against 2-3 GB on the GPU, and the max of
     the two read as if float16 needed more memory than float32.
     """
-    rss = max(m["peak_rss_bytes"] for m in peaks.values())
+    rss = [m["peak_rss_bytes"] for m in peaks.values()]
     gpu = [m["cuda_max_allocated_bytes"] for m in peaks.values() if "cuda_max_allocated_bytes" in m]
+    headline = gpu or rss
     return {
-        "peak_memory_bytes_max": max(gpu) if gpu else rss,
+        "peak_memory_bytes_max": max(headline),
+        # What the experiment held at once across processes: with a sharded model (tensor)
+        # each process holds a part, and the sum is the model's footprint.
+        "peak_memory_bytes_sum": sum(headline),
         "peak_memory_source": "cuda_max_allocated" if gpu else "host_rss",
-        "peak_host_rss_bytes_max": rss,
+        "peak_host_rss_bytes_max": max(rss),
     }
 
 
@@ -146,13 +166,21 @@ def compute_metrics(ranks: list[RankRecord], inference: InferenceSection) -> Com
             "analytic_method": rank0["flops"].get("analytic_method"),
             "linear_params": linear,
             **counted,
-            "counted_method": "FlopCounterMode on one untimed prefill of the first batch"
-            if counted
-            else None,
+            "counted_method": _counted_method(ranks) if counted else None,
         },
         "memory_by_process": peaks,
         **peak_memory_summary(peaks),
     }
+
+
+def _counted_method(ranks: list[RankRecord]) -> str:
+    method = "FlopCounterMode on one untimed prefill of the first batch"
+    if parallelism_of(ranks) == TENSOR:
+        return (
+            f"{method}, counted on global rank 0 only: its shard of the sharded layers "
+            f"(about 1/{len(ranks)} of them) plus the layers every rank runs whole"
+        )
+    return method
 
 
 def energy_metrics(
@@ -259,6 +287,21 @@ def _gpu_j(nodes: dict[str, EnergyMeasurement]) -> float | None:
     return sum(gpu) if gpu else None
 
 
+def _process_note(rank: RankRecord) -> str | None:
+    if not counts_tokens(rank.get("parallelism", DATA), rank["rank"]):
+        return (
+            "tensor parallelism: this process ran the same batches as global rank 0 on its "
+            "shard of the model; its tokens are rank 0's and are not added again"
+            + ("" if rank.get("energy") else "; energy is measured once per node by local rank 0")
+        )
+    if rank.get("energy"):
+        return None
+    return (
+        "energy is measured once per node by local "
+        "rank 0; this process contributes tokens, timings and memory only"
+    )
+
+
 def per_process_energy(rank: RankRecord) -> ProcessEnergy:
     """The seed's per-process file; only local rank 0 carries the node's energy."""
     return {
@@ -266,10 +309,7 @@ def per_process_energy(rank: RankRecord) -> ProcessEnergy:
         "local_rank": rank["local_rank"],
         "host": rank["host"],
         "energy": rank.get("energy"),
-        "note": None
-        if rank.get("energy")
-        else "energy is measured once per node by local "
-        "rank 0; this process contributes tokens, timings and memory only",
+        "note": _process_note(rank),
         "window_s": rank["window_s"],
         "input_tokens": sum(b["input_tokens"] for b in rank["batches"].values()),
         "output_tokens": sum(b["output_tokens"] for b in rank["batches"].values()),

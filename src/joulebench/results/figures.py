@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulebench.config.parallelism import DATA
+
 
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
@@ -32,6 +34,11 @@ def experiment_figures(parts: dict[str, Any]) -> list[tuple[str, str]]:
         ("experiment", f"{setup['experiment_id']}  {setup.get('key') or ''}"),
         ("config hash", _fmt(setup.get("config_hash"))),
         ("device / processes", f"{setup.get('device')} x {setup.get('num_processes')}"),
+        (
+            "parallelism / world size",  # results of older versions: data, one per process
+            f"{setup.get('parallelism', DATA)} / "
+            f"{setup.get('world_size', setup.get('num_processes'))}",
+        ),
         ("prompts / output tokens", f"{inf['num_prompts']} / {inf['total_output_tokens']}"),
         ("throughput", _fmt(inf.get("throughput_output_tokens_per_s"), " tokens/s")),
         (

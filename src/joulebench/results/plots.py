@@ -39,7 +39,8 @@ LABELS = {
 # Words for config fields on an axis; any other field is spelled out from its name.
 FIELD_LABELS = {
     "batch_size": "batch size (prompts per generate call)",
-    "num_processes": "processes",
+    "num_processes": "processes per node",
+    "parallelism": "parallelism (data, tensor, pipeline)",
     "precision": "numeric precision",
     "quantization": "weight quantization",
     "num_prompts": "prompts per experiment",

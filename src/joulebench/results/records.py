@@ -230,6 +230,7 @@ class RankRecord(MeasuredWindow, _RankExtras):
     rank: int
     local_rank: int
     world_size: int
+    parallelism: str  # config.parallelism.Parallelism; absent in records of older versions
     batch_size: int
     host: str
     device: str
@@ -284,6 +285,8 @@ class SetupSection(TypedDict):
     task_type: str
     device: str
     num_processes: int
+    parallelism: str  # config.parallelism.Parallelism
+    world_size: int  # processes of the experiment across all its nodes
     hosts: list[str]
     dataset: DatasetRecord
     thermal_by_node: dict[str, Reading | None]
@@ -333,6 +336,7 @@ class ComputeSection(TypedDict):
     flops: Reading
     memory_by_process: dict[str, Reading]
     peak_memory_bytes_max: int
+    peak_memory_bytes_sum: int
     peak_memory_source: str
     peak_host_rss_bytes_max: int
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulebench.config.parallelism import DATA
 from joulebench.results.records import Sections, SetupSection
 from joulebench.results.scenario_row import (
     SCENARIO_COLUMNS,
@@ -124,6 +125,9 @@ CSV_COLUMNS: list[str] = [
     "energy_scope",
     "device_set",
     "concurrent_experiment_ids",
+    "parallelism",
+    "world_size",
+    "peak_memory_bytes_sum",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -159,6 +163,7 @@ STRING_COLUMNS = frozenset(
         "energy_scope",
         "device_set",
         "concurrent_experiment_ids",
+        "parallelism",
     }
 )
 INTEGER_COLUMNS = frozenset({"cycle", "attempt"})
@@ -184,6 +189,7 @@ def column_kind(name: str) -> str:
 VARIABLE_COLUMNS: dict[str, str] = {
     "device": "device",
     "num_processes": "num_processes",
+    "parallelism": "parallelism",
     "precision": "precision",
     "quantization": "quantization",
     "batch_size": "batch_size",
@@ -288,6 +294,9 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "device_set": sharing.get("device_set"),
         # space-separated like "hosts": a ";" or "," would read as a list separator
         "concurrent_experiment_ids": " ".join(sharing.get("concurrent_experiment_ids", [])),
+        "parallelism": setup.get("parallelism", DATA),
+        "world_size": setup.get("world_size", setup["num_processes"]),
+        "peak_memory_bytes_sum": comp.get("peak_memory_bytes_sum"),
     }
     for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]

@@ -68,7 +68,9 @@ def build_sections(
         "model": config.model,
         "task_type": config.task_type,
         "device": device,
-        "num_processes": len(ranks),
+        "num_processes": config.num_processes,
+        "parallelism": config.parallelism,
+        "world_size": len(ranks),
         "hosts": sorted({r["host"] for r in ranks}),
         "dataset": rank0["dataset"],
         "thermal_by_node": {r["host"]: r.get("thermal") for r in ranks if r.get("local_rank") == 0},
@@ -153,7 +155,8 @@ def _phases_max(ranks: list[RankRecord]) -> dict[str, float]:
 def _outputs(ranks: list[RankRecord]) -> Outputs:
     texts: list[str] = []
     tokens: list[list[int]] = []
-    for rank in ranks:  # ranks hold contiguous prompt slices, so this is prompt order
+    # Ranks hold contiguous prompt slices, so this is prompt order (tensor: rank 0 only).
+    for rank in aggregate.token_ranks(ranks):
         for _, batch in sorted(rank["batches"].items(), key=lambda kv: int(kv[0])):
             texts.extend(batch.get("texts", []))
             tokens.extend(batch.get("token_ids", []))

@@ -2,8 +2,10 @@
 
 Each accelerate process owns one file and rewrites it atomically after every batch,
 so a killed or requeued experiment restarts with its finished batches intact. A
-checkpoint only resumes the experiment ID, config hash and process count it was made
-for: anything else would mix results of two different experiments.
+checkpoint only resumes the experiment ID, parallelism, config hash and process count it
+was made for: anything else would mix results of two different experiments. In tensor
+mode every process runs the same batches, so there is one checkpoint, written by global
+rank 0 and read (never written) by the others, so all skip the same finished batches.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from joulebench.config.parallelism import DATA, Parallelism
 from joulebench.errors import RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import BatchRecord
@@ -29,6 +32,8 @@ class BatchCheckpoint:
     world_size: int
     rank: int
     batch_size: int = 0
+    parallelism: Parallelism = DATA
+    writes: bool = True  # False: a tensor rank other than 0 reads rank 0's file only
     batches: dict[int, BatchRecord] = field(default_factory=dict)
     resumed_indices: frozenset[int] = frozenset()
     _lock: threading.Lock = field(
@@ -46,13 +51,17 @@ class BatchCheckpoint:
         world_size: int,
         rank: int,
         batch_size: int = 0,
+        parallelism: Parallelism = DATA,
+        writes: bool = True,
     ) -> BatchCheckpoint:
         """Load the file if one exists for this experiment, else start empty.
 
         A different batch size (an OOM retry with half the batch) means other batch
         boundaries: the old batches cannot be reused, so the checkpoint starts over.
         """
-        ckpt = cls(path, experiment_id, config_hash, world_size, rank, batch_size)
+        ckpt = cls(
+            path, experiment_id, config_hash, world_size, rank, batch_size, parallelism, writes
+        )
         if not path.exists():
             return ckpt
         try:
@@ -62,6 +71,12 @@ class BatchCheckpoint:
                 f"{path}: checkpoint is not valid JSON; delete it to rerun "
                 "this experiment's batches from the start"
             ) from None
+        if data.get("parallelism", DATA) != parallelism:
+            raise RunnerError(
+                f"{path}: checkpoint was written under parallelism={data.get('parallelism', DATA)}"
+                f" but this run has parallelism={parallelism}; its batches cannot be reused: "
+                "revert parallelism, or rerun the suite with --fresh"
+            )
         expected = {
             "experiment_id": experiment_id,
             "config_hash": config_hash,
@@ -87,12 +102,16 @@ class BatchCheckpoint:
         """Record a finished batch: durable on return, or soon after inside ``behind()``."""
         with self._lock:
             self.batches[index] = record
+        if not self.writes:
+            return
         if self._behind is not None:
             self._behind.request()
         else:
             self._write()
 
     def _write(self) -> None:
+        if not self.writes:
+            return
         with self._lock:
             batches = {str(k): v for k, v in sorted(self.batches.items())}
         atomic_write_json(
@@ -102,6 +121,7 @@ class BatchCheckpoint:
                 "experiment_id": self.experiment_id,
                 "config_hash": self.config_hash,
                 "world_size": self.world_size,
+                "parallelism": self.parallelism,
                 "rank": self.rank,
                 "batch_size": self.batch_size,
                 "batches": batches,

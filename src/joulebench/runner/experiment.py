@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.config.parallelism import PIPELINE, launched_processes
 from joulebench.errors import ConfigError, RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import RankRecord
@@ -141,7 +142,14 @@ def run_workers(
             CONFIG_ERROR,
             True,
         )
-    if device == "cuda":
+    if device != "cuda" and config.parallelism == PIPELINE:
+        raise ExperimentFailed(
+            f"parallelism: pipeline splits the model over GPUs but this run is on {device}; "
+            "use parallelism: tensor or data on CPU, or run on a GPU node",
+            CONFIG_ERROR,
+            True,
+        )
+    if device == "cuda":  # every mode uses num_processes GPUs (pipeline: in one process)
         _check_gpus_visible(config.num_processes)
     work_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(work_dir)
@@ -175,7 +183,7 @@ def run_workers(
             pools.close()
     wall_s = time.perf_counter() - start
     rank_files = sorted(work_dir.glob("rank_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if len(rank_files) != config.num_processes:
+    if len(rank_files) != launched_processes(config.parallelism, config.num_processes):
         pools.discard()
         raise _failure_from(work_dir, 0, work_dir / "workers.log", launcher_log)
     ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]

@@ -57,12 +57,13 @@ def load_model_and_tokenizer(
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
         cfg.precision
     ]
+    from joulebench.runner.parallel_load import load_kwargs, places_itself
+
     quant = _quantization_kwargs(cfg, device)
+    placement = load_kwargs(cfg, device) or ({"device_map": {"": torch_device}} if quant else {})
     try:
         tokenizer = load_tokenizer(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(
-            cfg.model, dtype=dtype, **quant, **({"device_map": {"": torch_device}} if quant else {})
-        )
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype, **quant, **placement)
     except OSError as exc:
         where = "local folder" if Path(cfg.model).exists() else "local folder or cached hub model"
         raise RunnerError(
@@ -70,7 +71,7 @@ def load_model_and_tokenizer(
             "for the demo run `joulebench make-demo-model models/tiny-llama`, otherwise "
             "download the model into the Hugging Face cache first"
         ) from None
-    if not quant:
+    if not quant and not places_itself(cfg):
         model.to(torch_device)
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
@@ -97,3 +98,33 @@ def architecture(model: Any) -> dict[str, Any]:
     out["architectures"] = getattr(config, "architectures", None)
     out["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     return out
+
+
+class ModelCache:
+    """The loaded model of this worker, kept for the next task of the same model.
+
+    A task of another model, precision, quantisation or parallelism replaces it (a
+    tensor-parallel load is sharded over the process group): the old one is freed
+    and its memory handed back first, so two never sit in memory together and the next
+    experiment's peak-memory figures start from a clean slate.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str, str, str, int] | None = None
+        self._value: tuple[Any, Any] | None = None
+
+    def get(
+        self, cfg: ExperimentConfig, device: str, torch_device: Any
+    ) -> tuple[tuple[Any, Any], bool]:
+        """(model, tokenizer) and whether they were already loaded."""
+        key = (cfg.model, cfg.precision, cfg.quantization, cfg.parallelism, cfg.num_processes)
+        if self._key == key and self._value is not None:
+            return self._value, True
+        if self._value is not None:
+            from joulebench.measure.memory import release_memory
+
+            self._key, self._value = None, None
+            release_memory(device)
+        self._value = load_model_and_tokenizer(cfg, device, torch_device)
+        self._key = key
+        return self._value, False

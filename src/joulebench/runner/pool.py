@@ -1,9 +1,9 @@
 """Launched workers that run several experiments in sequence (parent side).
 
 One ``accelerate launch`` costs seconds of imports, so consecutive experiments of one
-:class:`PoolShape` (process count and device) run in the same workers, whatever their
+:class:`PoolShape` (process count, device and parallelism) run in the same workers, whatever their
 model, precision or quantisation; a worker keeps its loaded model for the next task that
-asks for the same one (``worker.ModelCache``). The parent hands each worker a task file
+asks for the same one (``model.ModelCache``). The parent hands each worker a task file
 over a Unix socket and blocks (``select`` on the sockets and a pidfd, never polling) until
 every worker reports the experiment done. A failing experiment ends its workers; the next
 experiment launches fresh ones, so one failure never takes others with it.
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.config.parallelism import DATA, Parallelism, launched_processes
 from joulebench.runner.device_sets import CPU, DeviceSet
 from joulebench.runner.launch import (
     accelerate_command,
@@ -41,16 +42,21 @@ class PoolShape:
     """What must match for an experiment to run in already-launched workers.
 
     Only the process group: a worker loads whatever model, precision and quantisation a
-    task asks for (``worker.ModelCache`` keeps the last one), so a precision or model
+    task asks for (``model.ModelCache`` keeps the last one), so a precision or model
     sweep pays the launch once (torch and CUDA start-up: 8-11 s a launch on an H100).
+    ``num_processes`` is the processes launched (one for pipeline, which spreads one
+    process over the GPUs). Parallelism is part of the shape: a worker that loaded a
+    tensor-parallel model must not be handed a data-parallel task, and vice versa.
     """
 
     num_processes: int
     device: str
+    parallelism: Parallelism = DATA
 
     @classmethod
     def of(cls, config: ExperimentConfig, device: str) -> PoolShape:
-        return cls(config.num_processes, device)
+        launched = launched_processes(config.parallelism, config.num_processes)
+        return cls(launched, device, config.parallelism)
 
 
 class WorkersExited(Exception):

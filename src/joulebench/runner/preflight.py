@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from joulebench.config.models import DatasetConfig
+from joulebench.config.parallelism import DATA, PIPELINE, TENSOR
 from joulebench.errors import ConfigError
 from joulebench.runner.prompts import bundled_prompts, count_fitting, prompt_token_counts
 from joulebench.suite.spec import ExperimentSpec
@@ -110,8 +111,25 @@ def check_specs(specs: list[ExperimentSpec], source: str, *, local_cuda_gpus: in
     for spec in specs:
         for message in _spec_problems(spec, local_cuda_gpus):
             problems.add(f"{source}: config '{spec.config_name}': {message}")
-    problems.raise_any()  # counting prompts needs the models and datasets to be there
+    problems.raise_any()  # the checks below read the models, which must be there
+    check_tensor_plans(specs, source)
     check_prompts_fit(specs, source)
+
+
+def check_tensor_plans(specs: list[ExperimentSpec], source: str) -> None:
+    """Refuse tensor parallelism a model cannot do: no plan, or heads that do not divide."""
+    from joulebench.runner.parallel_load import model_plan_problems
+
+    problems = Problems()
+    seen: set[tuple[str, int]] = set()
+    for spec in specs:
+        cfg = spec.config
+        if cfg.parallelism != TENSOR or (cfg.model, cfg.world_size) in seen:
+            continue
+        seen.add((cfg.model, cfg.world_size))
+        for message in model_plan_problems(cfg):
+            problems.add(f"{source}: config '{spec.config_name}': {message}")
+    problems.raise_any()
 
 
 def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[str]:
@@ -121,6 +139,11 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
     if name.endswith((".jsonl", ".json")) and not Path(name).is_file():
         out.append(f"dataset.name file {name} not found (paths are relative to where you run)")
     cpu_run = cfg.device == "cpu" or (cfg.device == "auto" and local_cuda_gpus == 0)
+    if cpu_run and cfg.parallelism == PIPELINE:
+        out.append(
+            "parallelism: pipeline splits the model over several GPUs and this run is on "
+            "CPU; use parallelism: tensor or data on CPU, or run on a GPU node"
+        )
     if cpu_run and cfg.quantization != "none":
         out.append(
             f"quantization {cfg.quantization} needs a CUDA GPU and this run is on CPU; "
@@ -141,7 +164,11 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
             "run on a GPU node"
         )
     if local_cuda_gpus is not None:  # a local run: this machine is where it runs
-        out.extend(_device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus))
+        # CPU: processes compete for cores (pipeline never runs there); GPU: each of the
+        # num_processes GPUs is needed, one per process or all by pipeline's one process.
+        out.extend(
+            _device_count_problems(cfg.num_processes, cpu_run, local_cuda_gpus, cfg.parallelism)
+        )
     return out
 
 
@@ -153,7 +180,9 @@ def usable_cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> list[str]:
+def _device_count_problems(
+    wanted: int, cpu_run: bool, local_cuda_gpus: int, parallelism: str = DATA
+) -> list[str]:
     if cpu_run:
         # Each CPU process runs its own generate loop: more processes than cores leave
         # ranks idle half the time and the experiment measures the scheduler, not the model.
@@ -169,10 +198,14 @@ def _device_count_problems(wanted: int, cpu_run: bool, local_cuda_gpus: int) -> 
     # "invalid device ordinal" after loading the model; refuse it before anything runs.
     if local_cuda_gpus == 0 or wanted <= local_cuda_gpus:
         return []
+    needs = (
+        "the pipeline process spreads the model over that many"
+        if parallelism == PIPELINE
+        else "each process needs its own"
+    )
     return [
         f"num_processes: {wanted} but {local_cuda_gpus} CUDA GPU(s) are visible here and "
-        f"each process needs its own; set num_processes <= {local_cuda_gpus} or run on a "
-        "node with more GPUs"
+        f"{needs}; set num_processes <= {local_cuda_gpus} or run on a node with more GPUs"
     ]
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.config.models import ExperimentConfig
+from joulebench.config.parallelism import TENSOR, counts_tokens, gpus_per_process, splits_prompts
 from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
 from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
 from joulebench.runner.checkpoint import BatchCheckpoint
 from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
-from joulebench.runner.model import architecture, load_model_and_tokenizer
+from joulebench.runner.model import ModelCache, architecture
 from joulebench.runner.node_readings import (
     cool_down_reading,
     gpu_inventory,
@@ -90,8 +91,15 @@ class Workload:
         self.prompts = select_prompts(
             texts, counts, cfg.num_prompts, cfg.max_input_tokens, cfg.dataset.name
         )
-        mine = shard(self.prompts, accelerator.process_index, accelerator.num_processes)
+        mine = (
+            shard(self.prompts, accelerator.process_index, accelerator.num_processes)
+            if splits_prompts(cfg.parallelism)
+            else self.prompts  # tensor: every rank runs every batch on its shard
+        )
         self.batches = batches(mine, batch_size)
+        self.keeps_outputs = cfg.save_outputs and counts_tokens(
+            cfg.parallelism, accelerator.process_index
+        )
         self.gen_kwargs = generation_kwargs(cfg, self.tok.pad_token_id)
 
     def encode(self, prompts: list[str]) -> Any:
@@ -129,39 +137,10 @@ class Workload:
             "latency_s": latency_s,
             **(token_timing(clock.times(start), start, clock.kind) if clock is not None else {}),
         }
-        if self.cfg.save_outputs:
+        if self.keeps_outputs:
             record["texts"] = self.tok.batch_decode(new, skip_special_tokens=True)
             record["token_ids"] = new.tolist()
         return record
-
-
-class ModelCache:
-    """The loaded model of this worker, kept for the next task of the same model.
-
-    A task of another model, precision or quantisation replaces it: the old one is freed
-    and its memory handed back first, so two never sit in memory together and the next
-    experiment's peak-memory figures start from a clean slate.
-    """
-
-    def __init__(self) -> None:
-        self._key: tuple[str, str, str] | None = None
-        self._value: tuple[Any, Any] | None = None
-
-    def get(
-        self, cfg: ExperimentConfig, device: str, torch_device: Any
-    ) -> tuple[tuple[Any, Any], bool]:
-        """(model, tokenizer) and whether they were already loaded."""
-        key = (cfg.model, cfg.precision, cfg.quantization)
-        if self._key == key and self._value is not None:
-            return self._value, True
-        if self._value is not None:
-            from joulebench.measure.memory import release_memory
-
-            self._key, self._value = None, None
-            release_memory(device)
-        self._value = load_model_and_tokenizer(cfg, device, torch_device)
-        self._key = key
-        return self._value, False
 
 
 class _Phases:
@@ -189,8 +168,10 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
 
         return run_serving(task, acc, device, models)
     rank, world, local_rank = acc.process_index, acc.num_processes, acc.local_process_index
-    torch.manual_seed(cfg.seed + rank)
-    reset_peak_memory(device)  # this experiment's peak, not an earlier one's in this process
+    # Tensor ranks must draw the same samples: they decode one sequence together.
+    torch.manual_seed(cfg.seed + (rank if splits_prompts(cfg.parallelism) else 0))
+    gpus = gpus_per_process(cfg.parallelism, cfg.num_processes)  # pipeline: all of them
+    reset_peak_memory(device, gpus)  # this experiment's peak, not an earlier one's here
     work = Path(task["work_dir"])
     phases = _Phases()
     batch_size = int(task.get("batch_size") or cfg.batch_size)
@@ -198,13 +179,16 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     phases.mark("load")
     wl = Workload(cfg, device, acc, batch_size, loaded)
     phases.mark("prompts")
+    ckpt_rank = 0 if cfg.parallelism == TENSOR else rank  # tensor: rank 0's file, shared
     ckpt = BatchCheckpoint.open(
-        work / f"ckpt_rank{rank}.json",
+        work / f"ckpt_rank{ckpt_rank}.json",
         experiment_id=task["experiment_id"],
         config_hash=task["config_hash"],
         world_size=world,
-        rank=rank,
+        rank=ckpt_rank,
         batch_size=batch_size,
+        parallelism=cfg.parallelism,
+        writes=ckpt_rank == rank,
     )
     thermal = cool_down_reading(cfg, device) if local_rank == 0 else None
     node_baseline = idle_baseline_reading(cfg, device, task) if local_rank == 0 else None
@@ -213,11 +197,11 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
     for _ in range(cfg.warmup_iterations if wl.batches else 0):
         wl.generate(wl.batches[0])
     phases.mark("warmup")
-    flops = (
-        counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0])))
-        if cfg.count_flops and rank == 0 and wl.batches
-        else None
-    )
+    # A tensor-parallel forward is collective: every rank runs the counted pass, rank 0's
+    # count (its shard) is kept. Otherwise rank 0 counts alone.
+    counting = cfg.count_flops and wl.batches and (rank == 0 or cfg.parallelism == TENSOR)
+    flops = counted_prefill_flops(wl.model, dict(wl.encode(wl.batches[0]))) if counting else None
+    flops = flops if rank == 0 else None
     phases.mark("flops")
     # Steady state (ML.ENERGY style): only full batches run inside the window; a short
     # last batch would measure a half-empty device, so it runs after the window closes.
@@ -236,6 +220,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         "rank": rank,
         "local_rank": local_rank,
         "world_size": world,
+        "parallelism": cfg.parallelism,
         "batch_size": batch_size,
         "host": socket.gethostname(),
         "device": device,
@@ -253,7 +238,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         "baseline": node_baseline,
         "thermal": thermal,
         "gpus": gpu_inventory(device) if local_rank == 0 else None,
-        "memory": peak_memory(device),
+        "memory": peak_memory(device, gpus),
         "flops": _flops(wl, ckpt, flops),
         "dataset": {
             "name": cfg.dataset.name,
