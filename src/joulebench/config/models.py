@@ -64,6 +64,7 @@ class ExperimentConfig(_Strict):
     min_output_tokens: Int = Field(0, ge=0)
     decoder: DecoderConfig = DecoderConfig()
     num_processes: Int = Field(1, gt=0)
+    nodes: Int = Field(1, gt=0, description="Slurm nodes per experiment; above 1 needs Slurm")
     warmup_iterations: Int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
@@ -118,8 +119,17 @@ class ExperimentConfig(_Strict):
 
     def config_hash(self) -> str:
         """Stable short hash of every setting; a checkpoint only resumes a matching one."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        settings = self.model_dump(mode="json")
+        # Fields added later are left out at their default, so the hashes (and the
+        # checkpoints) of configs written before them stay valid.
+        for name, default in _HASHED_ONLY_WHEN_SET.items():
+            if settings.get(name) == default:
+                settings.pop(name)
+        canonical = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_HASHED_ONLY_WHEN_SET: dict[str, Any] = {"nodes": 1}
 
 
 def config_fields() -> dict[str, Any]:

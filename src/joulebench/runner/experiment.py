@@ -13,6 +13,7 @@ from joulebench.errors import ConfigError, RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
+from joulebench.runner.multinode import NodesExited, run_on_nodes
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
 from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED, FailureCause
 
@@ -159,13 +160,33 @@ def run_workers(
     )
     owned = pools is None
     pools = WorkerPools() if pools is None else pools
+    if config.nodes > 1 and pools.spread is None:
+        raise ExperimentFailed(
+            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
+            "submit-suite on a Slurm cluster, or set nodes: 1",
+            CONFIG_ERROR,
+            True,
+        )
     launcher_log = work_dir / "launcher.log"
     start = time.perf_counter()
     try:
-        pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
-        launcher_log = pool.log_path
-        pool.run(task_path)
-    except WorkersExited as exited:
+        if config.nodes > 1:
+            pools.close()  # a single-node pool would sit idle on its GPUs meanwhile
+            assert pools.spread is not None
+            run_on_nodes(
+                pools.spread,
+                config.nodes,
+                config.num_processes,
+                device,
+                task_path,
+                launcher_log,
+            )
+            launch_s = None
+        else:
+            pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
+            launcher_log = pool.log_path
+            pool.run(task_path)
+    except (WorkersExited, NodesExited) as exited:
         pools.discard()
         raise _failure_from(
             work_dir, exited.returncode, work_dir / "workers.log", launcher_log
@@ -175,8 +196,17 @@ def run_workers(
             pools.close()
     wall_s = time.perf_counter() - start
     rank_files = sorted(work_dir.glob("rank_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if len(rank_files) != config.num_processes:
+    if len(rank_files) != config.nodes * config.num_processes:
         pools.discard()
         raise _failure_from(work_dir, 0, work_dir / "workers.log", launcher_log)
     ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]
+    if launch_s is None:
+        launch_s = launch_overhead_s(wall_s, ranks)
     return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir, launch_s)
+
+
+def launch_overhead_s(wall_s: float, ranks: list[RankRecord]) -> float:
+    """A fresh launch's fixed cost where no pool timed it (several nodes): the wall time
+    less the slowest rank's own phases and window (imports, rendezvous, start-up)."""
+    busy = max(sum(r["phases_s"].values()) + r["window_s"] for r in ranks)
+    return max(0.0, wall_s - busy)

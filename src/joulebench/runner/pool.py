@@ -31,6 +31,7 @@ from joulebench.runner.launch import (
     stop_group,
     worker_env,
 )
+from joulebench.runner.multinode import NodeSpread
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ class PoolShape:
 
     num_processes: int
     device: str
+    nodes: int = 1  # above 1 never pooled: each experiment launches on every node
 
     @classmethod
     def of(cls, config: ExperimentConfig, device: str) -> PoolShape:
-        return cls(config.num_processes, device)
+        return cls(config.num_processes, device, config.nodes)
 
 
 class WorkersExited(Exception):
@@ -241,8 +243,11 @@ class WorkerPools:
     pools, kept for measuring the fixed cost and for runs that want a cold start).
     """
 
-    def __init__(self, reuse: bool = True) -> None:
+    def __init__(self, reuse: bool = True, spread: NodeSpread | None = None) -> None:
         self.reuse = reuse
+        # How to run a command on every node of this job (the scheduler's), for
+        # experiments with nodes > 1; None where there is only this machine.
+        self.spread = spread
         self.launches = 0
         self.launcher_cpu_s = self.launcher_watch_cpu_s = 0.0
         self._pool: WorkerPool | None = None
