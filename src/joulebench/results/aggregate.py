@@ -206,10 +206,27 @@ def energy_metrics(
             _gpu_j(nodes) / 3.6 if _gpu_j(nodes) is not None else None,
             inference["measured_prompts"],
         ),
-        "per_node": {host: m.to_dict() for host, m in nodes.items()},
+        "per_node": per_node_readings(ranks, nodes, inference["window_s"]),
         "other_meters": other_meters(ranks, inference["window_s"]),
         "host_load_by_node": load,
         "others_cpu_share": others_cpu_share_max(load),
+    }
+
+
+def per_node_readings(
+    ranks: list[RankRecord], nodes: dict[str, EnergyMeasurement], window_s: float
+) -> dict[str, dict[str, Any]]:
+    """host -> its node's reading as measured (energy_j, method, ...), with the host, the
+    GPUs its meter covered and its own quality flags; the total is the sum of these."""
+    first = {r["host"]: r for r in ranks if r.get("local_rank") == 0}
+    return {
+        host: {
+            **m.to_dict(),
+            "host": host,
+            "gpus": first[host].get("cuda_visible_devices") if host in first else None,
+            "quality_flags": sorted(quality_flags(m, window_s)),
+        }
+        for host, m in nodes.items()
     }
 
 

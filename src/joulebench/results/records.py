@@ -123,7 +123,8 @@ class SetupSection(TypedDict):
     model: str
     task_type: str
     device: str
-    num_processes: int
+    num_processes: int  # all processes, over every node
+    nodes: int
     hosts: list[str]
     dataset: DatasetRecord
     thermal_by_node: dict[str, Reading | None]

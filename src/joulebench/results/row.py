@@ -109,6 +109,7 @@ CSV_COLUMNS: list[str] = [
     "git_dirty",
     "peak_memory_source",
     "others_cpu_share",
+    "nodes",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -252,6 +253,7 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "git_dirty": prov.get("git_dirty"),
         "peak_memory_source": comp.get("peak_memory_source"),
         "others_cpu_share": energy.get("others_cpu_share"),
+        "nodes": var.get("nodes", 1),  # results written before the field ran on one node
     }
     for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]

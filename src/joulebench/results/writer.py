@@ -58,6 +58,7 @@ def build_sections(
         "task_type": config.task_type,
         "device": device,
         "num_processes": len(ranks),
+        "nodes": config.nodes,
         "hosts": sorted({r["host"] for r in ranks}),
         "dataset": rank0["dataset"],
         "thermal_by_node": {r["host"]: r.get("thermal") for r in ranks if r.get("local_rank") == 0},
