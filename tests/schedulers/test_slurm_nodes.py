@@ -14,7 +14,6 @@ import pytest
 
 from joulebench.config.models import ExperimentConfig
 from joulebench.errors import ConfigError, SchedulerError
-from joulebench.runner.multinode import Rendezvous, node_accelerate_command, node_launch_args
 from joulebench.schedulers.slurm import plan_arrays, sbatch_script
 from joulebench.schedulers.slurm_nodes import (
     SINFO_NODES_COMMAND,
@@ -103,49 +102,13 @@ def test_rendezvous_is_the_first_host_of_the_job() -> None:
         spread.rendezvous(3)
 
 
-def test_each_node_launches_accelerate_with_its_machine_rank() -> None:
-    rdzv = Rendezvous(("jbn1", "jbn2"), 29611)
-    args = node_launch_args(2, 2, "cpu", rdzv, Path("/w/task.json"), "SLURM_NODEID", "py")
-    assert args == [
-        "py",
-        "-m",
-        "joulebench.runner.node_launch",
-        "launch",
-        "2",
-        "2",
-        "cpu",
-        "jbn1",
-        "29611",
-        "SLURM_NODEID",
-        "/w/task.json",
-    ]
-    cmd = node_accelerate_command(2, 2, 1, "jbn1", 29611, "cpu", "/w/task.json", "py")
-    flag = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--")}
-    assert flag["--num_machines"] == "2" and flag["--machine_rank"] == "1"
-    assert flag["--main_process_ip"] == "jbn1" and flag["--main_process_port"] == "29611"
-    assert flag["--num_processes"] == "4"  # the world: every node's processes
-    assert "--multi_gpu" in cmd  # also on CPU: several processes need it (gloo)
-    assert cmd[-5:] == ["-m", "joulebench.runner.node_launch", "work", "/w/task.json", "cpu"]
-
-
-LAUNCH_ARGS = ["2", "1", "cpu", "jbn1", "1", "JB_NO_SUCH_VAR", "/nonexistent/task.json"]
-
-
-def test_node_launch_refuses_a_missing_node_number() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "joulebench.runner.node_launch", "launch", *LAUNCH_ARGS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 2 and "JB_NO_SUCH_VAR is not set" in run.stderr
-
-
-def test_dry_run_launch_line_names_the_step_and_rendezvous() -> None:
-    line = launch_line(2, 1, "cpu")
-    assert line.startswith("srun --overlap --mem=0 --nodes=2")
-    assert "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -1) PORT" in line
-    assert line.endswith("SLURM_NODEID WORK/task.json")
+def test_dry_run_launch_line_names_the_step_and_each_nodes_accelerate() -> None:
+    srun, note, accelerate = launch_line(2, 1, "cpu").splitlines()
+    assert srun.startswith("srun --overlap --mem=0 --nodes=2")
+    assert srun.endswith("launch 2 1 cpu FIRST_HOST PORT SLURM_NODEID WORK/task.json")
+    assert "scontrol show hostnames $SLURM_JOB_NODELIST" in note
+    assert "--machine_rank $SLURM_NODEID --main_process_ip FIRST_HOST" in accelerate
+    assert "--main_process_port PORT --num_processes 2" in accelerate
 
 
 def _suite(nodes: list[int], device: str = "cpu") -> SuiteDefinition:

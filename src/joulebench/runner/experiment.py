@@ -134,6 +134,13 @@ def run_workers(
     With ``pools``, workers launched for an earlier experiment of the same shape run this
     one too; without, fresh workers are launched and stopped again.
     """
+    if config.nodes > 1 and (pools is None or pools.spread is None):
+        raise ExperimentFailed(
+            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
+            "submit-suite on a Slurm cluster, or set nodes: 1",
+            CONFIG_ERROR,
+            True,
+        )
     device = resolve_device(config.device)
     if config.quantization != "none" and device != "cuda":
         raise ExperimentFailed(
@@ -160,13 +167,6 @@ def run_workers(
     )
     owned = pools is None
     pools = WorkerPools() if pools is None else pools
-    if config.nodes > 1 and pools.spread is None:
-        raise ExperimentFailed(
-            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
-            "submit-suite on a Slurm cluster, or set nodes: 1",
-            CONFIG_ERROR,
-            True,
-        )
     launcher_log = work_dir / "launcher.log"
     start = time.perf_counter()
     try:

@@ -150,17 +150,28 @@ class SlurmNodeSpread:
 
 
 def launch_line(nodes: int, per_node: int, device: str) -> str:
-    """The step the leader runs, as --dry-run shows it (host and port are the job's)."""
+    """The step the leader runs and what it execs on each node, as --dry-run shows them
+    (FIRST_HOST, PORT and WORK are the job's)."""
     import shlex
     from pathlib import Path
 
-    from joulebench.runner.multinode import node_launch_args
+    from joulebench.runner.multinode import node_accelerate_command, node_launch_args
 
+    task = "WORK/task.json"
     placeholder = Rendezvous(("FIRST_HOST",), 0)
     args = node_launch_args(
         nodes, per_node, device, placeholder, Path("TASK.json"), NODE_RANK_ENV, python="python"
     )
-    text = shlex.join(srun_nodes_command(nodes, args))
-    return text.replace(
-        "FIRST_HOST 0", "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -1) PORT"
-    ).replace(str(Path("TASK.json").resolve()), "WORK/task.json")
+    srun = shlex.join(srun_nodes_command(nodes, args))
+    srun = srun.replace("FIRST_HOST 0", "FIRST_HOST PORT").replace(
+        str(Path("TASK.json").resolve()), task
+    )
+    accelerate = shlex.join(
+        node_accelerate_command(nodes, per_node, 0, "FIRST_HOST", 0, device, task, "python")
+    )
+    accelerate = accelerate.replace("--machine_rank 0", f"--machine_rank ${NODE_RANK_ENV}")
+    accelerate = accelerate.replace("--main_process_port 0", "--main_process_port PORT")
+    return (
+        f"{srun}\n# which execs on each node (FIRST_HOST: the first of `scontrol show "
+        f"hostnames $SLURM_JOB_NODELIST`; PORT: a free one there):\n{accelerate}"
+    )
