@@ -158,6 +158,9 @@ def test_two_node_experiment_meters_each_node_and_sums_them(checkout: Path) -> N
     assert sorted(per_node) == ["jbn1", "jbn2"]
     assert all(per_node[h]["host"] == h and per_node[h]["energy_j"] > 0 for h in per_node)
     assert all({"method", "quality_flags", "gpus"} <= set(per_node[h]) for h in per_node)
+    # Both dev "nodes" are this one VM: its codecarbon estimate counted on each is said so.
+    assert all("nodes_share_a_machine" in per_node[h]["quality_flags"] for h in per_node)
+    assert "nodes_share_a_machine" in energy["quality_flags"]
     assert energy["energy_j"] == pytest.approx(sum(n["energy_j"] for n in per_node.values()))
     setup = json.loads((folder / "0001_1_experiment_setup.json").read_text())
     assert setup["nodes"] == 2 and setup["hosts"] == ["jbn1", "jbn2"]

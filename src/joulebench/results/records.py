@@ -90,6 +90,7 @@ class RankRecord(MeasuredWindow):
     flops: Reading
     dataset: DatasetRecord
     architecture: Reading | None  # rank 0 only
+    boot_id: str | None  # local rank 0: which machine (kernel boot) the node is
 
 
 class RunTiming(TypedDict):

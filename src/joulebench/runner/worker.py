@@ -28,6 +28,7 @@ from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import architecture, load_model_and_tokenizer
 from joulebench.runner.node_readings import (
+    boot_id,
     cool_down_reading,
     gpu_inventory,
     idle_baseline_reading,
@@ -252,6 +253,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
             "num_prompts": len(wl.prompts),
         },
         "architecture": architecture(wl.model) if rank == 0 else None,
+        "boot_id": boot_id() if local_rank == 0 else None,
     }
 
 
