@@ -132,25 +132,10 @@ def run_workers(
     """Run the experiment's processes; raise ExperimentFailed with a cause on failure.
 
     With ``pools``, workers launched for an earlier experiment of the same shape run this
-    one too; without, fresh workers are launched and stopped again.
+    one too; without, fresh workers are launched and stopped again. An experiment over
+    several nodes needs pools that know how to reach them (``WorkerPools.spread``).
     """
-    if config.nodes > 1 and (pools is None or pools.spread is None):
-        raise ExperimentFailed(
-            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
-            "submit-suite on a Slurm cluster, or set nodes: 1",
-            CONFIG_ERROR,
-            True,
-        )
-    device = resolve_device(config.device)
-    if config.quantization != "none" and device != "cuda":
-        raise ExperimentFailed(
-            f"quantization: {config.quantization} needs a CUDA GPU but this "
-            "run is on cpu; set quantization: none",
-            CONFIG_ERROR,
-            True,
-        )
-    if device == "cuda":
-        _check_gpus_visible(config.num_processes)
+    device = _refuse_what_cannot_run(config, pools)
     work_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(work_dir)
     task_path = work_dir / "task.json"
@@ -170,18 +155,11 @@ def run_workers(
     launcher_log = work_dir / "launcher.log"
     start = time.perf_counter()
     try:
-        if config.nodes > 1:
+        launch_s: float | None = None  # measured by a pool; several nodes have none
+        if config.nodes > 1 and pools.spread is not None:
             pools.close()  # a single-node pool would sit idle on its GPUs meanwhile
-            assert pools.spread is not None
-            run_on_nodes(
-                pools.spread,
-                config.nodes,
-                config.num_processes,
-                device,
-                task_path,
-                launcher_log,
-            )
-            launch_s = None
+            spread, per_node = pools.spread, config.num_processes
+            run_on_nodes(spread, config.nodes, per_node, device, task_path, launcher_log)
         else:
             pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
             launcher_log = pool.log_path
@@ -203,6 +181,29 @@ def run_workers(
     if launch_s is None:
         launch_s = launch_overhead_s(wall_s, ranks)
     return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir, launch_s)
+
+
+def _refuse_what_cannot_run(config: ExperimentConfig, pools: WorkerPools | None) -> str:
+    """The device to run on, after refusing (before anything is written) what cannot run
+    here: several nodes without a scheduler, quantisation off CUDA, too few GPUs."""
+    if config.nodes > 1 and (pools is None or pools.spread is None):
+        raise ExperimentFailed(
+            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
+            "submit-suite on a Slurm cluster, or set nodes: 1",
+            CONFIG_ERROR,
+            True,
+        )
+    device = resolve_device(config.device)
+    if config.quantization != "none" and device != "cuda":
+        raise ExperimentFailed(
+            f"quantization: {config.quantization} needs a CUDA GPU but this "
+            "run is on cpu; set quantization: none",
+            CONFIG_ERROR,
+            True,
+        )
+    if device == "cuda":
+        _check_gpus_visible(config.num_processes)
+    return device
 
 
 def launch_overhead_s(wall_s: float, ranks: list[RankRecord]) -> float:
