@@ -76,3 +76,38 @@ def test_nodes_above_one_without_slurm_is_refused_before_the_work_folder(tmp_pat
         run_workers(cfg, "0001", cfg.config_hash(), tmp_path / "work")
     assert caught.value.user_error and caught.value.cause == "config_error"
     assert not (tmp_path / "work").exists()
+
+
+class ShellSpread:
+    """Runs the per-node command once, here, through sh (a scheduler stand-in for the
+    leader's watch loop: real processes, no Slurm)."""
+
+    rank_env = "JB_TEST_NODE"
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+
+    def rendezvous(self, nodes: int) -> Rendezvous:
+        return Rendezvous(("localhost",), 1)
+
+    def command(self, nodes: int, per_node: list[str]) -> list[str]:
+        return ["sh", "-c", self.script]
+
+    def lost_node(self, output: str) -> str | None:
+        return "n2" if "Node failure on n2" in output else None
+
+
+def test_a_failed_step_names_the_lost_node_from_its_output(tmp_path: Path) -> None:
+    from joulebench.runner.multinode import NodesExited, run_on_nodes
+
+    lost = ShellSpread("echo 'srun: error: Node failure on n2' >&2; exit 143")
+    with pytest.raises(NodesExited) as caught:
+        run_on_nodes(lost, 2, 1, "cpu", tmp_path / "task.json", tmp_path / "launcher.log")
+    assert (caught.value.returncode, caught.value.lost_node) == (143, "n2")
+    crashed = ShellSpread("exit 1")
+    with pytest.raises(NodesExited) as caught:
+        run_on_nodes(crashed, 2, 1, "cpu", tmp_path / "task.json", tmp_path / "other.log")
+    assert (caught.value.returncode, caught.value.lost_node) == (1, None)
+    fine = ShellSpread("exit 0")
+    ran = run_on_nodes(fine, 2, 1, "cpu", tmp_path / "task.json", tmp_path / "ok.log")
+    assert ran.rendezvous.main_host == "localhost" and ran.wall_s >= 0

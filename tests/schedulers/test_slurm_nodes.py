@@ -23,6 +23,7 @@ from joulebench.schedulers.slurm_nodes import (
     launch_line,
     node_rank,
     parse_hostnames,
+    parse_lost_node,
     parse_partition_nodes,
     partition_nodes_problem,
     srun_nodes_command,
@@ -100,6 +101,20 @@ def test_rendezvous_is_the_first_host_of_the_job() -> None:
     assert parse_hostnames("jbn1\n\njbn2\n") == ["jbn1", "jbn2"]
     with pytest.raises(SchedulerError, match="has 2 node"):
         spread.rendezvous(3)
+
+
+# What srun printed when `fault --nodes 2 crash-node jbn2` hit a 2-node step (2026-12-02).
+SRUN_NODE_FAILURE = """srun: error: Node failure on jbn2
+srun: Job step aborted: Waiting up to 7 seconds for job step to finish.
+slurmstepd-jbn1: error: *** STEP 2.1 ON jbn1 CANCELLED AT 2026-12-02T18:11:01 DUE TO NODE \
+FAILURE, SEE SLURMCTLD LOG FOR DETAILS ***
+srun: error: jbn1: task 0: Exited with exit code 143
+"""
+
+
+def test_a_lost_node_is_read_from_srun() -> None:
+    assert parse_lost_node(SRUN_NODE_FAILURE) == "jbn2"
+    assert parse_lost_node("srun: error: jbn1: task 0: Exited with exit code 1\n") is None
 
 
 def test_dry_run_launch_line_names_the_step_and_each_nodes_accelerate() -> None:

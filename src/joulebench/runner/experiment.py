@@ -15,7 +15,13 @@ from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
 from joulebench.runner.multinode import NodesExited, run_on_nodes
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
-from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED, FailureCause
+from joulebench.tracker.state import (
+    CODE_ERROR,
+    CONFIG_ERROR,
+    INTERRUPTED,
+    NODE_FAIL,
+    FailureCause,
+)
 
 
 class ExperimentFailed(RunnerError):
@@ -164,7 +170,17 @@ def run_workers(
             pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
             launcher_log = pool.log_path
             pool.run(task_path)
-    except (WorkersExited, NodesExited) as exited:
+    except NodesExited as exited:
+        if exited.lost_node is not None:
+            raise ExperimentFailed(
+                f"node {exited.lost_node} failed during the experiment (Slurm: node "
+                f"failure); see {launcher_log}",
+                NODE_FAIL,
+            ) from None
+        raise _failure_from(
+            work_dir, exited.returncode, work_dir / "workers.log", launcher_log
+        ) from None
+    except WorkersExited as exited:
         pools.discard()
         raise _failure_from(
             work_dir, exited.returncode, work_dir / "workers.log", launcher_log

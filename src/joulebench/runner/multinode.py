@@ -48,13 +48,19 @@ class NodeSpread(Protocol):
 
     def command(self, nodes: int, per_node: list[str]) -> list[str]: ...
 
+    def lost_node(self, output: str) -> str | None:
+        """The node the scheduler reported lost in the command's output, if any."""
+        ...
+
 
 class NodesExited(Exception):
-    """The launchers of the nodes ended with a non-zero status."""
+    """The launchers of the nodes ended with a non-zero status; ``lost_node`` names a
+    node the scheduler reported failed (the allocation is broken: no retry in it helps)."""
 
-    def __init__(self, returncode: int) -> None:
+    def __init__(self, returncode: int, lost_node: str | None = None) -> None:
         super().__init__(f"node launchers exited with {returncode}")
         self.returncode = returncode
+        self.lost_node = lost_node
 
 
 def node_launch_args(
@@ -126,6 +132,16 @@ def node_accelerate_command(
     ]
 
 
+def _tail(path: Path, size: int = 65536) -> str:
+    """The end of the launcher log, where srun reports why the step ended."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class NodesRun:
     """What the leader saw of a multi-node run."""
@@ -152,5 +168,5 @@ def run_on_nodes(
     with forwarding_stop_signals(proc):
         returncode = proc.wait()
     if returncode != 0:
-        raise NodesExited(returncode)
+        raise NodesExited(returncode, spread.lost_node(_tail(log_path)))
     return NodesRun(rendezvous, time.perf_counter() - start)

@@ -11,6 +11,7 @@ commands run through one injectable runner.
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from collections.abc import Callable, Mapping
@@ -147,6 +148,16 @@ class SlurmNodeSpread:
 
     def command(self, nodes: int, per_node: list[str]) -> list[str]:
         return srun_nodes_command(nodes, per_node)
+
+    def lost_node(self, output: str) -> str | None:
+        return parse_lost_node(output)
+
+
+def parse_lost_node(srun_output: str) -> str | None:
+    """The node srun says failed under a step ("srun: error: Node failure on jbn2"), or
+    None: Slurm lost that node, so the job ends NODE_FAIL whatever the task does."""
+    match = re.search(r"^srun: error: Node failure on (\S+)", srun_output, re.MULTILINE)
+    return match[1] if match else None
 
 
 def launch_line(nodes: int, per_node: int, device: str) -> str:
