@@ -108,3 +108,13 @@ def test_csv_fallback_reads_every_config_column_and_picks_configs_by_name() -> N
         ("m", "temperature_1.5"): 1.5,
     }
     assert found["decoder.temperature"].stem == "decoder_temperature"  # file-name safe
+
+
+def test_nodes_is_a_variable_from_the_csv_alone() -> None:
+    rows = [
+        {"model": "m", "config_name": "one", "nodes": "1", "num_processes": "2"},
+        {"model": "m", "config_name": "two", "nodes": "2", "num_processes": "2"},
+    ]
+    found = {v.path: v for v in row_variables(rows)}
+    assert set(found) == {"nodes"}
+    assert found["nodes"].values == {("m", "one"): 1, ("m", "two"): 2}

@@ -178,6 +178,7 @@ VARIABLE_COLUMNS: dict[str, str] = {
     "top_p": "decoder.top_p",
     "warmup_iterations": "warmup_iterations",
     "dataset": "dataset.name",
+    "nodes": "nodes",
 }
 
 
