@@ -153,6 +153,9 @@ def test_two_node_experiment_meters_each_node_and_sums_them(checkout: Path) -> N
         (1, 0, 2),
     ]
     assert sorted(r["host"] for r in ranks) == ["jbn1", "jbn2"]  # two network stacks
+    # Both nodes' windows open and close on the same global barriers.
+    windows = [r["window_s"] for r in ranks]
+    assert max(windows) - min(windows) < 0.5, windows
     energy = json.loads((folder / "0001_7_global_energy_results.json").read_text())
     per_node = energy["per_node"]
     assert sorted(per_node) == ["jbn1", "jbn2"]
