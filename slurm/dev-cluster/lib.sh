@@ -3,7 +3,18 @@
 # Sourced by `up`, `down` and `check`; not meant to be run directly.
 # shellcheck disable=SC2034  # the variables below are used by the sourcing scripts
 
-JB_SLURM_STATE="${JB_SLURM_STATE:-/tmp/joulebench-slurm}"
+# Nodes in the cluster: 1 (default: one slurmd on 127.0.0.1) or more (`--nodes N`:
+# one slurmd per node, each in its own network and UTS namespace on a bridge).
+# A multi-node cluster has its own state dir, cluster name and ports, so it can
+# run beside the single-node one (and leaves /etc/slurm to it).
+NODES="${JB_SLURM_NODES:-1}"
+case "$NODES" in ''|*[!0-9]*|0) printf '[jb-slurm] ERROR: --nodes must be a whole number >= 1, got %s\n' "$NODES" >&2; exit 1 ;; esac
+if [ "$NODES" -gt 8 ]; then printf '[jb-slurm] ERROR: --nodes above 8 is not supported\n' >&2; exit 1; fi
+if [ "$NODES" -eq 1 ]; then
+  JB_SLURM_STATE="${JB_SLURM_STATE:-/tmp/joulebench-slurm}"
+else
+  JB_SLURM_STATE="${JB_SLURM_STATE:-/tmp/joulebench-slurm-${NODES}n}"
+fi
 # Normalise: no trailing slash, absolute.
 JB_SLURM_STATE="${JB_SLURM_STATE%/}"
 case "$JB_SLURM_STATE" in
@@ -12,12 +23,20 @@ case "$JB_SLURM_STATE" in
 esac
 STATE="$JB_SLURM_STATE"
 
-CLUSTER="${JB_SLURM_CLUSTER:-jbdev}"
+if [ "$NODES" -eq 1 ]; then
+  CLUSTER="${JB_SLURM_CLUSTER:-jbdev}"
+  CTLD_PORT="${JB_SLURM_CTLD_PORT:-6817}"
+  DBD_PORT="${JB_SLURM_DBD_PORT:-6819}"
+  DB_PORT="${JB_SLURM_DB_PORT:-3316}"
+else
+  CLUSTER="${JB_SLURM_CLUSTER:-jbdev${NODES}n}"
+  CTLD_PORT="${JB_SLURM_CTLD_PORT:-6827}"
+  DBD_PORT="${JB_SLURM_DBD_PORT:-6829}"
+  DB_PORT="${JB_SLURM_DB_PORT:-3326}"
+fi
 ACCOUNT="${JB_SLURM_ACCOUNT:-joulebench}"
-CTLD_PORT="${JB_SLURM_CTLD_PORT:-6817}"
+# Each slurmd of a multi-node cluster listens in its own namespace, so they share it.
 SLURMD_PORT="${JB_SLURM_SLURMD_PORT:-6818}"
-DBD_PORT="${JB_SLURM_DBD_PORT:-6819}"
-DB_PORT="${JB_SLURM_DB_PORT:-3316}"
 DB_PASS="jbdev-slurm"   # loopback-only dev database; not a secret
 
 MARKER="$STATE/.joulebench-slurm-state"
@@ -38,6 +57,18 @@ GPU_DIR="$STATE/fake-gpus"
 CTLD_PID="$RUN/slurmctld.pid"
 SLURMD_PID="$RUN/slurmd.pid"
 DBD_PID="$RUN/slurmdbd.pid"
+
+# Multi-node network: a bridge in the root namespace (the controller's address,
+# $NET_PREFIX.1) and, per node jbnI, a network namespace "$CLUSTER-jbnI" holding
+# one end of a veth pair (address $NET_PREFIX.(10+I)), the other end on the bridge.
+# Nothing is routed or NATed: traffic stays on the bridge and in these namespaces.
+NET_PREFIX="${JB_SLURM_NET_PREFIX:-10.213.${NODES}}"
+BRIDGE="jb${NODES}n-br"
+node_name() { printf 'jbn%s\n' "$1"; }            # node_name I
+node_netns() { printf '%s-jbn%s\n' "$CLUSTER" "$1"; } # netns of node I
+node_veth() { printf 'jb%sn-n%s\n' "$NODES" "$1"; }   # host side of node I's veth
+node_addr() { printf '%s.%s\n' "$NET_PREFIX" "$((10 + $1))"; }
+node_pidfile() { printf '%s/slurmd-%s.pid\n' "$RUN" "$(node_name "$1")"; }
 
 # Header written into every config we generate; `up`/`down` only ever
 # overwrite or delete files in /etc/slurm that carry it.

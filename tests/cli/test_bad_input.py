@@ -301,6 +301,20 @@ CASES = [
         "lower scenario.num_requests or raise max_input_tokens",
     ),
     o("num-processes-zero", "{num_processes: 0}", ("field 'num_processes'",), "greater than 0"),
+    o("nodes-zero", "{nodes: 0}", ("field 'nodes'",), "greater than 0"),
+    o(
+        "nodes-local",
+        "{nodes: 2}",
+        ("config 'base'", "nodes: 2 needs Slurm"),
+        "--executor slurm, or set nodes: 1",
+    ),
+    c(
+        "run-nodes-local",
+        ("one.yaml", "nodes: 2 needs Slurm"),
+        "set nodes: 1",
+        ["run", "one.yaml"],
+        {"one.yaml": "model: models/tiny-llama\ndevice: cpu\nnodes: 2\n"},
+    ),
     o(
         "max-output-zero",
         "{max_output_tokens: 0, min_output_tokens: 0}",

@@ -59,6 +59,14 @@ def test_dynamic_energy_lost_in_baseline_drift_is_flagged() -> None:
     assert dynamic_energy_flags(0.0, -1.0) == []  # nonpositive_energy already says it
 
 
+def test_nodes_with_one_boot_id_are_one_machine() -> None:
+    from joulebench.measure.quality import shared_machine_hosts
+
+    assert shared_machine_hosts({"a": "b1", "b": "b1", "c": "b2", "d": None}) == {"a", "b"}
+    assert shared_machine_hosts({"a": "b1", "b": "b2"}) == set()
+    assert shared_machine_hosts({"a": None, "b": None}) == set()
+
+
 def test_every_flag_has_an_explanation() -> None:
     produced = {
         "window_too_short",
@@ -67,5 +75,6 @@ def test_every_flag_has_an_explanation() -> None:
         "counter_polling_disagreement",
         "gpu_throttled",
         "dynamic_within_baseline_noise",
+        "nodes_share_a_machine",
     }
     assert produced <= set(FLAG_TEXT)

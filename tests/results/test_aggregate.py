@@ -74,6 +74,37 @@ def test_nodes_are_summed() -> None:
     assert set(out["energy_j_by_device"]) == {"n1/gpu:A", "n2/gpu:A"}
 
 
+def test_each_nodes_reading_is_kept_apart_with_host_gpus_and_flags() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 1, "n1", None), rank(2, 0, "n2", 60.0)]
+    ranks[0]["cuda_visible_devices"], ranks[2]["cuda_visible_devices"] = "0,1", "2,3"
+    inf = aggregate.inference_metrics(ranks)
+    out = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    per_node = out["per_node"]
+    assert sorted(per_node) == ["n1", "n2"]
+    assert [per_node[h]["energy_j"] for h in ("n1", "n2")] == [100.0, 60.0]
+    assert (per_node["n1"]["host"], per_node["n1"]["gpus"]) == ("n1", "0,1")
+    assert (per_node["n2"]["method"], per_node["n2"]["gpus"]) == ("counter", "2,3")
+    assert out["energy_j"] == sum(n["energy_j"] for n in per_node.values())
+    assert per_node["n1"]["quality_flags"] == []
+
+
+def test_nodes_of_one_machine_are_flagged_for_host_level_meters_only() -> None:
+    ranks = [rank(0, 0, "n1", 100.0), rank(1, 0, "n2", 60.0)]
+    for r in ranks:
+        r["boot_id"] = "same-boot"
+    inf = aggregate.inference_metrics(ranks)
+    nvml = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert "nodes_share_a_machine" not in nvml["quality_flags"]  # each node's own GPUs
+    for r in ranks:
+        r["energy"] = {**r["energy"], "meter": "codecarbon", "method": "estimate"}
+    host = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert "nodes_share_a_machine" in host["quality_flags"]
+    assert all("nodes_share_a_machine" in n["quality_flags"] for n in host["per_node"].values())
+    ranks[1]["boot_id"] = "other-boot"
+    apart = aggregate.energy_metrics(ranks, inf, aggregate.compute_metrics(ranks, inf))
+    assert "nodes_share_a_machine" not in apart["quality_flags"]
+
+
 def test_resumed_batches_count_for_totals_but_not_for_the_window() -> None:
     ranks = [rank(0, 0, "n1", 50.0, resumed=[0, 1]), rank(1, 1, "n1", None, resumed=[0])]
     inf = aggregate.inference_metrics(ranks)

@@ -132,3 +132,13 @@ def test_csv_fallback_finds_parallelism_by_its_column() -> None:
         ("m", "parallelism_tensor"): "tensor",
     }
     assert not found["parallelism"].numeric
+
+
+def test_nodes_is_a_variable_from_the_csv_alone() -> None:
+    rows = [
+        {"model": "m", "config_name": "one", "nodes": "1", "num_processes": "2"},
+        {"model": "m", "config_name": "two", "nodes": "2", "num_processes": "2"},
+    ]
+    found = {v.path: v for v in row_variables(rows)}
+    assert set(found) == {"nodes"}
+    assert found["nodes"].values == {("m", "one"): 1, ("m", "two"): 2}

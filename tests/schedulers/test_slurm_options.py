@@ -89,9 +89,9 @@ def test_arrays_group_by_shape_and_split_at_max_array_size() -> None:
     sizes = {(p.shape, len(p.specs)) for p in plans}
     assert sum(len(p.specs) for p in plans) == 15
     # shape (cpu, 1): batch_size x3 + num_processes_1 = 4 configs x 3 cycles = 12 -> 4+4+4
-    assert sorted(n for shape, n in sizes if shape == ("cpu", 1)) == [4]
-    assert len([p for p in plans if p.shape == ("cpu", 1)]) == 3
-    assert [len(p.specs) for p in plans if p.shape == ("cpu", 2)] == [3]
+    assert sorted(n for shape, n in sizes if shape == ("cpu", 1, 1)) == [4]
+    assert len([p for p in plans if p.shape == ("cpu", 1, 1)]) == 3
+    assert [len(p.specs) for p in plans if p.shape == ("cpu", 2, 1)] == [3]
 
 
 def test_keys_per_task_packs_keys_into_fewer_array_tasks_in_order() -> None:

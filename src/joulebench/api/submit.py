@@ -77,13 +77,28 @@ def plan_slurm(
 
 
 def check_submission(
-    specs: list[ExperimentSpec], executor: str, paths: Paths, opts: SlurmOptions
+    specs: list[ExperimentSpec],
+    executor: str,
+    paths: Paths,
+    opts: SlurmOptions,
+    source: str = "suite",
+    runner: slurm.CommandRunner = slurm.run_command,
 ) -> None:
     """What a submission needs besides valid specs: usable folders, acceptable sbatch
-    options. Writes nothing, so --dry-run and the real run refuse the same input."""
+    options, nodes this executor (and partition) can give. Writes nothing, so --dry-run
+    and the real run refuse the same input."""
+    from joulebench.runner.preflight import local_nodes_problem
+    from joulebench.schedulers.slurm_nodes import check_partition_nodes
+
+    if executor == LOCAL:
+        problem = local_nodes_problem(specs)
+        if problem:
+            raise ConfigError(f"{source}: {problem}")
     paths.check(write=True, logs=executor == SLURM)
     if executor == SLURM:
         slurm.plan_arrays(specs, opts, slurm.DEFAULT_MAX_ARRAY_SIZE, "jb")
+        widest = max((s.config.nodes for s in specs), default=1)
+        check_partition_nodes(widest, opts.partition, source, runner)
 
 
 @dataclass(frozen=True)
@@ -121,12 +136,13 @@ def check_suite(
 
     specs = expand_suite(suite, cycles, paths)
     name, note = choose_executor(executor)
-    check_submission(specs, name, paths, slurm_options)
+    source = str(resolve_suite_path(suite, paths.configs_dir))
+    check_submission(specs, name, paths, slurm_options, source)
     check_max_parallel(specs, name, max_parallel, _where(suite, paths))
     if preflight:  # a login node has no GPU: only a local run checks the device
         check_specs(
             specs,
-            str(resolve_suite_path(suite, paths.configs_dir)),
+            source,
             local_cuda_gpus=_cuda_gpus() if name == LOCAL else None,
         )
     notes = [n for n in (note, ignored_slurm_flags(name, slurm_options)) if n]
@@ -304,7 +320,7 @@ def run_config(
     configs reference); unlike a suite it does not build on ``configs/base.yaml``. Each
     run of the same file is recorded as the next cycle of ``MODEL::single::STEM``.
     """
-    from joulebench.runner.preflight import check_specs
+    from joulebench.runner.preflight import check_specs, local_nodes_problem
 
     data = load_yaml_mapping(config_path)
     suite_keys = [k for k in SUITE_ONLY_KEYS if k in data]
@@ -322,6 +338,9 @@ def run_config(
     prefix = make_key(config.model, "single", stem, 0).removesuffix("0")
     cycle = 1 + sum(1 for k in state.keys if k.startswith(prefix))
     spec = ExperimentSpec(suite="single", config_name=stem, cycle=cycle, config=config)
+    nodes_problem = local_nodes_problem([spec])
+    if nodes_problem:
+        raise ConfigError(f"{config_path}: {nodes_problem}")
     check_specs([spec], str(config_path), local_cuda_gpus=_cuda_gpus())
     tracker.register("single", [(spec.key, spec.config_hash)])
     return run_tasks([spec], paths, on_start=on_start)[0]
@@ -376,7 +395,7 @@ def resume_failed(
             )
     specs = [specs_by_key[k] for k in keys]
     if specs:
-        check_submission(specs, name, paths, slurm_options)
+        check_submission(specs, name, paths, slurm_options, str(source), runner)
         check_max_parallel(specs, name, max_parallel, str(source))
         if preflight:
             check_specs(specs, str(source), local_cuda_gpus=_cuda_gpus() if name == LOCAL else None)

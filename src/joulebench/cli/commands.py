@@ -118,14 +118,19 @@ def print_notes(notes: list[str]) -> None:
 
 def print_scripts(plans: list[Any], paths: Any) -> None:
     from joulebench.schedulers.slurm import sbatch_script
+    from joulebench.schedulers.slurm_nodes import launch_line
 
     for number, plan in enumerate(plans, 1):
-        device, processes = plan.shape
+        device, processes, nodes = plan.shape
+        where = f", {plural(nodes, 'node')}" if nodes > 1 else ""
         click.echo(
             f"--- sbatch {number}/{len(plans)}: {plural(len(plan.tasks), 'task')} "
-            f"({device}, {plural(processes, 'process', 'processes')})"
+            f"({device}, {plural(processes, 'process', 'processes')}{where})"
         )
         click.echo(sbatch_script(plan, paths.logs_dir / "submitit"))
+        if nodes > 1:
+            line = launch_line(nodes, processes, device)
+            click.echo(f"# node 0 of each task then runs, per key:\n{line}")
 
 
 def report_submission(summary: Any) -> None:

@@ -33,6 +33,7 @@ HASH_OMITTED_AT: dict[str, object] = {
     "parallelism": DATA,
     "scenario": ScenarioConfig().model_dump(mode="json"),
     "count_prefill_energy": None,
+    "nodes": 1,
 }
 
 # Names end up in tracker keys ("::"-separated) and file names, so keep them tame.
@@ -76,6 +77,7 @@ class ExperimentConfig(_Strict):
     decoder: DecoderConfig = DecoderConfig()
     num_processes: Int = Field(1, gt=0)
     parallelism: Parallelism = DATA
+    nodes: Int = Field(1, gt=0, description="Slurm nodes per experiment; above 1 needs Slurm")
     warmup_iterations: Int = Field(2, ge=0)
     dataset: DatasetConfig = DatasetConfig()
     energy_meter: MeterName = "auto"
@@ -140,6 +142,11 @@ class ExperimentConfig(_Strict):
                 "parallelism: pipeline splits the model over several GPUs but device is "
                 "cpu; use parallelism: tensor or data on CPU, or device: cuda on a GPU node"
             )
+        if self.parallelism == PIPELINE and self.nodes > 1:
+            raise ValueError(
+                f"parallelism: pipeline splits the model over one node's GPUs but nodes is "
+                f"{self.nodes}; set nodes: 1, or use parallelism: tensor across nodes"
+            )
         if self.quantization != "none" and self.parallelism == TENSOR:
             raise ValueError(
                 f"parallelism: tensor cannot shard quantization: {self.quantization} "
@@ -151,7 +158,7 @@ class ExperimentConfig(_Strict):
     @property
     def world_size(self) -> int:
         """Processes of this experiment across all its nodes."""
-        return world_size(self.parallelism, self.num_processes, getattr(self, "nodes", 1))
+        return world_size(self.parallelism, self.num_processes, self.nodes)
 
     def config_hash(self) -> str:
         """Stable short hash of every setting; a checkpoint only resumes a matching one."""

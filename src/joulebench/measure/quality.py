@@ -30,6 +30,8 @@ FLAG_TEXT = {
     "estimate_only": "no hardware sensor was read; the figure is a model-based estimate",
     "counter_polling_disagreement": "NVML counter and power polling disagree",
     "gpu_throttled": "NVML reported power or thermal slowdown during the window",
+    "nodes_share_a_machine": "nodes of this experiment are one machine (same boot ID): its "
+    "host-level meter (codecarbon, RAPL) read all of it on each, so the sum counts it twice",
     "dynamic_within_baseline_noise": "the window drew under 5% more than the idle baseline "
     "would have: dynamic energy is noise (workload too "
     "small for the device)",
@@ -116,6 +118,19 @@ def quality_flags(
     if measurement.details.get("throttled"):
         flags.append("gpu_throttled")
     return flags
+
+
+# Meters that read the whole machine, not devices given to the job.
+HOST_LEVEL_METERS = frozenset({"codecarbon", "rapl"})
+
+
+def shared_machine_hosts(boot_ids: dict[str, str | None]) -> set[str]:
+    """Hosts (nodes) whose machine another node of the same experiment also is."""
+    seen: dict[str, list[str]] = {}
+    for host, boot in boot_ids.items():
+        if boot:
+            seen.setdefault(boot, []).append(host)
+    return {h for hosts in seen.values() if len(hosts) > 1 for h in hosts}
 
 
 def dynamic_energy_flags(total_j: float | None, dynamic_j: float | None) -> list[str]:

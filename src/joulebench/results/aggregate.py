@@ -18,7 +18,12 @@ from joulebench.config.parallelism import DATA, TENSOR, counts_tokens
 from joulebench.measure.base import EnergyMeasurement
 from joulebench.measure.baseline import dynamic_energy_j
 from joulebench.measure.host_load import window_load
-from joulebench.measure.quality import dynamic_energy_flags, quality_flags
+from joulebench.measure.quality import (
+    HOST_LEVEL_METERS,
+    dynamic_energy_flags,
+    quality_flags,
+    shared_machine_hosts,
+)
 from joulebench.results.records import (
     BatchRecord,
     ComputeSection,
@@ -196,7 +201,8 @@ def energy_metrics(
     methods = sorted({m.method for m in nodes.values()})
     out_tokens = inference["measured_output_tokens"]
     energy_kwh = energy_j / 3.6e6 if energy_j is not None else None
-    flags = sorted({f for m in nodes.values() for f in quality_flags(m, inference["window_s"])})
+    per_node = per_node_readings(ranks, nodes, inference["window_s"])
+    flags = sorted({f for reading in per_node.values() for f in reading["quality_flags"]})
     baselines = {
         r["host"]: r["baseline"] for r in ranks if r.get("local_rank") == 0 and r.get("baseline")
     }
@@ -234,10 +240,37 @@ def energy_metrics(
             _gpu_j(nodes) / 3.6 if _gpu_j(nodes) is not None else None,
             inference["measured_prompts"],
         ),
-        "per_node": {host: m.to_dict() for host, m in nodes.items()},
+        "per_node": per_node,
         "other_meters": other_meters(ranks, inference["window_s"]),
         "host_load_by_node": load,
         "others_cpu_share": others_cpu_share_max(load),
+    }
+
+
+def per_node_readings(
+    ranks: list[RankRecord], nodes: dict[str, EnergyMeasurement], window_s: float
+) -> dict[str, dict[str, Any]]:
+    """host -> its node's reading as measured (energy_j, method, ...), with the host, the
+    GPUs its meter covered and its own quality flags; the total is the sum of these."""
+    first = {r["host"]: r for r in ranks if r.get("local_rank") == 0}
+    shared = shared_machine_hosts({h: r.get("boot_id") for h, r in first.items()})
+    return {
+        host: {
+            **m.to_dict(),
+            "host": host,
+            "gpus": first[host].get("cuda_visible_devices") if host in first else None,
+            "quality_flags": sorted(
+                {
+                    *quality_flags(m, window_s),
+                    *(
+                        ["nodes_share_a_machine"]
+                        if host in shared and m.meter in HOST_LEVEL_METERS
+                        else []
+                    ),
+                }
+            ),
+        }
+        for host, m in nodes.items()
     }
 
 

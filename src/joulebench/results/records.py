@@ -251,6 +251,7 @@ class RankRecord(MeasuredWindow, _RankExtras):
     flops: Reading
     dataset: DatasetRecord
     architecture: Reading | None  # rank 0 only
+    boot_id: str | None  # local rank 0: which machine (kernel boot) the node is
 
 
 class RunTiming(TypedDict):
@@ -284,9 +285,10 @@ class SetupSection(TypedDict):
     model: str
     task_type: str
     device: str
-    num_processes: int
+    num_processes: int  # the config's: per node (pipeline: its GPUs, in one process)
     parallelism: str  # config.parallelism.Parallelism
     world_size: int  # processes of the experiment across all its nodes
+    nodes: int
     hosts: list[str]
     dataset: DatasetRecord
     thermal_by_node: dict[str, Reading | None]

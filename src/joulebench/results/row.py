@@ -128,6 +128,7 @@ CSV_COLUMNS: list[str] = [
     "parallelism",
     "world_size",
     "peak_memory_bytes_sum",
+    "nodes",
 ]
 
 # How a loaded table types each column (see results.frame); every other column is a number.
@@ -204,6 +205,7 @@ VARIABLE_COLUMNS: dict[str, str] = {
     "warmup_iterations": "warmup_iterations",
     "dataset": "dataset.name",
     **SCENARIO_VARIABLE_COLUMNS,
+    "nodes": "nodes",
 }
 
 
@@ -297,6 +299,7 @@ def flatten(sections: Sections) -> dict[str, Any]:
         "parallelism": setup.get("parallelism", DATA),
         "world_size": setup.get("world_size", setup["num_processes"]),
         "peak_memory_bytes_sum": comp.get("peak_memory_bytes_sum"),
+        "nodes": var.get("nodes", 1),  # results written before the field ran on one node
     }
     for name in (*_CONFIG_COLUMNS, "warmup_iterations"):
         row[name] = var[name]

@@ -71,6 +71,7 @@ def build_sections(
         "num_processes": config.num_processes,
         "parallelism": config.parallelism,
         "world_size": len(ranks),
+        "nodes": config.nodes,
         "hosts": sorted({r["host"] for r in ranks}),
         "dataset": rank0["dataset"],
         "thermal_by_node": {r["host"]: r.get("thermal") for r in ranks if r.get("local_rank") == 0},

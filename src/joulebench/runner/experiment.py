@@ -14,8 +14,15 @@ from joulebench.errors import ConfigError, RunnerError
 from joulebench.fsutil import atomic_write_json, read_json
 from joulebench.results.records import RankRecord
 from joulebench.runner.model import resolve_device
+from joulebench.runner.multinode import NodesExited, run_on_nodes
 from joulebench.runner.pool import PoolShape, WorkerPools, WorkersExited
-from joulebench.tracker.state import CODE_ERROR, CONFIG_ERROR, INTERRUPTED, FailureCause
+from joulebench.tracker.state import (
+    CODE_ERROR,
+    CONFIG_ERROR,
+    INTERRUPTED,
+    NODE_FAIL,
+    FailureCause,
+)
 
 
 class ExperimentFailed(RunnerError):
@@ -132,25 +139,10 @@ def run_workers(
     """Run the experiment's processes; raise ExperimentFailed with a cause on failure.
 
     With ``pools``, workers launched for an earlier experiment of the same shape run this
-    one too; without, fresh workers are launched and stopped again.
+    one too; without, fresh workers are launched and stopped again. An experiment over
+    several nodes needs pools that know how to reach them (``WorkerPools.spread``).
     """
-    device = resolve_device(config.device)
-    if config.quantization != "none" and device != "cuda":
-        raise ExperimentFailed(
-            f"quantization: {config.quantization} needs a CUDA GPU but this "
-            "run is on cpu; set quantization: none",
-            CONFIG_ERROR,
-            True,
-        )
-    if device != "cuda" and config.parallelism == PIPELINE:
-        raise ExperimentFailed(
-            f"parallelism: pipeline splits the model over GPUs but this run is on {device}; "
-            "use parallelism: tensor or data on CPU, or run on a GPU node",
-            CONFIG_ERROR,
-            True,
-        )
-    if device == "cuda":  # every mode uses num_processes GPUs (pipeline: in one process)
-        _check_gpus_visible(config.num_processes)
+    device = _refuse_what_cannot_run(config, pools)
     work_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(work_dir)
     task_path = work_dir / "task.json"
@@ -170,9 +162,25 @@ def run_workers(
     launcher_log = work_dir / "launcher.log"
     start = time.perf_counter()
     try:
-        pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
-        launcher_log = pool.log_path
-        pool.run(task_path)
+        launch_s: float | None = None  # measured by a pool; several nodes have none
+        if config.nodes > 1 and pools.spread is not None:
+            pools.close()  # a single-node pool would sit idle on its GPUs meanwhile
+            spread, per_node = pools.spread, config.num_processes
+            run_on_nodes(spread, config.nodes, per_node, device, task_path, launcher_log)
+        else:
+            pool, launch_s = pools.get(PoolShape.of(config, device), launcher_log)
+            launcher_log = pool.log_path
+            pool.run(task_path)
+    except NodesExited as exited:
+        if exited.lost_node is not None:
+            raise ExperimentFailed(
+                f"node {exited.lost_node} failed during the experiment (Slurm: node "
+                f"failure); see {launcher_log}",
+                NODE_FAIL,
+            ) from None
+        raise _failure_from(
+            work_dir, exited.returncode, work_dir / "workers.log", launcher_log
+        ) from None
     except WorkersExited as exited:
         pools.discard()
         raise _failure_from(
@@ -183,8 +191,48 @@ def run_workers(
             pools.close()
     wall_s = time.perf_counter() - start
     rank_files = sorted(work_dir.glob("rank_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    if len(rank_files) != launched_processes(config.parallelism, config.num_processes):
+    expected = config.nodes * launched_processes(config.parallelism, config.num_processes)
+    if len(rank_files) != expected:
         pools.discard()
         raise _failure_from(work_dir, 0, work_dir / "workers.log", launcher_log)
     ranks = [json.loads(p.read_text(encoding="utf-8")) for p in rank_files]
+    if launch_s is None:
+        launch_s = launch_overhead_s(wall_s, ranks)
     return RawRun(experiment_id, config, config_hash, device, ranks, wall_s, work_dir, launch_s)
+
+
+def _refuse_what_cannot_run(config: ExperimentConfig, pools: WorkerPools | None) -> str:
+    """The device to run on, after refusing (before anything is written) what cannot run
+    here: several nodes without a scheduler, quantisation off CUDA, too few GPUs."""
+    if config.nodes > 1 and (pools is None or pools.spread is None):
+        raise ExperimentFailed(
+            f"nodes: {config.nodes} needs Slurm (one launcher per node); run it with "
+            "submit-suite on a Slurm cluster, or set nodes: 1",
+            CONFIG_ERROR,
+            True,
+        )
+    device = resolve_device(config.device)
+    if config.quantization != "none" and device != "cuda":
+        raise ExperimentFailed(
+            f"quantization: {config.quantization} needs a CUDA GPU but this "
+            "run is on cpu; set quantization: none",
+            CONFIG_ERROR,
+            True,
+        )
+    if device != "cuda" and config.parallelism == PIPELINE:
+        raise ExperimentFailed(
+            f"parallelism: pipeline splits the model over GPUs but this run is on {device}; "
+            "use parallelism: tensor or data on CPU, or run on a GPU node",
+            CONFIG_ERROR,
+            True,
+        )
+    if device == "cuda":  # every mode uses num_processes GPUs (pipeline: in one process)
+        _check_gpus_visible(config.num_processes)
+    return device
+
+
+def launch_overhead_s(wall_s: float, ranks: list[RankRecord]) -> float:
+    """A fresh launch's fixed cost where no pool timed it (several nodes): the wall time
+    less the slowest rank's own phases and window (imports, rendezvous, start-up)."""
+    busy = max(sum(r["phases_s"].values()) + r["window_s"] for r in ranks)
+    return max(0.0, wall_s - busy)

@@ -65,6 +65,15 @@ def stop_extra_meters(extras: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def boot_id() -> str | None:
+    """This machine's kernel boot ID: two "nodes" that share it are one machine (the
+    2-node dev cluster's namespaces), whose host-level meters each read all of it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def gpu_inventory(device: str) -> dict[str, Any] | None:
     """Provenance of the node's GPUs, whichever meter runs; None off CUDA or without NVML."""
     if device != "cuda":

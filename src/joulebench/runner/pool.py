@@ -35,6 +35,7 @@ from joulebench.runner.launch import (
     stop_group,
     worker_env,
 )
+from joulebench.runner.multinode import NodeSpread
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ class PoolShape:
     num_processes: int
     device: str
     parallelism: Parallelism = DATA
+    nodes: int = 1  # above 1 never pooled: each experiment launches on every node
 
     @classmethod
     def of(cls, config: ExperimentConfig, device: str) -> PoolShape:
         launched = launched_processes(config.parallelism, config.num_processes)
-        return cls(launched, device, config.parallelism)
+        return cls(launched, device, config.parallelism, config.nodes)
 
 
 class WorkersExited(Exception):
@@ -261,9 +263,17 @@ class WorkerPools:
     pools, kept for measuring the fixed cost and for runs that want a cold start).
     """
 
-    def __init__(self, reuse: bool = True, device_set: DeviceSet | None = None) -> None:
+    def __init__(
+        self,
+        reuse: bool = True,
+        device_set: DeviceSet | None = None,
+        spread: NodeSpread | None = None,
+    ) -> None:
         self.reuse = reuse
         self.device_set = device_set  # the devices its workers are given (--max-parallel)
+        # How to run a command on every node of this job (the scheduler's), for
+        # experiments with nodes > 1; None where there is only this machine.
+        self.spread = spread
         self.launches = 0
         self.launcher_cpu_s = self.launcher_watch_cpu_s = 0.0
         self._pool: WorkerPool | None = None

@@ -172,6 +172,18 @@ def _spec_problems(spec: ExperimentSpec, local_cuda_gpus: int | None) -> list[st
     return out
 
 
+def local_nodes_problem(specs: list[ExperimentSpec]) -> str | None:
+    """Why these specs cannot run here without Slurm (nodes > 1), or None (pure)."""
+    for spec in specs:
+        if spec.config.nodes > 1:
+            return (
+                f"config '{spec.config_name}': nodes: {spec.config.nodes} needs Slurm (one "
+                "launcher per node) but this run is local; submit it to Slurm with "
+                "--executor slurm, or set nodes: 1"
+            )
+    return None
+
+
 def usable_cpu_cores() -> int:
     """Cores this process may run on (its affinity mask: what Slurm or taskset allow)."""
     try:

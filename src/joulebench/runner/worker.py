@@ -29,6 +29,7 @@ from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import ModelCache, architecture
 from joulebench.runner.node_readings import (
+    boot_id,
     cool_down_reading,
     gpu_inventory,
     idle_baseline_reading,
@@ -248,6 +249,7 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         },
         "architecture": architecture(wl.model) if rank == 0 else None,
         **extras,  # type: ignore[typeddict-item]
+        "boot_id": boot_id() if local_rank == 0 else None,
     }
 
 

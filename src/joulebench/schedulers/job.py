@@ -41,7 +41,14 @@ from joulebench.runner.launch import stop_cause
 from joulebench.runner.pool import WorkerPools
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.tracker import ProgressTracker
-from joulebench.tracker.state import CONFIG_ERROR, INTERRUPTED, OOM, PREEMPTED, local_job_id
+from joulebench.tracker.state import (
+    CONFIG_ERROR,
+    INTERRUPTED,
+    NODE_FAIL,
+    OOM,
+    PREEMPTED,
+    local_job_id,
+)
 
 FAILED_COLUMNS = [
     "timestamp",
@@ -285,7 +292,9 @@ def run_task(
                 batch_size = halved
                 continue
             tries += 1
-            if failure.user_error or tries > spec.config.max_retries:
+            # A lost node breaks the job's allocation: retrying inside it cannot help
+            # (Slurm requeues the job, or resume-failed reruns the key).
+            if failure.user_error or failure.cause == NODE_FAIL or tries > spec.config.max_retries:
                 return TaskOutcome(
                     spec.key, "failed", claim.experiment_id, failure.cause, str(failure)
                 )

@@ -53,7 +53,7 @@ class ArrayPlan:
     """One sbatch call: keys sharing a resource shape, at most MaxArraySize array tasks,
     each task running ``keys_per_task`` of them in turn."""
 
-    shape: tuple[str, int]
+    shape: tuple[str, int, int]  # device, processes per node, nodes
     specs: list[ExperimentSpec]
     parameters: dict[str, Any]
     keys_per_task: int = 1
@@ -67,7 +67,7 @@ class ArrayPlan:
 def plan_arrays(
     specs: list[ExperimentSpec], opts: SlurmOptions, max_size: int, job_name: str
 ) -> list[ArrayPlan]:
-    groups: dict[tuple[str, int], list[ExperimentSpec]] = {}
+    groups: dict[tuple[str, int, int], list[ExperimentSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.resource_shape, []).append(spec)
     per_task = opts.keys_per_task or 1
@@ -75,7 +75,7 @@ def plan_arrays(
     plans = []
     for shape, members in groups.items():
         params = executor_parameters(
-            opts, device=shape[0], num_processes=shape[1], job_name=job_name
+            opts, device=shape[0], num_processes=shape[1], job_name=job_name, nodes=shape[2]
         )
         for start in range(0, len(members), per_array):
             plans.append(ArrayPlan(shape, members[start : start + per_array], params, per_task))

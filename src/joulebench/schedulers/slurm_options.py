@@ -165,9 +165,14 @@ def _short_time(source: str, value: str | None) -> str:
 
 
 def executor_parameters(
-    opts: SlurmOptions, *, device: str, num_processes: int, job_name: str
+    opts: SlurmOptions, *, device: str, num_processes: int, job_name: str, nodes: int = 1
 ) -> dict[str, Any]:
-    """Keyword arguments for submitit's SlurmExecutor.update_parameters for one group."""
+    """Keyword arguments for submitit's SlurmExecutor.update_parameters for one group.
+
+    With ``nodes`` above 1 submitit's srun starts one copy of the task per node: node 0
+    leads (claims, launches every node's workers, records), the others return at once
+    (schedulers/slurm_nodes.py).
+    """
     minutes = time_to_minutes(opts.time or DEFAULT_TIME)
     if minutes < MIN_REQUEUEABLE_MINUTES:
         raise ConfigError(_short_time("--time", opts.time))
@@ -184,8 +189,8 @@ def executor_parameters(
     params: dict[str, Any] = {
         "job_name": job_name,
         "time": minutes,
-        "nodes": 1,
-        "ntasks_per_node": 1,  # one task per key; accelerate starts the processes
+        "nodes": nodes,
+        "ntasks_per_node": 1,  # one task per key and node; accelerate starts the processes
         "cpus_per_task": opts.cpus_per_task or max(num_processes, 1),
         "signal_delay_s": 120,
         "array_parallelism": opts.array_parallelism or 256,

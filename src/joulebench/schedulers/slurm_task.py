@@ -21,7 +21,9 @@ import submitit
 from joulebench.config.models import ExperimentConfig
 from joulebench.paths import Paths
 from joulebench.runner.launch import note_stop_signal
+from joulebench.runner.pool import WorkerPools
 from joulebench.schedulers.job import TaskOutcome, run_tasks
+from joulebench.schedulers.slurm_nodes import SlurmNodeSpread, is_follower, node_rank
 from joulebench.suite.spec import ExperimentSpec
 from joulebench.wording import plural
 
@@ -89,14 +91,23 @@ class SuiteTask(submitit.helpers.Checkpointable):
         import os
 
         os.chdir(self.workdir)  # relative dataset/model paths mean the same as at submission
+        if is_follower(os.environ):
+            # A multi-node task's copy on another node: the leader's srun step starts
+            # this node's workers; nothing to claim, run or record here.
+            log.info("node %s of a multi-node task: the leader runs it", node_rank(os.environ))
+            return {"follower_node": node_rank(os.environ)}
         specs = [
             spec_from_payload(p) for p in (payload if isinstance(payload, list) else [payload])
         ]
         finished: list[TaskOutcome] = []
         watch_stop_signals(lambda: len(specs) - len(finished))
-        # Consecutive keys of one process count share launched workers (runner/pool).
+        # Consecutive keys of one process count share launched workers (runner/pool);
+        # keys over several nodes launch on every node through srun.
         paths = Paths(tracker_dir=Path(self.tracker_dir), results_dir=Path(self.results_dir))
-        outcomes = run_tasks(specs, paths, on_outcome=finished.append, lazy_sync=True)
+        with WorkerPools(spread=SlurmNodeSpread(dict(os.environ))) as pools:
+            outcomes = run_tasks(
+                specs, paths, on_outcome=finished.append, pools=pools, lazy_sync=True
+            )
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             # A failed key must show as FAILED in sacct too, not COMPLETED.

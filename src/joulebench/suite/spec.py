@@ -40,6 +40,7 @@ class ExperimentSpec:
         object.__setattr__(self, "config_hash", self.config.config_hash())
 
     @property
-    def resource_shape(self) -> tuple[str, int]:
-        """Specs with the same shape can share one Slurm array."""
-        return (self.config.device, self.config.num_processes)
+    def resource_shape(self) -> tuple[str, int, int]:
+        """Specs with the same shape can share one Slurm array: device, processes per
+        node, nodes (an array asks every task for the same --nodes)."""
+        return (self.config.device, self.config.num_processes, self.config.nodes)
