@@ -380,6 +380,12 @@ CASES = [
         "run on a GPU node",
     ),
     o(
+        "pipeline-over-two-nodes",  # device: cuda, so the CPU refusal above does not answer
+        "{parallelism: pipeline, device: cuda, nodes: 2}",
+        ("config 'base'", "parallelism: pipeline", "nodes is 2"),
+        "set nodes: 1, or use parallelism: tensor across nodes",
+    ),
+    o(
         "tensor-with-int8",
         "{parallelism: tensor, quantization: int8, device: cuda}",
         ("parallelism: tensor", "quantization: int8"),
