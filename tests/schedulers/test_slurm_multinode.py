@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from joulebench import api
+from joulebench.config.models import ExperimentConfig
+from joulebench.runner.experiment import run_workers
 from joulebench.schedulers.slurm import query_sacct
 from joulebench.tracker import ProgressTracker
 from tests.conftest import REPO, finished_batches, write_suite
@@ -114,17 +116,24 @@ def job_ids(checkout: Path) -> dict[str, str]:
     return {k: str(r.job_id) for k, r in state.keys.items()}
 
 
-def suite_text(num_prompts: int, max_output_tokens: int, nodes: int = 2) -> str:
+def suite_text(
+    num_prompts: int,
+    max_output_tokens: int,
+    nodes: int = 2,
+    parallelism: str = "data",
+    count_flops: bool = False,
+) -> str:
     return f"""
 models: [tiny-demo]
 overrides:
   num_processes: 1
   nodes: {nodes}
+  parallelism: {parallelism}
   warmup_iterations: 0
   energy_meter: codecarbon
   idle_baseline_s: 0
   max_input_tokens: 64
-  count_flops: false
+  count_flops: {str(count_flops).lower()}
 configs:
   wide: {{num_prompts: {num_prompts}, batch_size: 2, max_output_tokens: {max_output_tokens},
           min_output_tokens: {max_output_tokens}}}
@@ -132,6 +141,17 @@ configs:
 
 
 FLAGS = ["--partition", "gpu", "--time", "00:20:00"]
+
+
+def assert_nodes_summed(energy: dict) -> None:
+    """The nodes' readings add up to what the host (and GPU) meters read; energy_j is that
+    sum, or its apportioned share where the task held part of a node (1 of its 2 CPUs
+    here: ``host_energy_shared``)."""
+    total_j = sum(n["energy_j"] for n in energy["per_node"].values())
+    assert energy["host_energy_j"] + energy["gpu_energy_j"] == pytest.approx(total_j)
+    share = energy["host_share"] if energy["host_energy_apportioned_j"] is not None else 1.0
+    expected_j = energy["gpu_energy_j"] + energy["host_energy_j"] * share
+    assert energy["energy_j"] == pytest.approx(expected_j) and energy["energy_j"] > 0
 
 
 def test_two_node_experiment_meters_each_node_and_sums_them(checkout: Path) -> None:
@@ -164,7 +184,7 @@ def test_two_node_experiment_meters_each_node_and_sums_them(checkout: Path) -> N
     # Both dev "nodes" are this one VM: its codecarbon estimate counted on each is said so.
     assert all("nodes_share_a_machine" in per_node[h]["quality_flags"] for h in per_node)
     assert "nodes_share_a_machine" in energy["quality_flags"]
-    assert energy["energy_j"] == pytest.approx(sum(n["energy_j"] for n in per_node.values()))
+    assert_nodes_summed(energy)
     setup = json.loads((folder / "0001_1_experiment_setup.json").read_text())
     assert setup["nodes"] == 2 and setup["hosts"] == ["jbn1", "jbn2"]
     assert setup["timing"]["workers_launch_s"] > 0
@@ -178,6 +198,69 @@ def test_two_node_experiment_meters_each_node_and_sums_them(checkout: Path) -> N
         60,
         "sacct to show the task COMPLETED",
     )
+
+
+def one_process_token_ids(work: Path, tmp_path: Path) -> list[list[int]]:
+    """Greedy token ids of the same experiment as one data-parallel process, run here (no
+    Slurm): the config the multi-node task ran, with nodes 1."""
+    task = json.loads((work / "task.json").read_text())
+    cfg = ExperimentConfig.model_validate(task["config"])
+    ref = cfg.model_copy(update={"parallelism": "data", "nodes": 1, "num_processes": 1})
+    raw = run_workers(ref, "ref", ref.config_hash(), tmp_path / "ref")
+    (rank,) = raw.ranks
+    return [
+        ids
+        for _, b in sorted(rank["batches"].items(), key=lambda kv: int(kv[0]))
+        for ids in b["token_ids"]
+    ]
+
+
+def test_tensor_over_two_nodes_gives_one_process_tokens_counted_once(
+    checkout: Path, tmp_path: Path
+) -> None:
+    write_suite(checkout, "tp", suite_text(4, 8, parallelism="tensor", count_flops=True))
+    dry = cli("submit-suite", "tp", *FLAGS, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "parallelism=tensor world_size=2" in dry.stdout
+    assert "#SBATCH --nodes=2" in dry.stdout
+    assert "srun --overlap --mem=0 --nodes=2" in dry.stdout
+    assert "--num_machines 2 --machine_rank $SLURM_NODEID" in dry.stdout
+    assert "--num_processes 2" in dry.stdout  # the world size, both nodes
+    assert not (checkout / TRACKER).exists()
+
+    sub = cli("submit-suite", "tp", *FLAGS)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    wait_for(lambda: list(labels("tp").values()) == ["done"], 400, "the tensor key", poll_s=2)
+
+    folder = checkout / "results" / "raw_results" / "0001"
+    ranks = [json.loads(p.read_text()) for p in sorted((folder / ".work").glob("rank_*.json"))]
+    assert [(r["rank"], r["world_size"], r["parallelism"]) for r in ranks] == [
+        (0, 2, "tensor"),
+        (1, 2, "tensor"),
+    ]
+    assert sorted(r["host"] for r in ranks) == ["jbn1", "jbn2"]
+    # One model over both nodes: both ranks ran every batch, one checkpoint (rank 0's).
+    assert [sorted(r["batches"]) for r in ranks] == [["0", "1"], ["0", "1"]]
+    assert [p.name for p in (folder / ".work").glob("ckpt_rank*.json")] == ["ckpt_rank0.json"]
+    setup = json.loads((folder / "0001_1_experiment_setup.json").read_text())
+    assert (setup["parallelism"], setup["world_size"], setup["nodes"]) == ("tensor", 2, 2)
+    assert setup["hosts"] == ["jbn1", "jbn2"]
+    inference = json.loads((folder / "0001_4_inference_metrics.json").read_text())
+    assert inference["num_prompts"] == 4 and inference["total_output_tokens"] == 4 * 8
+    energy = json.loads((folder / "0001_7_global_energy_results.json").read_text())
+    assert sorted(energy["per_node"]) == ["jbn1", "jbn2"]
+    assert_nodes_summed(energy)
+    assert energy["energy_per_output_token_j"] == pytest.approx(energy["energy_j"] / (4 * 8))
+    flops = json.loads((folder / "0001_5_compute_metrics.json").read_text())["flops"]
+    assert flops["counted_method"] and "global rank 0 only" in flops["counted_method"]
+    (row,) = rows(checkout)
+    assert (row["parallelism"], row["world_size"], row["nodes"]) == ("tensor", "2", "2")
+    assert row["hosts"] == "jbn1 jbn2" and row["total_output_tokens"] == str(4 * 8)
+
+    # The same greedy tokens as one process holding the whole model.
+    tokens = json.loads((folder / "0001_8_token_output.json").read_text())
+    reference = one_process_token_ids(folder / ".work", tmp_path)
+    assert tokens == reference and sum(len(ids) for ids in reference) == 4 * 8
 
 
 def test_more_nodes_than_the_partition_has_is_refused_before_submission(checkout: Path) -> None:
