@@ -274,8 +274,18 @@ def test_more_nodes_than_the_partition_has_is_refused_before_submission(checkout
     assert not (checkout / TRACKER).exists() and not (checkout / "results").exists()
 
 
-def test_preempted_two_node_task_resumes_under_its_experiment_id(checkout: Path) -> None:
-    write_suite(checkout, "pre", suite_text(32, 192))
+# (parallelism, prompts, output tokens): long enough that the preemption lands mid-run. A
+# tensor step waits on collectives over the bridge (~12 ms a token here), so it has fewer.
+PREEMPTED_RUNS = [("data", 32, 192), ("tensor", 24, 128)]
+
+
+@pytest.mark.parametrize(("parallelism", "num_prompts", "max_output_tokens"), PREEMPTED_RUNS)
+def test_preempted_two_node_task_resumes_under_its_experiment_id(
+    checkout: Path, parallelism: str, num_prompts: int, max_output_tokens: int
+) -> None:
+    write_suite(
+        checkout, "pre", suite_text(num_prompts, max_output_tokens, parallelism=parallelism)
+    )
     sub = cli("submit-suite", "pre", *FLAGS)
     assert sub.returncode == 0, sub.stdout + sub.stderr
     work = checkout / "results" / "raw_results" / "0001" / ".work"
@@ -291,9 +301,20 @@ def test_preempted_two_node_task_resumes_under_its_experiment_id(checkout: Path)
     (row,) = rows(checkout)
     assert row["experiment_id"] == "0001" and int(row["attempt"]) >= 2
     metrics = json.loads((work.parent / "0001_4_inference_metrics.json").read_text())
-    assert metrics["batches_resumed"] >= 2 and metrics["num_prompts"] == 32
+    assert metrics["batches_resumed"] >= 2 and metrics["num_prompts"] == num_prompts
+    # Counted once (not per tensor rank), the resumed batches' tokens included.
+    assert metrics["total_output_tokens"] == num_prompts * max_output_tokens
     energy = json.loads((work.parent / "0001_7_global_energy_results.json").read_text())
     assert sorted(energy["per_node"]) == ["jbn1", "jbn2"]
+    if parallelism == "tensor":
+        # One checkpoint, global rank 0's, read by both nodes: both skipped the same
+        # finished batches (else their collectives would not have matched) and ran the rest.
+        assert [p.name for p in work.glob("ckpt_rank*.json")] == ["ckpt_rank0.json"]
+        ranks = [json.loads(p.read_text()) for p in sorted(work.glob("rank_*.json"))]
+        resumed = [r["resumed_batches"] for r in ranks]
+        assert len(resumed) == 2 and resumed[0] == resumed[1] and len(resumed[0]) >= 2
+        assert [len(r["batches"]) for r in ranks] == [num_prompts // 2] * 2  # batch_size 2
+        assert sorted(r["host"] for r in ranks) == ["jbn1", "jbn2"]
     job = job_ids(checkout)["models/tiny-llama::pre::wide::1"]
     history = query_sacct([job], "now-1hour").jobs[job].history
     assert "PREEMPTED" in history or "REQUEUED" in history
