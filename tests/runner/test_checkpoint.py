@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 from joulebench.errors import RunnerError
-from joulebench.runner.checkpoint import BatchCheckpoint
+from joulebench.runner.checkpoint import (
+    BatchCheckpoint,
+    agree_on_shared_checkpoint,
+    shared_checkpoint_problem,
+)
 
 
 def open_ckpt(path: Path, **overrides: object) -> BatchCheckpoint:
@@ -118,3 +122,51 @@ def test_a_reading_tensor_rank_skips_rank_0s_batches_and_never_writes(tmp_path: 
     reader.add(2, {"latency_s": 0.3})
     assert reader.done(1) and reader.done(2)  # known in memory, for its own record
     assert path.read_bytes() == before  # only rank 0 writes the shared file
+
+
+def test_tensor_ranks_that_read_other_finished_batches_are_named() -> None:
+    path = Path("w/ckpt_rank0.json")
+    assert shared_checkpoint_problem(path, [[0, 1], [0, 1]]) is None
+    message = shared_checkpoint_problem(path, [[0, 1], [0, 1], []])
+    assert message is not None and message.startswith("w/ckpt_rank0.json: global rank 2")
+    assert "read finished batches [] " in message and "rank 0 read [0, 1]" in message
+    assert "a shared file system, not node-local storage" in message
+
+
+def _agree(rank: int, store: str, folders: list[str], out: str) -> None:
+    """One rank of a real 2-process gloo group: open its folder's checkpoint and agree."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    ckpt = open_ckpt(
+        Path(folders[rank]) / "ckpt_rank0.json", parallelism="tensor", rank=0, writes=rank == 0
+    )
+    try:
+        agree_on_shared_checkpoint(ckpt, 2)
+        Path(out, f"{rank}.txt").write_text("agreed")
+    except RunnerError as exc:
+        Path(out, f"{rank}.txt").write_text(str(exc))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_tensor_ranks_agree_on_the_checkpoint_or_all_stop(tmp_path: Path, shared: bool) -> None:
+    import torch.multiprocessing as mp
+
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    for folder in (node0, node1):
+        folder.mkdir()
+    ckpt = open_ckpt(node0 / "ckpt_rank0.json", parallelism="tensor")
+    ckpt.add(0, {})
+    ckpt.add(1, {})
+    # Not shared: rank 1's node has its own (empty) folder, as node-local storage would.
+    folders = [str(node0), str(node0 if shared else node1)]
+    mp.spawn(_agree, args=(str(tmp_path / "store"), folders, str(tmp_path)), nprocs=2)
+    said = [(tmp_path / f"{rank}.txt").read_text() for rank in (0, 1)]
+    if shared:
+        assert said == ["agreed", "agreed"]
+    else:
+        # Both stop, each naming its own copy of the path and the same disagreement.
+        why = "global rank 1 read finished batches [] from the tensor checkpoint but global "
+        assert all(f"ckpt_rank0.json: {why}rank 0 read [0, 1]" in s for s in said), said

@@ -5,7 +5,8 @@ so a killed or requeued experiment restarts with its finished batches intact. A
 checkpoint only resumes the experiment ID, parallelism, config hash and process count it
 was made for: anything else would mix results of two different experiments. In tensor
 mode every process runs the same batches, so there is one checkpoint, written by global
-rank 0 and read (never written) by the others, so all skip the same finished batches.
+rank 0 and read (never written) by the others, so all skip the same finished batches;
+what each read is compared across ranks before any batch runs.
 """
 
 from __future__ import annotations
@@ -182,3 +183,33 @@ class _WriteBehind:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def shared_checkpoint_problem(path: Path, finished_by_rank: list[list[int]]) -> str | None:
+    """Why tensor ranks cannot go on from one shared checkpoint, or None (pure): each read
+    ``path`` for itself, and a rank that saw other finished batches (a work folder that is
+    not one shared file system across nodes, or a stale cached copy) would decode other
+    prompts than its peers in the same collectives."""
+    first = finished_by_rank[0]
+    for rank, seen in enumerate(finished_by_rank):
+        if seen != first:
+            return (
+                f"{path}: global rank {rank} read finished batches {seen} from the tensor "
+                f"checkpoint but global rank 0 read {first}; every node must see the same "
+                "results folder (a shared file system, not node-local storage)"
+            )
+    return None
+
+
+def agree_on_shared_checkpoint(ckpt: BatchCheckpoint, world: int) -> None:
+    """Every tensor rank skips exactly the batches global rank 0 finished, or all of them
+    stop with the same error (one all-gather of the finished indices, before any batch)."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    gathered: list[list[int] | None] = [None] * world
+    dist.all_gather_object(gathered, sorted(ckpt.batches))
+    problem = shared_checkpoint_problem(ckpt.path, [g or [] for g in gathered])
+    if problem:
+        raise RunnerError(problem)

@@ -24,7 +24,7 @@ from joulebench.config.parallelism import TENSOR, counts_tokens, gpus_per_proces
 from joulebench.errors import JoulebenchError
 from joulebench.fsutil import atomic_write_json
 from joulebench.results.records import BatchRecord, MeasuredWindow, RankRecord
-from joulebench.runner.checkpoint import BatchCheckpoint
+from joulebench.runner.checkpoint import BatchCheckpoint, agree_on_shared_checkpoint
 from joulebench.runner.experiment import cause_of
 from joulebench.runner.launch import die_with_parent
 from joulebench.runner.model import ModelCache, architecture
@@ -191,6 +191,8 @@ def run(task: dict[str, Any], acc: Any, device: str, models: ModelCache) -> Rank
         parallelism=cfg.parallelism,
         writes=ckpt_rank == rank,
     )
+    if cfg.parallelism == TENSOR:
+        agree_on_shared_checkpoint(ckpt, world)
     thermal = cool_down_reading(cfg, device) if local_rank == 0 else None
     node_baseline = idle_baseline_reading(cfg, device, task) if local_rank == 0 else None
     acc.wait_for_everyone()  # the other processes stay idle while the node's baseline runs
