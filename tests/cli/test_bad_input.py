@@ -295,6 +295,12 @@ CASES = [
         "set num_processes: 1",
     ),
     o(
+        "serving-over-two-nodes",
+        "{scenario: {mode: serving}, nodes: 2}",
+        ("config 'base'", "scenario.mode: serving", "nodes is 2"),
+        "set nodes: 1",
+    ),
+    o(
         "serving-more-requests-than-prompts",
         "{max_input_tokens: 64, scenario: {mode: serving, num_requests: 300}}",
         ("scenario.num_requests 300", "max_input_tokens=64", "'bundled'"),

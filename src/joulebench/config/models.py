@@ -137,6 +137,11 @@ class ExperimentConfig(_Strict):
                 f"scenario.mode: serving runs one engine in one process but num_processes "
                 f"is {self.num_processes}; set num_processes: 1"
             )
+        if self.scenario.serving and self.nodes > 1:
+            raise ValueError(
+                f"scenario.mode: serving runs one engine in one process but nodes is "
+                f"{self.nodes}; set nodes: 1"
+            )
         if self.device == "cpu" and self.parallelism == PIPELINE:
             raise ValueError(
                 "parallelism: pipeline splits the model over several GPUs but device is "
