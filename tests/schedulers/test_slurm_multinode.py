@@ -263,14 +263,27 @@ def test_tensor_over_two_nodes_gives_one_process_tokens_counted_once(
     assert tokens == reference and sum(len(ids) for ids in reference) == 4 * 8
 
 
-def test_more_nodes_than_the_partition_has_is_refused_before_submission(checkout: Path) -> None:
-    write_suite(checkout, "three", suite_text(8, 16, nodes=3))
+REFUSED = [
+    (suite_text(8, 16, nodes=3), "nodes: 3 but partition 'gpu' has 2 node(s)"),
+    # 2 processes on each of 2 nodes: the tiny model's 2 key/value heads over world size 4.
+    (
+        suite_text(8, 16, parallelism="tensor").replace("num_processes: 1", "num_processes: 2"),
+        "tensor over 4 processes but model 'models/tiny-llama': its 2 key/value heads",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "why"), REFUSED, ids=["nodes-above-partition", "tensor-world"])
+def test_what_two_nodes_cannot_run_is_refused_before_submission(
+    checkout: Path, text: str, why: str
+) -> None:
+    write_suite(checkout, "three", text)
     for extra in ([], ["--dry-run"]):
         got = cli("submit-suite", "three", *FLAGS, *extra)
         assert got.returncode == 2, got.stdout + got.stderr
         lines = [ln for ln in got.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "Traceback" not in got.stderr, got.stderr
-        assert "three.yaml: nodes: 3 but partition 'gpu' has 2 node(s)" in lines[0]
+        assert "three.yaml: " in lines[0] and why in lines[0]
     assert not (checkout / TRACKER).exists() and not (checkout / "results").exists()
 
 
