@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from joulebench.results.summary import ConfigSummary, PlotData, Series
+from joulebench.results.summary import ConfigSummary, PlotData, two_metric_series
 
 # Serving runs' metrics (summary.METRICS) and their axis words; plots.py uses them too.
 REQUEST_ENERGY = "energy_per_request_j_mean"
@@ -39,37 +39,17 @@ def latency_energy_frontier(summaries: Sequence[ConfigSummary], suite: str) -> P
     ]
     if not usable:
         return None
-    by_model: dict[str, Series] = {}
-    for s in usable:
-        e, t = s.metrics[REQUEST_ENERGY], s.metrics[P95_LATENCY]
-        series = by_model.setdefault(s.model, Series(s.model, s.model, [], [], [], [], []))
-        series.x.append(t.mean)
-        series.y.append(e.mean)  # type: ignore[arg-type]
-        series.ci_low.append(e.ci_low)
-        series.ci_high.append(e.ci_high)
-        series.x_ci_low.append(t.ci_low)
-        series.x_ci_high.append(t.ci_high)
-        series.configs.append(s.config_name)
-        series.n.append(min(e.n, t.n))
     points = [
         (s.metrics[P95_LATENCY].mean or 0.0, s.metrics[REQUEST_ENERGY].mean or 0.0) for s in usable
     ]
-    chosen = [usable[i] for i in lower_left_front(points)]
-    front = Series(
-        "latency-energy front",
-        "",
-        [s.metrics[P95_LATENCY].mean for s in chosen],
-        [s.metrics[REQUEST_ENERGY].mean or 0.0 for s in chosen],
-        [s.metrics[REQUEST_ENERGY].ci_low for s in chosen],
-        [s.metrics[REQUEST_ENERGY].ci_high for s in chosen],
-        [s.label for s in chosen],
-    )
+    series, front = two_metric_series(usable, P95_LATENCY, REQUEST_ENERGY, lower_left_front(points))
+    front.label = "latency-energy front"
     return PlotData(
         name=f"{suite}_latency_energy_frontier",
         title=f"{suite}: energy per request vs p95 latency",
         x_label=FRONTIER_LABELS[P95_LATENCY],
         y_label=FRONTIER_LABELS[REQUEST_ENERGY],
-        series=list(by_model.values()),
+        series=series,
         numeric=True,
         front=front,
     )

@@ -26,7 +26,7 @@ from joulebench.results.frontier import (
     latency_energy_frontier,
 )
 from joulebench.results.stats import MetricStats
-from joulebench.results.summary import ConfigSummary, PlotData, Series
+from joulebench.results.summary import ConfigSummary, PlotData, Series, two_metric_series
 from joulebench.results.variables import Variable
 
 ENERGY = "energy_per_output_token_j"
@@ -164,39 +164,15 @@ def pareto_data(summaries: Sequence[ConfigSummary], suite: str) -> PlotData | No
     ]
     if not usable:
         return None
-    by_model: dict[str, Series] = {}
-    for s in usable:
-        e, t = s.metrics[ENERGY], s.metrics[THROUGHPUT]
-        series = by_model.setdefault(s.model, Series(s.model, s.model, [], [], [], [], []))
-        series.x.append(t.mean)
-        series.y.append(e.mean)
-        series.ci_low.append(e.ci_low)
-        series.ci_high.append(e.ci_high)
-        series.x_ci_low.append(t.ci_low)
-        series.x_ci_high.append(t.ci_high)
-        series.configs.append(s.config_name)
-        series.n.append(min(e.n, t.n))
-    chosen = [
-        usable[i]
-        for i in pareto_front(
-            [(s.metrics[THROUGHPUT].mean, s.metrics[ENERGY].mean) for s in usable]
-        )
-    ]
-    front = Series(
-        "Pareto front",
-        "",
-        [s.metrics[THROUGHPUT].mean for s in chosen],
-        [s.metrics[ENERGY].mean for s in chosen],
-        [s.metrics[ENERGY].ci_low for s in chosen],
-        [s.metrics[ENERGY].ci_high for s in chosen],
-        [s.label for s in chosen],
-    )
+    points = [(s.metrics[THROUGHPUT].mean, s.metrics[ENERGY].mean) for s in usable]
+    series, front = two_metric_series(usable, THROUGHPUT, ENERGY, pareto_front(points))
+    front.label = "Pareto front"
     return PlotData(
         name=f"{suite}_pareto",
         title=f"{suite}: energy per token vs throughput",
         x_label=LABELS[THROUGHPUT],
         y_label=LABELS[ENERGY],
-        series=list(by_model.values()),
+        series=series,
         numeric=True,
         front=front,
     )

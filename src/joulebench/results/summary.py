@@ -83,3 +83,33 @@ class PlotData:
     front: Series | None = None  # Pareto plot: the non-dominated configs
     path: Path | None = None  # the PNG, set once drawn
     svg_path: Path | None = None  # the SVG beside it
+
+
+def two_metric_series(
+    summaries: list[ConfigSummary], x_metric: str, y_metric: str, front: list[int]
+) -> tuple[list[Series], Series]:
+    """One series per model of (x, y) means with both CIs, and the series joining the
+    configs at the indices ``front`` chose (the Pareto plot and the serving frontier)."""
+    by_model: dict[str, Series] = {}
+    for s in summaries:
+        x, y = s.metrics[x_metric], s.metrics[y_metric]
+        series = by_model.setdefault(s.model, Series(s.model, s.model, [], [], [], [], []))
+        series.x.append(x.mean)
+        series.y.append(y.mean or 0.0)
+        series.ci_low.append(y.ci_low)
+        series.ci_high.append(y.ci_high)
+        series.x_ci_low.append(x.ci_low)
+        series.x_ci_high.append(x.ci_high)
+        series.configs.append(s.config_name)
+        series.n.append(min(x.n, y.n))
+    chosen = [summaries[i] for i in front]
+    joined = Series(
+        "",
+        "",
+        [s.metrics[x_metric].mean for s in chosen],
+        [s.metrics[y_metric].mean or 0.0 for s in chosen],
+        [s.metrics[y_metric].ci_low for s in chosen],
+        [s.metrics[y_metric].ci_high for s in chosen],
+        [s.label for s in chosen],
+    )
+    return list(by_model.values()), joined
